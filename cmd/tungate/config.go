@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Default device addresses: 198.18.0.0/15 is reserved for benchmarking
+// (RFC 2544) and rarely routed anywhere real; the IPv6 prefix is a ULA.
+var defaultAddresses = []netip.Prefix{
+	netip.MustParsePrefix("198.18.0.1/24"),
+	netip.MustParsePrefix("fd74:6761:7465::1/64"),
+}
+
+// gatewayConfig is everything the gateway flags say, parsed and typed.
+type gatewayConfig struct {
+	device         deviceURL
+	netns          string
+	addresses      prefixList
+	noRoutes       bool
+	mtu            int
+	iface          string
+	fwmark         uint32
+	connectTimeout time.Duration
+	udpTimeout     time.Duration
+	logLevel       logLevel
+}
+
+// addGatewayFlags registers the flags shared by the gateway and `run`.
+func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
+	c.device = deviceURL{name: "tungate0", fd: -1}
+	c.addresses = prefixList{values: append([]netip.Prefix(nil), defaultAddresses...)}
+	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of the TUN device (576 to 65535)")
+	fs.StringVar(&c.iface, "interface", "", "bind outbound sockets to this interface (SO_BINDTODEVICE), so routing the host's traffic into the device cannot loop")
+	fs.Uint32Var(&c.fwmark, "fwmark", 0, "set this mark (SO_MARK) on outbound sockets, for policy routing")
+	fs.DurationVar(&c.connectTimeout, "connect-timeout", 10*time.Second, "give up on an outbound TCP connect after this long")
+	fs.DurationVar(&c.udpTimeout, "udp-timeout", 60*time.Second, "end a UDP session after this long without a datagram")
+	c.logLevel.level = 0
+	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
+}
+
+// addDeviceFlags registers the flags that only the gateway has.
+func addDeviceFlags(fs *pflag.FlagSet, c *gatewayConfig) {
+	fs.VarP(&c.device, "device", "d", "TUN device: tun://NAME (created if missing) or fd://N (an inherited TUN fd)")
+	fs.StringVar(&c.netns, "netns", "", "network namespace the device lives in: a name under /run/netns or a path such as /proc/PID/ns/net")
+	fs.Var(&c.addresses, "address", "address of the device, repeatable (default 198.18.0.1/24 and fd74:6761:7465::1/64)")
+	fs.BoolVar(&c.noRoutes, "no-routes", false, "with --netns, do not add default routes into the device")
+}
+
+// validate checks what single flag values cannot.
+func (c *gatewayConfig) validate() error {
+	if c.mtu < 576 || c.mtu > 65535 {
+		return usageErrorf("invalid argument %d for \"--mtu\" flag: want 576 to 65535", c.mtu)
+	}
+	if c.connectTimeout <= 0 {
+		return usageErrorf("invalid argument %s for \"--connect-timeout\" flag: want a positive duration such as 10s", c.connectTimeout)
+	}
+	if c.udpTimeout <= 0 {
+		return usageErrorf("invalid argument %s for \"--udp-timeout\" flag: want a positive duration such as 60s", c.udpTimeout)
+	}
+	return nil
+}
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+func isUsage(err error) bool {
+	var u *usageError
+	return errors.As(err, &u)
+}

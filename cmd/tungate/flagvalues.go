@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// deviceURL is the value of --device: tun://NAME or fd://N.
+type deviceURL struct {
+	name string
+	fd   int // -1 unless fd://N
+}
+
+func (d *deviceURL) String() string {
+	if d.fd >= 0 {
+		return "fd://" + strconv.Itoa(d.fd)
+	}
+	return "tun://" + d.name
+}
+
+func (d *deviceURL) Set(s string) error {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return fmt.Errorf("want tun://NAME or fd://N")
+	}
+	switch scheme {
+	case "tun":
+		if rest == "" || len(rest) > 15 || strings.ContainsAny(rest, "/ \t:") {
+			return fmt.Errorf("want tun://NAME with NAME a valid interface name of 1 to 15 characters")
+		}
+		d.name, d.fd = rest, -1
+	case "fd":
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want fd://N with N a file descriptor number")
+		}
+		d.name, d.fd = "", n
+	default:
+		return fmt.Errorf("unknown scheme %q: want tun://NAME or fd://N", scheme)
+	}
+	return nil
+}
+
+func (d *deviceURL) Type() string { return "URL" }
+
+// prefixList is a repeatable CIDR flag. The first Set replaces the
+// defaults.
+type prefixList struct {
+	values []netip.Prefix
+	set    bool
+}
+
+func (p *prefixList) String() string {
+	s := make([]string, len(p.values))
+	for i, v := range p.values {
+		s[i] = v.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *prefixList) Set(s string) error {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		pfx, err := netip.ParsePrefix(strings.TrimSpace(part))
+		if err != nil {
+			return fmt.Errorf("want an address with prefix length, such as 198.18.0.1/24 or fd74:6761:7465::1/64")
+		}
+		out = append(out, pfx)
+	}
+	if !p.set {
+		p.values, p.set = nil, true
+	}
+	p.values = append(p.values, out...)
+	return nil
+}
+
+func (p *prefixList) Type() string { return "CIDR" }
+
+// logLevel is the value of --log-level.
+type logLevel struct{ level slog.Level }
+
+func (l *logLevel) String() string { return strings.ToLower(l.level.String()) }
+
+func (l *logLevel) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "debug":
+		l.level = slog.LevelDebug
+	case "info":
+		l.level = slog.LevelInfo
+	case "warn", "warning":
+		l.level = slog.LevelWarn
+	case "error":
+		l.level = slog.LevelError
+	default:
+		return fmt.Errorf("want debug, info, warn or error")
+	}
+	return nil
+}
+
+func (l *logLevel) Type() string { return "LEVEL" }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/tungate/tungate/forwarder"
+	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/stack"
+	"github.com/tungate/tungate/stack/tun"
+)
+
+// serve runs the gateway on the device cfg names until ctx ends.
+func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
+	dev, err := tun.Open(tun.Config{Name: cfg.device.name, FD: cfg.device.fd, NetNS: cfg.netns})
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	if cfg.device.fd < 0 {
+		err := dev.Configure(tun.NetConfig{
+			MTU:           cfg.mtu,
+			Addresses:     cfg.addresses.values,
+			DefaultRoutes: cfg.netns != "" && !cfg.noRoutes,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	gw, err := newGateway(cfg, dev, log, func(err error) { cancel(fmt.Errorf("device %s: %w", dev.Name(), err)) })
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
+	<-ctx.Done()
+	gw.Close()
+	if cause := context.Cause(ctx); cause != ctx.Err() && cause != context.Canceled {
+		return cause
+	}
+	log.Info("stopped", "device", dev.Name())
+	return nil
+}
+
+// gateway is a stack and a forwarder wired together on one device.
+type gateway struct {
+	stack *stack.Stack
+	fwd   *forwarder.Forwarder
+}
+
+func newGateway(cfg *gatewayConfig, dev *tun.Device, log *slog.Logger, onDeviceGone func(error)) (*gateway, error) {
+	link, err := stack.NewFDLink(dev.FD(), uint32(cfg.mtu), onDeviceGone)
+	if err != nil {
+		return nil, err
+	}
+	fwd, err := forwarder.New(forwarder.Options{
+		Dialer:         &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout},
+		Echo:           &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
+		ConnectTimeout: cfg.connectTimeout,
+		UDPTimeout:     cfg.udpTimeout,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	st, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log})
+	if err != nil {
+		fwd.Close()
+		return nil, err
+	}
+	fwd.SetStack(st)
+	return &gateway{stack: st, fwd: fwd}, nil
+}
+
+// Close ends every flow, then the stack.
+func (g *gateway) Close() {
+	g.fwd.Close()
+	g.stack.Close()
+}

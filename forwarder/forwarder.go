@@ -1,0 +1,104 @@
+// Package forwarder decides what happens to each flow that the stack hands
+// over: it dials the flow's destination through an upstream proxy.Dialer,
+// completes or refuses the app's connection accordingly, and relays bytes
+// both ways. It covers TCP connections, UDP sessions and ICMP echo.
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/stack"
+)
+
+// Options configures a Forwarder.
+type Options struct {
+	// Dialer reaches destinations. If it also implements
+	// proxy.PacketDialer, UDP is carried; otherwise UDP is refused with
+	// ICMP port unreachable. Required.
+	Dialer proxy.Dialer
+	// Echo forwards ICMP echo requests; nil refuses them silently (no
+	// reply, as from a dead host).
+	Echo EchoSender
+	// ConnectTimeout bounds each upstream TCP dial. Zero means 10 s.
+	ConnectTimeout time.Duration
+	// UDPTimeout is how long a UDP session lives without traffic. Zero
+	// means 60 s.
+	UDPTimeout time.Duration
+	// Logger receives per-flow messages at debug level and failures at
+	// warn level; nil discards them.
+	Logger *slog.Logger
+}
+
+// Forwarder implements stack.Handler. Its flows live until Close.
+type Forwarder struct {
+	opts   Options
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	udp    *udpTable
+	echo   *echoTable
+	stack  *stack.Stack
+}
+
+var _ stack.Handler = (*Forwarder)(nil)
+
+// New returns a Forwarder. Attach it to a stack with SetStack before packets
+// flow (the stack and the forwarder refer to each other).
+func New(opts Options) (*Forwarder, error) {
+	if opts.Dialer == nil {
+		return nil, errors.New("forwarder: Dialer is required")
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
+	if opts.UDPTimeout <= 0 {
+		opts.UDPTimeout = 60 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel}
+	f.udp = newUDPTable()
+	f.echo = newEchoTable()
+	return f, nil
+}
+
+// SetStack tells the forwarder which stack its flows live in.
+func (f *Forwarder) SetStack(s *stack.Stack) { f.stack = s }
+
+// goFlow runs fn as a flow goroutine that Close waits for. It returns
+// false (and does not run fn) once Close has begun.
+func (f *Forwarder) goFlow(fn func(ctx context.Context)) bool {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return false
+	}
+	f.wg.Add(1)
+	f.mu.Unlock()
+	go func() {
+		defer f.wg.Done()
+		fn(f.ctx)
+	}()
+	return true
+}
+
+// Close ends every flow and waits for their goroutines. It is idempotent.
+func (f *Forwarder) Close() error {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.cancel()
+	f.wg.Wait()
+	return nil
+}

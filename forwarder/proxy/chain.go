@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Chain dials through proxy hops in order: the first hop is reached from the
+// host through the base dialer, each hop is asked to connect to the next, and
+// the last connects to the destination. Every error is a *HopError naming
+// the failing hop.
+type Chain struct {
+	hops  []*Hop     // the proxy hops, without direct ones
+	outer *hopDialer // the last hop, which dials through all the others
+}
+
+var (
+	_ Dialer       = (*Chain)(nil)
+	_ PacketDialer = (*Chain)(nil)
+)
+
+// NewChain builds a dialer through hops (direct:// hops are skipped), whose
+// first proxy is reached through base. handshakeTimeout bounds each hop's
+// handshake; zero means DefaultHandshakeTimeout. With no proxy hop it returns
+// base itself. base must not be nil; it should be a PacketDialer (Direct) for
+// UDP through a single SOCKS5 hop.
+func NewChain(hops []*Hop, base Dialer, handshakeTimeout time.Duration) Dialer {
+	c := &Chain{}
+	var d Dialer = base
+	for i, hop := range hops {
+		if hop.Kind == KindDirect {
+			continue
+		}
+		c.outer = &hopDialer{index: i + 1, hop: hop, inner: hop.Dialer(d, handshakeTimeout)}
+		c.hops = append(c.hops, hop)
+		d = c.outer
+	}
+	if c.outer == nil {
+		return base
+	}
+	return c
+}
+
+// DialContext implements Dialer.
+func (c *Chain) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return c.outer.DialContext(ctx, network, address)
+}
+
+// DialPacket implements PacketDialer. Only a chain of exactly one SOCKS5 hop
+// carries UDP; otherwise the error matches ErrUDPUnsupported.
+func (c *Chain) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
+	if err := c.udpUnsupported(); err != nil {
+		return nil, err
+	}
+	pd, ok := c.outer.inner.(PacketDialer)
+	if !ok {
+		return nil, c.outer.wrap(ErrUDPUnsupported)
+	}
+	conn, err := pd.DialPacket(ctx, network, address)
+	if err != nil {
+		return nil, c.outer.wrap(err)
+	}
+	return conn, nil
+}
+
+// CanCarryUDP reports whether DialPacket can work, so that callers can warn
+// once at start rather than per flow.
+func (c *Chain) CanCarryUDP() bool { return c.udpUnsupported() == nil }
+
+func (c *Chain) udpUnsupported() error {
+	switch {
+	case len(c.hops) > 1:
+		return fmt.Errorf("%w: a chain of %d proxies carries TCP only", ErrUDPUnsupported, len(c.hops))
+	case c.hops[0].Kind != KindSOCKS5:
+		return fmt.Errorf("%w: %s proxies carry TCP only", ErrUDPUnsupported, c.hops[0].Kind)
+	}
+	return nil
+}
+
+// String lists the hops without passwords, for logs.
+func (c *Chain) String() string {
+	names := make([]string, len(c.hops))
+	for i, hop := range c.hops {
+		names[i] = hop.String()
+	}
+	return strings.Join(names, " -> ")
+}
+
+// hopDialer names its hop in errors that are not already some hop's.
+type hopDialer struct {
+	index int
+	hop   *Hop
+	inner Dialer
+}
+
+func (h *hopDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	conn, err := h.inner.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, h.wrap(err)
+	}
+	return conn, nil
+}
+
+func (h *hopDialer) wrap(err error) error {
+	if _, ok := errors.AsType[*HopError](err); ok {
+		return err // an earlier hop failed and has said so
+	}
+	return &HopError{Index: h.index, Hop: h.hop.String(), Err: err}
+}

@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Direct dials with the host's own sockets.
+type Direct struct {
+	// Interface, if set, binds every socket to this interface
+	// (SO_BINDTODEVICE) so that routes into the TUN device cannot loop.
+	Interface string
+	// Mark, if non-zero, sets SO_MARK on every socket for policy routing.
+	Mark uint32
+	// Timeout bounds the TCP connect. Zero means no bound beyond ctx.
+	Timeout time.Duration
+}
+
+var (
+	_ Dialer       = (*Direct)(nil)
+	_ PacketDialer = (*Direct)(nil)
+)
+
+// DialContext implements Dialer. ECONNREFUSED matches ErrRefused, and
+// EHOSTUNREACH / ENETUNREACH match ErrUnreachable.
+func (d *Direct) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	nd := net.Dialer{Timeout: d.Timeout, Control: d.control}
+	conn, err := nd.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, classifyErrno(err)
+	}
+	return conn, nil
+}
+
+// DialPacket implements PacketDialer: the returned socket is connected to
+// address, so the kernel drops datagrams from any other source.
+func (d *Direct) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
+	nd := net.Dialer{Control: d.control}
+	conn, err := nd.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, classifyErrno(err)
+	}
+	return conn, nil
+}
+
+// control applies the socket options before connect, so the very first
+// packet (the SYN) already leaves through the right interface and mark.
+func (d *Direct) control(_, _ string, rc syscall.RawConn) error {
+	if d.Interface == "" && d.Mark == 0 {
+		return nil
+	}
+	var optErr error
+	err := rc.Control(func(fd uintptr) {
+		if d.Interface != "" {
+			if err := unix.BindToDevice(int(fd), d.Interface); err != nil {
+				optErr = fmt.Errorf("bind socket to interface %q (SO_BINDTODEVICE): %w: check the interface exists and that we have CAP_NET_RAW", d.Interface, err)
+				return
+			}
+		}
+		if d.Mark != 0 {
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(d.Mark)); err != nil {
+				optErr = fmt.Errorf("set socket mark %#x (SO_MARK): %w: needs CAP_NET_ADMIN", d.Mark, err)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("socket options: %w", err)
+	}
+	return optErr
+}
+
+// classifyErrno tags host socket errors with this package's sentinels.
+func classifyErrno(err error) error {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return mark(err, ErrRefused)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return mark(err, ErrUnreachable)
+	}
+	return err
+}

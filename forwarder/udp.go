@@ -1,0 +1,156 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/stack"
+)
+
+// maxDatagram holds any UDP payload, so datagrams up to the MTU (and
+// reassembled ones beyond it) pass whole.
+const maxDatagram = 64 << 10
+
+var datagramBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
+
+// udpKey names a session: one app source talking to one destination.
+type udpKey struct{ src, dst netip.AddrPort }
+
+// UDPSession relays the datagrams of one (app source, destination) pair
+// through its own upstream socket. It ends after Options.UDPTimeout without
+// a datagram in either direction.
+type UDPSession struct {
+	key      udpKey
+	app      net.Conn
+	upstream net.Conn
+	idle     *time.Timer
+	timeout  time.Duration
+}
+
+// udpTable tracks live sessions so that each pair has exactly one.
+type udpTable struct {
+	mu       sync.Mutex
+	sessions map[udpKey]*UDPSession
+}
+
+func newUDPTable() *udpTable { return &udpTable{sessions: make(map[udpKey]*UDPSession)} }
+
+// add registers s unless its pair already has a session.
+func (t *udpTable) add(s *UDPSession) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.sessions[s.key]; ok {
+		return false
+	}
+	t.sessions[s.key] = s
+	return true
+}
+
+func (t *udpTable) remove(s *UDPSession) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sessions[s.key] == s {
+		delete(t.sessions, s.key)
+	}
+}
+
+// Len returns the number of live sessions.
+func (t *udpTable) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.sessions)
+}
+
+// HandleUDP implements stack.Handler. It runs on the packet path, so it
+// only creates the app-side endpoint and leaves the upstream dial to the
+// session's goroutine; datagrams that arrive meanwhile wait in the
+// endpoint's queue.
+func (f *Forwarder) HandleUDP(r *udp.ForwarderRequest) bool {
+	pd, ok := f.opts.Dialer.(proxy.PacketDialer)
+	if !ok {
+		return false // the stack answers ICMP port unreachable
+	}
+	src, dst := endpoints(r.ID())
+	var wq waiter.Queue
+	ep, err := r.CreateEndpoint(&wq)
+	if err != nil {
+		f.log.Debug("udp endpoint failed", "src", src, "dst", dst, "err", stack.AsError(err))
+		return true
+	}
+	s := &UDPSession{key: udpKey{src, dst}, app: gonet.NewUDPConn(&wq, ep), timeout: f.opts.UDPTimeout}
+	if !f.udp.add(s) {
+		s.app.Close()
+		return true
+	}
+	if !f.goFlow(func(ctx context.Context) { f.runUDP(ctx, s, pd) }) {
+		f.udp.remove(s)
+		s.app.Close()
+	}
+	return true
+}
+
+func (f *Forwarder) runUDP(ctx context.Context, s *UDPSession, pd proxy.PacketDialer) {
+	defer f.udp.remove(s)
+	dialCtx, cancel := context.WithTimeout(ctx, f.opts.ConnectTimeout)
+	up, err := pd.DialPacket(dialCtx, network("udp", s.key.dst.Addr()), s.key.dst.String())
+	cancel()
+	if err != nil {
+		f.log.Debug("udp dial failed", "src", s.key.src, "dst", s.key.dst, "err", err)
+		s.app.Close()
+		return
+	}
+	s.upstream = up
+	f.log.Debug("udp open", "src", s.key.src, "dst", s.key.dst)
+	if err := s.Run(ctx); err != nil {
+		f.log.Debug("udp session ended", "src", s.key.src, "dst", s.key.dst, "err", err)
+	}
+}
+
+// Run relays until the session is idle for its timeout, either side fails,
+// or ctx ends; then it closes both sides.
+func (s *UDPSession) Run(ctx context.Context) error {
+	closeBoth := func() {
+		s.app.Close()
+		s.upstream.Close()
+	}
+	s.idle = time.AfterFunc(s.timeout, closeBoth)
+	defer s.idle.Stop()
+	stop := context.AfterFunc(ctx, closeBoth)
+	defer stop()
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.copy(s.upstream, s.app, "app -> upstream", closeBoth) }()
+	errDown := s.copy(s.app, s.upstream, "upstream -> app", closeBoth)
+	return errors.Join(<-errc, errDown)
+}
+
+// copy moves datagrams from src to dst; when it stops it closes both
+// sides, which stops its sibling.
+func (s *UDPSession) copy(dst, src net.Conn, dir string, closeBoth func()) error {
+	defer closeBoth()
+	for {
+		bp := datagramBufs.Get().(*[]byte)
+		n, err := src.Read(*bp)
+		if err == nil {
+			s.idle.Reset(s.timeout)
+			_, err = dst.Write((*bp)[:n])
+		}
+		datagramBufs.Put(bp)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+	}
+}

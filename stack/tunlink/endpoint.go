@@ -1,0 +1,286 @@
+// Package tunlink is the gVisor link endpoint that sits on a TUN file
+// descriptor. It owns the goroutine that reads packets from the fd into the
+// stack and the path that writes the stack's packets to the fd. With a
+// virtio-net header on the fd it offloads checksums and TCP segmentation to
+// the kernel in both directions, which is what makes the stack fast.
+//
+// It does not open, configure or close the TUN device: package stack/tun does.
+package tunlink
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// DefaultGSOMaxSize is the largest segment the stack hands to the kernel when
+// Options.GSOMaxSize is 0: the IP total length limit.
+const DefaultGSOMaxSize = 1 << 16
+
+// maxIPPacket is the largest IP packet: the IPv4 total length limit, which
+// the kernel's TCP super-packets respect for IPv6 too (without BIG TCP).
+const maxIPPacket = 1<<16 - 1
+
+// Options configures an Endpoint.
+type Options struct {
+	// FD is the TUN file descriptor (IFF_TUN|IFF_NO_PI), as opened by package
+	// stack/tun. New puts it in non-blocking mode if it is not already. The
+	// Endpoint does not take ownership of FD: it never closes it, and the
+	// owner (the tun.Device) must keep it open until Close has returned.
+	FD int
+	// MTU is the link MTU reported to the stack; it bounds the packets the
+	// stack sends without segmentation offload. Must be > 0.
+	MTU uint32
+	// VnetHdr says FD was opened with IFF_VNET_HDR and TUNSETOFFLOAD
+	// (TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6), so every packet read or written
+	// starts with a struct virtio_net_hdr. The Endpoint then reads TCP
+	// super-packets of up to 64 KiB from the kernel and lets the kernel
+	// compute checksums and segment what the stack sends.
+	VnetHdr bool
+	// VnetHdrLen is the header size set with TUNSETVNETHDRSZ; 0 means
+	// VnetHdrLen (10, the kernel default). Only 10 and 12 are valid. Ignored
+	// unless VnetHdr.
+	VnetHdrLen int
+	// GSOMaxSize is the largest TCP segment the stack may hand to the kernel
+	// for segmentation; 0 means DefaultGSOMaxSize. Ignored unless VnetHdr.
+	GSOMaxSize uint32
+	// Logger receives lifecycle events and fatal read errors, never
+	// per-packet messages (those are counted in Stats). nil discards.
+	Logger *slog.Logger
+}
+
+// Endpoint is a stack.LinkEndpoint over a TUN fd. Create it with New, hand it
+// to stack.CreateNIC, and Close it (or remove the NIC) before closing the fd.
+type Endpoint struct {
+	fd         int
+	vnetHdrLen int // 0 without a virtio-net header
+	gsoMaxSize uint32
+	readSizes  []int // sizes of the views one read fills, in order
+	log        *slog.Logger
+
+	mtu   atomic.Uint32
+	stats counters
+
+	// lifeMu serialises Attach and Close, which start and join the reader.
+	// It is held while waiting for the reader, so the reader (and anything
+	// the stack does on it) must never take it.
+	lifeMu   sync.Mutex
+	stopFD   int         // eventfd that wakes the reader from poll
+	stopping atomic.Bool // tells a busy reader to stop between packets
+	readerWG sync.WaitGroup
+
+	mu         sync.RWMutex
+	dispatcher stack.NetworkDispatcher
+	onClose    func()
+	closed     bool
+}
+
+var (
+	_ stack.LinkEndpoint = (*Endpoint)(nil)
+	_ stack.GSOEndpoint  = (*Endpoint)(nil)
+)
+
+// New returns an Endpoint for opts.FD. The reader starts when the stack
+// attaches the endpoint (Attach).
+func New(opts Options) (*Endpoint, error) {
+	if opts.FD < 0 {
+		return nil, fmt.Errorf("tunlink: bad fd %d: open the TUN device first", opts.FD)
+	}
+	if opts.MTU == 0 {
+		return nil, errors.New("tunlink: MTU is 0: pass the TUN device's MTU")
+	}
+	e := &Endpoint{fd: opts.FD, log: opts.Logger}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.VnetHdr {
+		e.vnetHdrLen = opts.VnetHdrLen
+		if e.vnetHdrLen == 0 {
+			e.vnetHdrLen = VnetHdrLen
+		}
+		if e.vnetHdrLen != VnetHdrLen && e.vnetHdrLen != maxVnetHdrLen {
+			return nil, fmt.Errorf("tunlink: virtio-net header length %d: want %d or %d", e.vnetHdrLen, VnetHdrLen, maxVnetHdrLen)
+		}
+		e.gsoMaxSize = opts.GSOMaxSize
+		if e.gsoMaxSize == 0 {
+			e.gsoMaxSize = DefaultGSOMaxSize
+		}
+	}
+	e.mtu.Store(opts.MTU)
+	e.readSizes = readViewSizes(e.maxReadPacket())
+
+	if err := ensureNonblock(opts.FD); err != nil {
+		return nil, err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("tunlink: create eventfd: %w: check the fd limit (ulimit -n)", err)
+	}
+	e.stopFD = efd
+	return e, nil
+}
+
+// maxReadPacket is the largest IP packet one read must hold: a TCP
+// super-packet with a virtio-net header, else one MTU-sized packet.
+func (e *Endpoint) maxReadPacket() int {
+	if e.vnetHdrLen > 0 {
+		return maxIPPacket
+	}
+	return int(e.mtu.Load())
+}
+
+func ensureNonblock(fd int) error {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("tunlink: fcntl(%d, F_GETFL): %w: is the fd open?", fd, err)
+	}
+	if flags&unix.O_NONBLOCK != 0 {
+		return nil
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fmt.Errorf("tunlink: make fd %d non-blocking: %w", fd, err)
+	}
+	return nil
+}
+
+// Attach starts the reader that delivers packets to dispatcher, or, with a
+// nil dispatcher (the NIC is being removed), stops it and waits for it. It
+// does nothing after Close.
+func (e *Endpoint) Attach(dispatcher stack.NetworkDispatcher) {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if dispatcher == nil {
+		e.stopReaderLocked()
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.dispatcher != nil {
+		return
+	}
+	e.dispatcher = dispatcher
+	r := newReader(e, dispatcher)
+	e.readerWG.Add(1)
+	go func() {
+		defer e.readerWG.Done()
+		r.run()
+	}()
+}
+
+// stopReaderLocked stops the reader, if one runs, and waits for it (also
+// for one that already quit on a read error). Callers hold e.lifeMu.
+func (e *Endpoint) stopReaderLocked() {
+	e.mu.Lock()
+	running := e.dispatcher != nil
+	e.dispatcher = nil
+	e.mu.Unlock()
+	if !running {
+		e.readerWG.Wait()
+		return
+	}
+	e.stopping.Store(true)
+	one := [8]byte{1}
+	// An eventfd write of 1 only fails on counter overflow, which one
+	// pending wakeup per stop cannot reach.
+	_, _ = unix.Write(e.stopFD, one[:])
+	e.readerWG.Wait()
+	// Drain the wakeup so a later Attach starts with a quiet eventfd.
+	_, _ = unix.Read(e.stopFD, one[:])
+	e.stopping.Store(false)
+}
+
+// IsAttached reports whether a reader delivers to a dispatcher.
+func (e *Endpoint) IsAttached() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.dispatcher != nil
+}
+
+// Wait waits for the reader to exit. The reader exits after Attach(nil),
+// Close, or a fatal read error.
+func (e *Endpoint) Wait() { e.readerWG.Wait() }
+
+// Close runs the action set with SetOnCloseAction (the stack's: remove the
+// NIC), then stops the reader and waits for it. It is idempotent, and safe
+// to re-enter from that action. It does not close Options.FD.
+func (e *Endpoint) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	action := e.onClose
+	e.onClose = nil
+	e.mu.Unlock()
+
+	if action != nil {
+		action()
+	}
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	e.stopReaderLocked()
+	_ = unix.Close(e.stopFD)
+}
+
+// SetOnCloseAction sets what Close runs first.
+func (e *Endpoint) SetOnCloseAction(action func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onClose = action
+}
+
+// MTU returns the link MTU.
+func (e *Endpoint) MTU() uint32 { return e.mtu.Load() }
+
+// SetMTU changes the MTU reported to the stack. The read buffers keep the
+// size chosen at New, so the device MTU must not grow beyond it without a
+// virtio-net header.
+func (e *Endpoint) SetMTU(mtu uint32) { e.mtu.Store(mtu) }
+
+// MaxHeaderLength is 0: TUN packets have no link-layer header.
+func (*Endpoint) MaxHeaderLength() uint16 { return 0 }
+
+// LinkAddress is empty: a TUN link has no hardware address.
+func (*Endpoint) LinkAddress() tcpip.LinkAddress { return "" }
+
+// SetLinkAddress does nothing: a TUN link has no hardware address.
+func (*Endpoint) SetLinkAddress(tcpip.LinkAddress) {}
+
+// Capabilities advertises TX checksum offload when the fd carries a
+// virtio-net header: the kernel then finishes TCP and UDP checksums.
+func (e *Endpoint) Capabilities() stack.LinkEndpointCapabilities {
+	if e.vnetHdrLen > 0 {
+		return stack.CapabilityTXChecksumOffload
+	}
+	return 0
+}
+
+// GSOMaxSize returns the largest segment the kernel segments for us, or 0
+// without a virtio-net header.
+func (e *Endpoint) GSOMaxSize() uint32 { return e.gsoMaxSize }
+
+// SupportedGSO reports host (kernel) segmentation when the fd carries a
+// virtio-net header.
+func (e *Endpoint) SupportedGSO() stack.SupportedGSO {
+	if e.vnetHdrLen > 0 {
+		return stack.HostGSOSupported
+	}
+	return stack.GSONotSupported
+}
+
+// ARPHardwareType is none: IP packets only.
+func (*Endpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+
+// AddHeader does nothing: TUN packets have no link-layer header.
+func (*Endpoint) AddHeader(*stack.PacketBuffer) {}
+
+// ParseHeader accepts every packet: there is no link-layer header to parse.
+func (*Endpoint) ParseHeader(*stack.PacketBuffer) bool { return true }

@@ -1,0 +1,236 @@
+package tunlink
+
+import (
+	"errors"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// readViewLadder are the sizes of the views one read scatters into. Small
+// packets fill only the first (256 bytes, room for any IP+TCP header) and
+// so pin only a small pooled chunk while the stack holds them; an MTU-sized
+// packet also takes a 2 KiB view; a TCP super-packet the whole ladder.
+// Every size is a pooled chunk size, so appending the views to a
+// buffer.Buffer never copies.
+var readViewLadder = [...]int{256, 2048, 2048, 4096, 8192, 16384, 32768}
+
+// readViewSizes returns the shortest prefix of readViewLadder holding
+// maxPacket bytes (at most the whole ladder, which holds any IP packet).
+func readViewSizes(maxPacket int) []int {
+	total := 0
+	for i, size := range readViewLadder {
+		total += size
+		if total >= maxPacket {
+			return readViewLadder[:i+1]
+		}
+	}
+	return readViewLadder[:]
+}
+
+// reader is the goroutine that moves packets from the fd into the stack. It
+// reuses its views until a packet is delivered, so dropped packets cost no
+// allocation and delivered ones cost only pooled views.
+type reader struct {
+	e      *Endpoint
+	d      stack.NetworkDispatcher
+	hdrLen int
+	hdr    [maxVnetHdrLen]byte
+	views  []*buffer.View // nil where a delivered packet took the view
+	iovecs []unix.Iovec   // [hdr] then one per view
+	polls  [2]unix.PollFd // stop eventfd, TUN fd
+}
+
+func newReader(e *Endpoint, d stack.NetworkDispatcher) *reader {
+	r := &reader{
+		e:      e,
+		d:      d,
+		hdrLen: e.vnetHdrLen,
+		views:  make([]*buffer.View, len(e.readSizes)),
+		polls: [2]unix.PollFd{
+			{Fd: int32(e.stopFD), Events: unix.POLLIN},
+			{Fd: int32(e.fd), Events: unix.POLLIN},
+		},
+	}
+	r.iovecs = make([]unix.Iovec, len(r.views), len(r.views)+1)
+	if r.hdrLen > 0 {
+		hdr := unix.Iovec{Base: &r.hdr[0]}
+		hdr.SetLen(r.hdrLen)
+		r.iovecs = append([]unix.Iovec{hdr}, r.iovecs...)
+	}
+	return r
+}
+
+func (r *reader) run() {
+	defer r.release()
+	for !r.e.stopping.Load() {
+		r.refill()
+		n, errno := readv(r.e.fd, r.iovecs)
+		switch {
+		case errno == 0 && n > 0:
+			r.deliver(n)
+		case errno == 0:
+			// An empty packet, or end of file on a socket standing in for
+			// the TUN; poll tells the two apart.
+			r.e.stats.rxShort.Add(1)
+			fallthrough
+		case errno == unix.EAGAIN:
+			if !r.wait() {
+				return
+			}
+		case errno == unix.EINTR:
+		default:
+			r.fail("read", errno)
+			return
+		}
+	}
+}
+
+// wait blocks until the fd is readable or the endpoint stops. It returns
+// false if the reader must exit.
+func (r *reader) wait() bool {
+	for {
+		_, err := unix.Poll(r.polls[:], -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			r.fail("poll", err)
+			return false
+		}
+		if r.polls[0].Revents&unix.POLLIN != 0 {
+			return false
+		}
+		if r.polls[1].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+			r.fail("poll", unix.EPIPE)
+			return false
+		}
+		return true
+	}
+}
+
+// fail reports a read error the reader cannot get past (the device was
+// deleted, the fd closed under us) and detaches, so IsAttached says so.
+func (r *reader) fail(op string, err error) {
+	r.e.log.Error("tunlink: reader stopped: the TUN device is gone or its fd was closed",
+		"op", op, "fd", r.e.fd, "err", err)
+	r.e.mu.Lock()
+	if r.e.dispatcher == r.d {
+		r.e.dispatcher = nil
+	}
+	r.e.mu.Unlock()
+}
+
+// refill replaces the views the last delivered packet took.
+func (r *reader) refill() {
+	off := len(r.iovecs) - len(r.views)
+	for i, v := range r.views {
+		if v != nil {
+			continue
+		}
+		v = buffer.NewViewSize(r.e.readSizes[i])
+		r.views[i] = v
+		r.iovecs[off+i] = unix.Iovec{Base: v.BasePtr()}
+		r.iovecs[off+i].SetLen(v.Size())
+	}
+}
+
+func (r *reader) release() {
+	for i, v := range r.views {
+		if v != nil {
+			v.Release()
+			r.views[i] = nil
+		}
+	}
+}
+
+// deliver checks the n bytes just read and hands the packet to the stack.
+func (r *reader) deliver(n int) {
+	st := &r.e.stats
+	if n < r.hdrLen {
+		st.rxShort.Add(1)
+		return
+	}
+	size := n - r.hdrLen
+	validated := false
+	if r.hdrLen > 0 {
+		h := decodeVnetHdr(r.hdr[:])
+		switch h.gsoType &^ vnetGSOECN {
+		case vnetGSONone, vnetGSOTCPv4, vnetGSOTCPv6:
+		default:
+			st.rxBadVnetHdr.Add(1)
+			return
+		}
+		// A partial checksum means the packet was made by this host's
+		// kernel and never crossed a wire: nothing to verify, and the
+		// stack would reject the partial sum if it tried.
+		validated = h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0
+	}
+	proto, ok := r.checkIP(r.views[0].AsSlice(), size)
+	if !ok {
+		return
+	}
+
+	var payload buffer.Buffer
+	for i, rest := 0, size; rest > 0; i++ {
+		v := r.views[i]
+		r.views[i] = nil
+		if v.Size() > rest {
+			v.CapLength(rest)
+		}
+		rest -= v.Size()
+		// The views are full chunks, so Append links them without copying
+		// and cannot fail.
+		_ = payload.Append(v)
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
+	pkt.RXChecksumValidated = validated
+	r.d.DeliverNetworkPacket(proto, pkt)
+	pkt.DecRef()
+	st.rxPackets.Add(1)
+	st.rxBytes.Add(uint64(size))
+}
+
+// checkIP reads the IP version and length from the first view (which holds
+// any IP header) and counts the packet as dropped if it is not one whole IPv4
+// or IPv6 packet of size bytes.
+func (r *reader) checkIP(first []byte, size int) (tcpip.NetworkProtocolNumber, bool) {
+	st := &r.e.stats
+	if size == 0 {
+		st.rxShort.Add(1)
+		return 0, false
+	}
+	var proto tcpip.NetworkProtocolNumber
+	var ipLen int
+	switch header.IPVersion(first) {
+	case header.IPv4Version:
+		if size < header.IPv4MinimumSize {
+			st.rxShort.Add(1)
+			return 0, false
+		}
+		proto, ipLen = header.IPv4ProtocolNumber, int(header.IPv4(first).TotalLength())
+	case header.IPv6Version:
+		if size < header.IPv6MinimumSize {
+			st.rxShort.Add(1)
+			return 0, false
+		}
+		proto, ipLen = header.IPv6ProtocolNumber, header.IPv6MinimumSize+int(header.IPv6(first).PayloadLength())
+	default:
+		st.rxBadVersion.Add(1)
+		return 0, false
+	}
+	if ipLen > size {
+		st.rxTruncated.Add(1)
+		return 0, false
+	}
+	return proto, true
+}
+
+func readv(fd int, iovecs []unix.Iovec) (int, unix.Errno) {
+	n, _, errno := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(len(iovecs)))
+	return int(n), errno
+}
