@@ -49,7 +49,7 @@ func newEchoTable() *echoTable { return &echoTable{sessions: make(map[echoKey]*e
 
 // HandleEcho implements stack.Handler.
 func (f *Forwarder) HandleEcho(req *stack.EchoRequest) {
-	if f.opts.Echo == nil {
+	if f.opts.Echo == nil || !f.allowed("icmp", netip.AddrPortFrom(req.Dst, 0)) {
 		return
 	}
 	key := echoKey{req.Src, req.Dst, req.ID}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -29,6 +30,11 @@ type Options struct {
 	// UDPTimeout is how long a UDP session lives without traffic. Zero
 	// means 60 s.
 	UDPTimeout time.Duration
+	// Allow, if set, is asked before each new flow (network "tcp", "udp"
+	// or "icmp"; dst is the address the app sent to). A refused TCP flow is
+	// reset, a refused UDP flow gets ICMP port unreachable, a refused echo
+	// gets no reply. It runs on the packet path and must not block.
+	Allow func(network string, dst netip.AddrPort) bool
 	// Logger receives per-flow messages at debug level and failures at
 	// warn level; nil discards them.
 	Logger *slog.Logger
@@ -91,6 +97,11 @@ func (f *Forwarder) goFlow(fn func(ctx context.Context)) bool {
 		fn(f.ctx)
 	}()
 	return true
+}
+
+// allowed applies Options.Allow.
+func (f *Forwarder) allowed(network string, dst netip.AddrPort) bool {
+	return f.opts.Allow == nil || f.opts.Allow(network, dst)
 }
 
 // Close ends every flow and waits for their goroutines. It is idempotent.

@@ -20,6 +20,11 @@ import (
 func (f *Forwarder) HandleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	src, dst := endpoints(id)
+	if !f.allowed("tcp", dst) {
+		f.log.Debug("tcp refused by policy", "src", src, "dst", dst)
+		r.Complete(true)
+		return
+	}
 	if !f.goFlow(func(ctx context.Context) { f.forwardTCP(ctx, r, src, dst) }) {
 		r.Complete(true)
 	}

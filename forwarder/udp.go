@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -81,6 +82,10 @@ func (f *Forwarder) HandleUDP(r *udp.ForwarderRequest) bool {
 		return false // the stack answers ICMP port unreachable
 	}
 	src, dst := endpoints(r.ID())
+	if !f.allowed("udp", dst) {
+		f.log.Debug("udp refused by policy", "src", src, "dst", dst)
+		return false
+	}
 	var wq waiter.Queue
 	ep, err := r.CreateEndpoint(&wq)
 	if err != nil {
@@ -147,7 +152,7 @@ func (s *UDPSession) copy(dst, src net.Conn, dir string, closeBoth func()) error
 		}
 		datagramBufs.Put(bp)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
 				return nil
 			}
 			return fmt.Errorf("%s: %w", dir, err)

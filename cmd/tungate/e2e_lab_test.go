@@ -1,4 +1,4 @@
-package main
+package main_test
 
 // The end-to-end tests run the built tungate binary between real network
 // namespaces. Each test builds its own topology:
@@ -49,6 +49,7 @@ func kernelMode() bool { return os.Getenv("TUNGATE_E2E_GATEWAY") == "kernel" }
 func newTopo(t *testing.T, extraArgs ...string) *topo {
 	t.Helper()
 	netlab.RequireRoot(t)
+	netlab.PeerPath(t) // built now, so that no timed step includes the build
 	tp := &topo{net: netlab.NewSubnet(t)}
 	tp.app = netlab.NewNS(t, "tga")
 	tp.srv = netlab.NewNS(t, "tgs")

@@ -28,20 +28,25 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 			return err
 		}
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	gw, err := newGateway(cfg, dev, log, func(err error) { cancel(fmt.Errorf("device %s: %w", dev.Name(), err)) })
+	devGone := make(chan error, 1)
+	gw, err := newGateway(cfg, dev, log, func(err error) {
+		select {
+		case devGone <- fmt.Errorf("device %s: %w", dev.Name(), err):
+		default:
+		}
+	})
 	if err != nil {
 		return err
 	}
 	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
-	<-ctx.Done()
-	gw.Close()
-	if cause := context.Cause(ctx); cause != ctx.Err() && cause != context.Canceled {
-		return cause
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-devGone:
 	}
+	gw.Close()
 	log.Info("stopped", "device", dev.Name())
-	return nil
+	return err
 }
 
 // gateway is a stack and a forwarder wired together on one device.

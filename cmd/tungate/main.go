@@ -62,6 +62,9 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 // run is the whole program, minus the process: testable with any args and
 // writers.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "run" {
+		return runCommand(ctx, args[1:], stdout, stderr)
+	}
 	var cfg gatewayConfig
 	fs := pflag.NewFlagSet("tungate", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)

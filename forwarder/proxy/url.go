@@ -204,7 +204,7 @@ func (h *Hop) String() string {
 	}
 	user := ""
 	if h.Username != "" {
-		user = url.PathEscape(h.Username) + "@"
+		user = url.User(h.Username).String() + "@"
 	}
 	return h.Kind.String() + "://" + user + h.Address
 }

@@ -66,6 +66,7 @@ func defaultRoutesVia(t *testing.T, nl *netlink.Handle, link netlink.Link) (v4, 
 }
 
 func TestConfigureCreated(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns})
 	if err := d.Configure(testNetConfig); err != nil {
@@ -105,6 +106,7 @@ func TestConfigureCreated(t *testing.T) {
 }
 
 func TestConfigurePersistentIsRestored(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	runIP(t, "-n", ns, "tuntap", "add", "dev", "tgtest0", "mode", "tun")
 	runIP(t, "-n", ns, "addr", "add", "10.201.0.1/24", "dev", "tgtest0")
@@ -140,6 +142,7 @@ func TestConfigurePersistentIsRestored(t *testing.T) {
 }
 
 func TestConfigureDefaultRouteTaken(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	runIP(t, "-n", ns, "link", "add", "tgtest1", "type", "veth", "peer", "name", "tgtest2")
 	runIP(t, "-n", ns, "link", "set", "tgtest1", "up")
@@ -150,6 +153,7 @@ func TestConfigureDefaultRouteTaken(t *testing.T) {
 }
 
 func TestConfigureIPv6Disabled(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	for _, key := range []string{"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"} {
 		if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-w", key).CombinedOutput(); err != nil {
@@ -176,6 +180,7 @@ func TestConfigureIPv6Disabled(t *testing.T) {
 }
 
 func TestConfigureAfterClose(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns})
 	d.Close()
@@ -183,6 +188,7 @@ func TestConfigureAfterClose(t *testing.T) {
 }
 
 func TestNetlinkAddrRejects(t *testing.T) {
+	t.Parallel()
 	for _, p := range []netip.Prefix{{}, netip.MustParsePrefix("::ffff:10.0.0.1/128")} {
 		if _, err := netlinkAddr(p); err == nil {
 			t.Errorf("netlinkAddr(%v) accepted", p)

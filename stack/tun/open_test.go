@@ -2,7 +2,9 @@ package tun
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 )
 
 func TestCheckName(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		wantErr string
@@ -39,6 +42,7 @@ func TestCheckName(t *testing.T) {
 }
 
 func TestOpenCreatesInNetNS(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns})
 	if !d.Created() || d.Name() != "tgtest0" || d.VnetHdr() {
@@ -76,6 +80,7 @@ func TestOpenCreatesInNetNS(t *testing.T) {
 }
 
 func TestOpenKernelPicksName(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	d := openDevice(t, Config{FD: -1, NetNS: ns})
 	if !strings.HasPrefix(d.Name(), "tun") || !d.Created() {
@@ -87,6 +92,7 @@ func TestOpenKernelPicksName(t *testing.T) {
 }
 
 func TestOpenNetNSByPath(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: filepath.Join(namedNetNSDir, ns)})
 	if !linkExists(t, netlinkInNS(t, ns), d.Name()) {
@@ -101,6 +107,7 @@ func TestOpenNetNSByPath(t *testing.T) {
 }
 
 func TestOpenMissingNetNS(t *testing.T) {
+	t.Parallel()
 	requireSystem(t)
 	_, err := Open(Config{Name: "tgtest0", FD: -1, NetNS: "tgtest-nope"})
 	want := `netns "tgtest-nope": no such network namespace: create it with "ip netns add tgtest-nope" or give a path such as /proc/PID/ns/net`
@@ -110,6 +117,7 @@ func TestOpenMissingNetNS(t *testing.T) {
 }
 
 func TestOpenNameUsedByVeth(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	runIP(t, "-n", ns, "link", "add", "tgtest0", "type", "veth", "peer", "name", "tgtest1")
 	_, err := Open(Config{Name: "tgtest0", FD: -1, NetNS: ns})
@@ -120,6 +128,7 @@ func TestOpenNameUsedByVeth(t *testing.T) {
 }
 
 func TestOpenNameUsedByTAP(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	runIP(t, "-n", ns, "tuntap", "add", "dev", "tgtest0", "mode", "tap")
 	_, err := Open(Config{Name: "tgtest0", FD: -1, NetNS: ns})
@@ -130,6 +139,7 @@ func TestOpenNameUsedByTAP(t *testing.T) {
 }
 
 func TestOpenBusy(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns})
 	_, err := Open(Config{Name: "tgtest0", FD: -1, NetNS: ns})
@@ -140,6 +150,7 @@ func TestOpenBusy(t *testing.T) {
 }
 
 func TestOpenAttachesPersistent(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	runIP(t, "-n", ns, "tuntap", "add", "dev", "tgtest0", "mode", "tun")
 	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns})
@@ -155,6 +166,7 @@ func TestOpenAttachesPersistent(t *testing.T) {
 }
 
 func TestOpenMultiQueuePersistent(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	runIP(t, "-n", ns, "tuntap", "add", "dev", "tgtest0", "mode", "tun", "multi_queue")
 	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns})
@@ -164,6 +176,7 @@ func TestOpenMultiQueuePersistent(t *testing.T) {
 }
 
 func TestOpenOffload(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns, Offload: true})
 	if !d.VnetHdr() || d.OffloadErr() != nil {
@@ -180,6 +193,7 @@ func TestOpenOffload(t *testing.T) {
 }
 
 func TestOpenFD(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	fd := rawTUN(t, ns, "tgtest0", unix.IFF_TUN|unix.IFF_NO_PI)
 	// No NetNS: Open must find the device's namespace by itself.
@@ -208,6 +222,7 @@ func TestOpenFD(t *testing.T) {
 }
 
 func TestOpenFDVnetHdr(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	fd := rawTUN(t, ns, "tgtest0", unix.IFF_TUN|unix.IFF_NO_PI|unix.IFF_VNET_HDR)
 	d, err := Open(Config{FD: fd})
@@ -222,6 +237,7 @@ func TestOpenFDVnetHdr(t *testing.T) {
 }
 
 func TestOpenFDRejects(t *testing.T) {
+	t.Parallel()
 	ns := newNetNS(t)
 	tests := []struct {
 		name    string
@@ -280,5 +296,32 @@ func TestOpenFDRejects(t *testing.T) {
 			}
 			wantErrText(t, err, tt.wantErr)
 		})
+	}
+}
+
+// TestOpenPermissionDenied runs Open in a copy of the test binary started
+// without CAP_NET_ADMIN, which must get the permission hint.
+func TestOpenPermissionDenied(t *testing.T) {
+	t.Parallel()
+	if os.Getenv("TGTEST_NO_NET_ADMIN") == "1" {
+		_, err := Open(Config{Name: "tgtestperm0", FD: -1})
+		fmt.Printf("OPEN ERROR: %v\n", err)
+		return
+	}
+	requireSystem(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("skipping: setpriv (util-linux) is not installed")
+	}
+	cmd := exec.Command(setpriv, "--bounding-set=-net_admin", "--inh-caps=-net_admin", "--",
+		os.Args[0], "-test.run=^TestOpenPermissionDenied$", "-test.v")
+	cmd.Env = append(os.Environ(), "TGTEST_NO_NET_ADMIN=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	want := `OPEN ERROR: open tun "tgtestperm0": permission denied: run as root or give CAP_NET_ADMIN`
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("child output:\n%s\nwant a line starting %q", out, want)
 	}
 }

@@ -189,10 +189,10 @@ func (r *reader) deliver(n int) {
 	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
 	pkt.RXChecksumValidated = validated
-	r.d.DeliverNetworkPacket(proto, pkt)
-	pkt.DecRef()
 	st.rxPackets.Add(1)
 	st.rxBytes.Add(uint64(size))
+	r.d.DeliverNetworkPacket(proto, pkt)
+	pkt.DecRef()
 }
 
 // checkIP reads the IP version and length from the first view (which holds
