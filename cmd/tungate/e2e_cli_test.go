@@ -112,6 +112,7 @@ func TestCLIErrors(t *testing.T) {
 			if !strings.HasPrefix(msg, "tungate: ") || strings.Contains(msg, "\n") {
 				t.Errorf("tungate %s: want one line starting with \"tungate: \" on stderr, got:\n%s", strings.Join(args, " "), msg)
 			}
+			t.Logf("exit %d: %s", code, msg)
 			if !containsAnyFold(msg, tc.wantAny) {
 				t.Errorf("tungate %s: message %q mentions none of %q", strings.Join(args, " "), msg, tc.wantAny)
 			}

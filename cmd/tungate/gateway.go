@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -24,7 +25,9 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 			Addresses:     cfg.addresses.values,
 			DefaultRoutes: cfg.netns != "" && !cfg.noRoutes,
 		})
-		if err != nil {
+		if errors.Is(err, tun.ErrIPv6Disabled) {
+			log.Warn("IPv6 is disabled in the device's namespace; serving IPv4 only", "err", err)
+		} else if err != nil {
 			return err
 		}
 	}

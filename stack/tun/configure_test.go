@@ -141,15 +141,32 @@ func TestConfigurePersistentIsRestored(t *testing.T) {
 	}
 }
 
+// TestConfigureDefaultRouteTaken also checks that Close undoes a Configure
+// that failed half-way on a device Open did not create.
 func TestConfigureDefaultRouteTaken(t *testing.T) {
 	t.Parallel()
 	ns := newNetNS(t)
 	runIP(t, "-n", ns, "link", "add", "tgtest1", "type", "veth", "peer", "name", "tgtest2")
 	runIP(t, "-n", ns, "link", "set", "tgtest1", "up")
 	runIP(t, "-n", ns, "route", "add", "default", "dev", "tgtest1")
+	runIP(t, "-n", ns, "tuntap", "add", "dev", "tgtest0", "mode", "tun")
 	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns})
-	err := d.Configure(NetConfig{DefaultRoutes: true})
-	wantErrText(t, err, "add route 0.0.0.0/0 dev \"tgtest0\": a route to 0.0.0.0/0 already goes through another interface")
+	err := d.Configure(testNetConfig)
+	wantErrText(t, err, `add route 0.0.0.0/0 dev "tgtest0": a route to 0.0.0.0/0 already goes through another interface`)
+	nl := netlinkInNS(t, ns)
+	link, err := nl.LinkByName("tgtest0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := addrsOn(t, nl, link); len(got) != 2 {
+		t.Fatalf("addresses before Close %v, want the 2 configured", got)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := addrsOn(t, nl, link); len(got) != 0 {
+		t.Errorf("addresses after Close %v, want none", got)
+	}
 }
 
 func TestConfigureIPv6Disabled(t *testing.T) {

@@ -79,6 +79,23 @@ func TestOpenCreatesInNetNS(t *testing.T) {
 	}
 }
 
+// TestCloseDeletesPersisted checks that a created device someone made
+// persistent meanwhile is still removed by Close.
+func TestCloseDeletesPersisted(t *testing.T) {
+	t.Parallel()
+	ns := newNetNS(t)
+	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns})
+	if err := unix.IoctlSetInt(d.FD(), unix.TUNSETPERSIST, 1); err != nil {
+		t.Fatalf("TUNSETPERSIST: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if linkExists(t, netlinkInNS(t, ns), "tgtest0") {
+		t.Fatal("persisted device still exists after Close")
+	}
+}
+
 func TestOpenKernelPicksName(t *testing.T) {
 	t.Parallel()
 	ns := newNetNS(t)
@@ -216,8 +233,9 @@ func TestOpenFD(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); !errors.Is(err, unix.EBADF) {
-		t.Fatalf("fd still open after Close: %v", err)
+	// The fd was the device's only one, so the device goes when it closes.
+	if linkExists(t, netlinkInNS(t, ns), "tgtest0") {
+		t.Fatal("fd not closed by Close: its device still exists")
 	}
 }
 

@@ -110,6 +110,10 @@ func (d *Device) FD() int { return d.fd }
 // Name returns the interface name.
 func (d *Device) Name() string { return d.name }
 
+// NetNS returns Config.NetNS as given ("" for the caller's namespace, and
+// for fd:// devices whose namespace was asked from the kernel).
+func (d *Device) NetNS() string { return d.netns }
+
 // Created reports whether Open created the interface (rather than attaching
 // to an existing persistent one or an inherited fd).
 func (d *Device) Created() bool { return d.created }
@@ -117,7 +121,10 @@ func (d *Device) Created() bool { return d.created }
 // VnetHdr reports whether every packet read or written carries a
 // virtio_net_hdr of VnetHdrLen bytes in front (Config.Offload granted, or an
 // inherited fd opened with IFF_VNET_HDR). When true, TUN_F_CSUM, TUN_F_TSO4
-// and TUN_F_TSO6 are enabled, so reads may return TSO segments.
+// and TUN_F_TSO6 are enabled: reads may return TCP segments of up to 64 KiB
+// (gso_type TCPV4/TCPV6) and packets whose transport checksum is left to
+// fill in (flags NEEDS_CSUM, csum_start/csum_offset), even for small UDP.
+// Writes take a header too; all zeros means a plain, complete packet.
 func (d *Device) VnetHdr() bool { return d.vnetHdr }
 
 // OffloadErr says why Config.Offload was not granted (nil if it was, or was

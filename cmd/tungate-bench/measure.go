@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"time"
+)
+
+// coreBestMTU is the veth MTU for the best-MTU scenario (veth allows 65535).
+const coreBestMTU = 65520
+
+const mib = 1 << 20
+
+// measurePath measures one path at MTU 1500 and at its best MTU; the
+// small-packet and memory tests run once, at MTU 1500, since MTU does not
+// matter to them.
+func (b *bench) measurePath(ctx context.Context, p path) {
+	for _, sc := range []scenario{{"1500", 1500, 1500}, {"best", p.bestMTU, coreBestMTU}} {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := b.topo.setCoreMTU(ctx, sc.coreMTU); err != nil {
+			b.res.fail(p.name, err)
+			return
+		}
+		s, err := p.start(ctx, b, sc.mtu)
+		if err != nil {
+			b.res.fail(p.name, fmt.Errorf("start at MTU %d: %w", sc.mtu, err))
+			continue
+		}
+		b.logf("%s: ready at MTU %d", p.name, sc.mtu)
+		if sc.name == "best" {
+			b.res.add(p.name, "best_mtu", float64(sc.mtu))
+		}
+		b.measureThroughput(ctx, p.name, s, sc)
+		if sc.name == "1500" {
+			b.measureSmall(ctx, p.name, s)
+		}
+		if s.gateway != nil {
+			if err := s.gateway.exited(); err != nil {
+				b.res.fail(p.name, err)
+			}
+		}
+		s.close()
+	}
+}
+
+// scenario is one MTU setting: the gateway's and the veths'.
+type scenario struct {
+	name    string
+	mtu     int
+	coreMTU int
+}
+
+// measureThroughput runs iperf3 up and down with 1 and 4 streams, and the
+// gateway's CPU time per GB during each run.
+func (b *bench) measureThroughput(ctx context.Context, name string, s *session, sc scenario) {
+	if !b.hasPerf {
+		return
+	}
+	for run := 1; run <= b.cfg.runs; run++ {
+		for _, streams := range []int{1, 4} {
+			for _, dir := range []string{"up", "down"} {
+				if ctx.Err() != nil {
+					return
+				}
+				id := fmt.Sprintf("%s_p%d_%s", dir, streams, sc.name)
+				cpu0, cpuErr := b.gatewayCPU(s)
+				r, err := b.iperf(ctx, s.netns, dir == "down", streams)
+				if err != nil {
+					b.res.fail(name, fmt.Errorf("tcp %s: %w", id, err))
+					continue
+				}
+				b.res.add(name, "tcp_"+id, r.bitsPerSecond/1e9)
+				b.logf("%s: tcp %s run %d: %.2f Gbit/s", name, id, run, r.bitsPerSecond/1e9)
+				cpu1, cpuErr1 := b.gatewayCPU(s)
+				if s.gateway != nil && cpuErr == nil && cpuErr1 == nil {
+					b.res.add(name, "cpu_"+id, (cpu1-cpu0)/(r.bytes/1e9))
+				}
+			}
+		}
+	}
+	if s.gateway != nil {
+		if hwm, err := memoryBytes(s.gateway.pid(), "VmHWM"); err == nil {
+			b.res.add(name, "peak_rss_"+sc.name, hwm/mib)
+		}
+	}
+}
+
+func (b *bench) gatewayCPU(s *session) (float64, error) {
+	if s.gateway == nil {
+		return 0, nil
+	}
+	return cpuSeconds(s.gateway.pid())
+}
+
+// measureSmall runs the connection-rate, UDP and idle-memory tests.
+func (b *bench) measureSmall(ctx context.Context, name string, s *session) {
+	d := b.cfg.loadTime.String()
+	for run := 1; run <= b.cfg.runs && ctx.Err() == nil; run++ {
+		var cr connRateResult
+		if err := b.clientJSON(ctx, s.netns, &cr, "connrate", "-addr", serverAddrPort(requestPort), "-c", "50", "-d", d); err != nil {
+			b.res.fail(name, err)
+		} else {
+			b.res.add(name, "conn_rate", cr.PerSecond)
+			b.logf("%s: connrate run %d: %.0f/s (%d errors)", name, run, cr.PerSecond, cr.Errors)
+		}
+		var ur udpResult
+		if err := b.clientJSON(ctx, s.netns, &ur, "udprr", "-addr", serverAddrPort(udpEchoPort), "-c", "8", "-d", d); err != nil {
+			b.res.fail(name, err)
+		} else {
+			b.res.add(name, "udp_rate", ur.PerSecond)
+			b.res.add(name, "udp_median_us", ur.MedianUS)
+			b.logf("%s: udp run %d: %.0f/s, median %.0f µs (%d lost)", name, run, ur.PerSecond, ur.MedianUS, ur.Lost)
+		}
+	}
+	if s.gateway != nil && ctx.Err() == nil {
+		if err := b.measureIdle(ctx, name, s); err != nil {
+			b.res.fail(name, fmt.Errorf("idle connections: %w", err))
+		}
+	}
+}
+
+func (b *bench) clientJSON(ctx context.Context, netns string, v any, args ...string) error {
+	out, err := b.runClient(ctx, netns, args...)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("%s printed %q: %w", args[0], out, err)
+	}
+	return nil
+}
+
+// measureIdle opens the idle connections from the client namespace and
+// reads the gateway's RSS while they are held.
+func (b *bench) measureIdle(ctx context.Context, name string, s *session) error {
+	before, err := memoryBytes(s.gateway.pid(), "VmRSS")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", "--net="+s.netns, "--", b.self, "idle",
+		"-addr", serverAddrPort(holdPort), "-n", fmt.Sprint(b.cfg.idleConns), "-d", "60s")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("idle client: %w", err)
+	}
+	var res idleResult
+	if err := json.Unmarshal(line, &res); err != nil {
+		return fmt.Errorf("idle client printed %q: %w", line, err)
+	}
+	time.Sleep(time.Second) // let the gateway settle after the burst of dials
+	held, err := memoryBytes(s.gateway.pid(), "VmRSS")
+	if err != nil {
+		return err
+	}
+	b.logf("%s: %d idle connections open (%d failed) in %.1fs; RSS %.1f -> %.1f MiB", name, res.Open, res.Failed, res.Seconds, before/mib, held/mib)
+	if res.Open == 0 {
+		return fmt.Errorf("no idle connection opened")
+	}
+	if res.Failed > 0 {
+		b.res.fail(name, fmt.Errorf("idle connections: %d of %d failed to open", res.Failed, b.cfg.idleConns))
+	}
+	b.res.add(name, "idle_rss", held/mib)
+	b.res.add(name, "idle_bytes_per_conn", (held-before)/float64(res.Open))
+	return nil
+}
+
+func serverAddrPort(port int) string { return fmt.Sprintf("%s:%d", serverIP, port) }

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// metric is one row of the report.
+type metric struct {
+	ID    string `json:"id"`
+	Label string `json:"label"`
+	Unit  string `json:"unit"`
+	// HigherIsBetter tells how to read the ratios.
+	HigherIsBetter bool `json:"higher_is_better"`
+}
+
+// metrics lists every row in report order.
+func metrics() []metric {
+	var m []metric
+	for _, sc := range []string{"1500", "best"} {
+		mtu := "MTU 1500"
+		if sc == "best" {
+			mtu = "best MTU"
+			m = append(m, metric{"best_mtu", "best MTU", "bytes", true})
+		}
+		for _, streams := range []int{1, 4} {
+			for _, dir := range []string{"up", "down"} {
+				id := fmt.Sprintf("%s_p%d_%s", dir, streams, sc)
+				m = append(m, metric{"tcp_" + id, fmt.Sprintf("TCP %s x%d, %s", dir, streams, mtu), "Gbit/s", true})
+			}
+		}
+		for _, streams := range []int{1, 4} {
+			for _, dir := range []string{"up", "down"} {
+				id := fmt.Sprintf("%s_p%d_%s", dir, streams, sc)
+				m = append(m, metric{"cpu_" + id, fmt.Sprintf("CPU/GB %s x%d, %s", dir, streams, mtu), "s/GB", false})
+			}
+		}
+		m = append(m, metric{"peak_rss_" + sc, "peak RSS, " + mtu, "MiB", false})
+	}
+	return append(m,
+		metric{"conn_rate", "TCP connections (50 clients)", "conn/s", true},
+		metric{"udp_rate", "UDP 60 B round trips (8 clients)", "rt/s", true},
+		metric{"udp_median_us", "UDP round trip median", "µs", false},
+		metric{"idle_rss", "RSS holding idle conns", "MiB", false},
+		metric{"idle_bytes_per_conn", "RSS per idle conn", "bytes", false},
+	)
+}
+
+// value is one metric of one path: every run and their median.
+type value struct {
+	Median float64   `json:"median"`
+	Runs   []float64 `json:"runs"`
+}
+
+// pathResult is everything measured on one path.
+type pathResult struct {
+	Name    string            `json:"name"`
+	Skipped string            `json:"skipped,omitempty"`
+	Errors  []string          `json:"errors,omitempty"`
+	Values  map[string]*value `json:"values"`
+}
+
+// results is the whole run, as saved in JSON.
+type results struct {
+	Commit    string        `json:"commit"`
+	Started   time.Time     `json:"started"`
+	Seconds   float64       `json:"seconds"`
+	Runs      int           `json:"runs"`
+	IperfSecs float64       `json:"iperf_seconds"`
+	IdleConns int           `json:"idle_conns"`
+	Metrics   []metric      `json:"metrics"`
+	Paths     []*pathResult `json:"paths"`
+	// Ratios[metric][a][b] is a's median divided by b's, same run.
+	Ratios map[string]map[string]map[string]float64 `json:"ratios"`
+}
+
+func newResults(cfg config) *results {
+	return &results{
+		Commit:    gitCommit(),
+		Started:   time.Now().UTC(),
+		Runs:      cfg.runs,
+		IperfSecs: cfg.iperfTime.Seconds(),
+		IdleConns: cfg.idleConns,
+		Metrics:   metrics(),
+	}
+}
+
+func (r *results) path(name string) *pathResult {
+	for _, p := range r.Paths {
+		if p.Name == name {
+			return p
+		}
+	}
+	p := &pathResult{Name: name, Values: map[string]*value{}}
+	r.Paths = append(r.Paths, p)
+	return p
+}
+
+// add records one run of a metric.
+func (r *results) add(path, id string, v float64) {
+	p := r.path(path)
+	if p.Values[id] == nil {
+		p.Values[id] = &value{}
+	}
+	p.Values[id].Runs = append(p.Values[id].Runs, v)
+}
+
+func (r *results) fail(path string, err error) {
+	p := r.path(path)
+	p.Errors = append(p.Errors, err.Error())
+}
+
+func (r *results) skip(path, why string) {
+	r.path(path).Skipped = why
+}
+
+// finish computes medians and ratios.
+func (r *results) finish(took time.Duration) {
+	r.Seconds = took.Seconds()
+	for _, p := range r.Paths {
+		for _, v := range p.Values {
+			v.Median = median(v.Runs)
+		}
+	}
+	r.Ratios = map[string]map[string]map[string]float64{}
+	for _, m := range r.Metrics {
+		for _, a := range r.Paths {
+			for _, b := range r.Paths {
+				va, vb := a.Values[m.ID], b.Values[m.ID]
+				if a == b || va == nil || vb == nil || vb.Median == 0 {
+					continue
+				}
+				if r.Ratios[m.ID] == nil {
+					r.Ratios[m.ID] = map[string]map[string]float64{}
+				}
+				if r.Ratios[m.ID][a.Name] == nil {
+					r.Ratios[m.ID][a.Name] = map[string]float64{}
+				}
+				r.Ratios[m.ID][a.Name][b.Name] = va.Median / vb.Median
+			}
+		}
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

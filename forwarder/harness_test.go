@@ -1,0 +1,101 @@
+package forwarder_test
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/tungate/tungate/forwarder"
+	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/stack"
+)
+
+// appAddr is the address of the fake app stack; everything it sends goes
+// to tungate's stack over an in-memory pipe instead of a TUN device.
+var appAddr = tcpip.AddrFrom4([4]byte{10, 0, 0, 1})
+
+// dialerFunc adapts a function to proxy.Dialer.
+type dialerFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+func (f dialerFunc) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return f(ctx, network, address)
+}
+
+// packetDialer is a dialerFunc that also carries UDP.
+type packetDialer struct {
+	dialerFunc
+	packet dialerFunc
+}
+
+func (p packetDialer) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
+	return p.packet(ctx, network, address)
+}
+
+// newPair builds an app stack wired to a tungate stack and forwarder that
+// dial through d. Everything is closed when the test ends.
+func newPair(t *testing.T, d proxy.Dialer) *gvstack.Stack {
+	t.Helper()
+	fwd, app, closeGW := newGateway(t, d)
+	t.Cleanup(func() {
+		fwd.Close()
+		closeGW()
+	})
+	return app
+}
+
+// newGateway is newPair that leaves closing to the caller.
+func newGateway(t *testing.T, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.Stack, func()) {
+	t.Helper()
+	appLink, gwLink := pipe.New("", "", 1500)
+	app := gvstack.New(gvstack.Options{
+		NetworkProtocols:   []gvstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		TransportProtocols: []gvstack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+	})
+	if err := app.CreateNIC(1, appLink); err != nil {
+		t.Fatalf("app NIC: %v", err)
+	}
+	if err := app.AddProtocolAddress(1, tcpip.ProtocolAddress{
+		Protocol:          ipv4.ProtocolNumber,
+		AddressWithPrefix: appAddr.WithPrefix(),
+	}, gvstack.AddressProperties{}); err != nil {
+		t.Fatalf("app address: %v", err)
+	}
+	app.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: 1}})
+
+	fwd, err := forwarder.New(forwarder.Options{Dialer: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := stack.New(stack.Options{Link: gwLink, Handler: fwd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd.SetStack(gw)
+	return fwd, app, func() {
+		gw.Close()
+		app.Close()
+		app.Wait()
+	}
+}
+
+// to returns a destination in the app's view.
+func to(a, b, c, d byte, port uint16) tcpip.FullAddress {
+	return tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4([4]byte{a, b, c, d}), Port: port}
+}
+
+// loopbackTo returns a dialer that sends every flow to addr on loopback.
+func loopbackTo(addr string) dialerFunc {
+	return func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network[:3], addr)
+	}
+}

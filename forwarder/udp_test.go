@@ -1,0 +1,122 @@
+package forwarder_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+
+	"github.com/tungate/tungate/forwarder"
+	"github.com/tungate/tungate/forwarder/proxy"
+)
+
+// udpEcho starts a loopback UDP echo server.
+func udpEcho(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+func TestUDPEchoComesFromTheDestination(t *testing.T) {
+	addr := udpEcho(t)
+	app := newPair(t, packetDialer{loopbackTo(addr), loopbackTo(addr)})
+	dst := to(10, 9, 9, 9, 53)
+	c, err := gonet.DialUDP(app, nil, &dst, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, size := range []int{1, 512, 1400} {
+		msg := bytes.Repeat([]byte{byte(size)}, size)
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2048)
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("read %d-byte echo: %v", size, err)
+		}
+		if !bytes.Equal(buf[:n], msg) {
+			t.Fatalf("echo of %d bytes differs", size)
+		}
+		if from.String() != "10.9.9.9:53" {
+			t.Fatalf("reply from %v; want 10.9.9.9:53", from)
+		}
+	}
+}
+
+func TestUDPRefusedWithoutPacketDialer(t *testing.T) {
+	app := newPair(t, loopbackTo("127.0.0.1:1"))
+	dst := to(10, 9, 9, 9, 53)
+	c, err := gonet.DialUDP(app, nil, &dst, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("q"))
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = c.Read(make([]byte, 16))
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("read: %v; want connection refused (ICMP port unreachable)", err)
+	}
+}
+
+func TestCloseStopsEveryFlow(t *testing.T) {
+	before := runtime.NumGoroutine()
+	tcpAddr := listen(t, func(c *net.TCPConn) { time.Sleep(time.Hour) })
+	udpAddr := udpEcho(t)
+	fwd, app, closeGW := newGateway(t, packetDialer{loopbackTo(tcpAddr), loopbackTo(udpAddr)})
+	c, err := gonet.DialContextTCP(context.Background(), app, to(10, 9, 9, 9, 80), ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dst := to(10, 9, 9, 9, 53)
+	u, _ := gonet.DialUDP(app, nil, &dst, ipv4.ProtocolNumber)
+	u.Write([]byte("x"))
+	time.Sleep(100 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { fwd.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Forwarder.Close did not return within 3s")
+	}
+	closeGW()
+	u.Close()
+	c.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	// Server goroutines of this test (the sleeping handler, listeners)
+	// account for a few; flows must not.
+	for runtime.NumGoroutine() > before+4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+4 {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+var _ proxy.PacketDialer = packetDialer{}
+var _ = forwarder.Relay
