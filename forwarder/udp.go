@@ -72,12 +72,19 @@ func (t *udpTable) Len() int {
 	return len(t.sessions)
 }
 
+// udpCapable is implemented by dialers that are PacketDialers in type but
+// may not be able to carry UDP in fact (a chain of HTTP hops, say).
+type udpCapable interface{ CanCarryUDP() bool }
+
 // HandleUDP implements stack.Handler. It runs on the packet path, so it
 // only creates the app-side endpoint and leaves the upstream dial to the
 // session's goroutine; datagrams that arrive meanwhile wait in the
 // endpoint's queue.
 func (f *Forwarder) HandleUDP(r *udp.ForwarderRequest) bool {
 	pd, ok := f.opts.Dialer.(proxy.PacketDialer)
+	if c, isChain := f.opts.Dialer.(udpCapable); isChain && !c.CanCarryUDP() {
+		ok = false
+	}
 	if !ok {
 		return false // the stack answers ICMP port unreachable
 	}

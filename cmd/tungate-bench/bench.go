@@ -32,9 +32,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	var quick bool
 	var only string
 	fs.StringVar(&cfg.tungate, "tungate", "bin/tungate", "tungate binary to measure")
-	fs.BoolVar(&quick, "quick", false, "one run, 2-second iperf3, 1,000 idle connections: for trying it out")
+	fs.BoolVar(&quick, "quick", false, "one run, 1-second load tests, 1,000 idle connections: for trying it out")
 	fs.IntVar(&cfg.runs, "runs", 3, "runs of each measurement; the median is reported")
-	fs.DurationVar(&cfg.iperfTime, "iperf-time", 3*time.Second, "length of one iperf3 run (whole seconds)")
+	fs.DurationVar(&cfg.iperfTime, "iperf-time", 2*time.Second, "length of one iperf3 run (whole seconds)")
 	fs.DurationVar(&cfg.loadTime, "load-time", 2*time.Second, "length of one connection-rate or UDP run")
 	fs.IntVar(&cfg.idleConns, "idle-conns", 10000, "idle TCP connections for the memory test")
 	fs.IntVar(&cfg.tungateMTU, "tungate-mtu", 65520, "tungate's best MTU")
@@ -130,19 +130,21 @@ func (b *bench) runAll(ctx context.Context) error {
 			return err
 		}
 	}
+	var measured []path
 	for _, p := range paths(b.cfg.tungate, b.cfg.tungateMTU) {
-		if len(b.cfg.only) > 0 && !slices.Contains(b.cfg.only, p.name) {
-			continue
-		}
-		if p.missing != "" {
+		switch {
+		case len(b.cfg.only) > 0 && !slices.Contains(b.cfg.only, p.name):
+		case p.missing != "":
 			b.logf("%s: skipped: %s", p.name, p.missing)
 			b.res.skip(p.name, p.missing)
-			continue
+		default:
+			b.res.path(p.name) // keeps the column order
+			measured = append(measured, p)
 		}
-		b.measurePath(ctx, p)
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted: %w", ctx.Err())
-		}
+	}
+	b.measureRounds(ctx, measured)
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	return nil
 }

@@ -14,78 +14,92 @@ const coreBestMTU = 65520
 
 const mib = 1 << 20
 
-// measurePath measures one path at MTU 1500 and at its best MTU; the
-// small-packet and memory tests run once, at MTU 1500, since MTU does not
-// matter to them.
-func (b *bench) measurePath(ctx context.Context, p path) {
-	for _, sc := range []scenario{{"1500", 1500, 1500}, {"best", p.bestMTU, coreBestMTU}} {
-		if ctx.Err() != nil {
-			return
-		}
-		if err := b.topo.setCoreMTU(ctx, sc.coreMTU); err != nil {
-			b.res.fail(p.name, err)
-			return
-		}
-		s, err := p.start(ctx, b, sc.mtu)
-		if err != nil {
-			b.res.fail(p.name, fmt.Errorf("start at MTU %d: %w", sc.mtu, err))
-			continue
-		}
-		b.logf("%s: ready at MTU %d", p.name, sc.mtu)
-		if sc.name == "best" {
-			b.res.add(p.name, "best_mtu", float64(sc.mtu))
-		}
-		b.measureThroughput(ctx, p.name, s, sc)
-		if sc.name == "1500" {
-			b.measureSmall(ctx, p.name, s)
-		}
-		if s.gateway != nil {
-			if err := s.gateway.exited(); err != nil {
-				b.res.fail(p.name, err)
+// measureRounds measures every path once per round, alternating paths
+// within a round so that load from elsewhere on a shared machine spreads
+// over all of them instead of landing on one. Each session is fresh. The
+// small-packet tests run at MTU 1500 only, since MTU does not matter to
+// them; the idle-memory test runs in the last round only, as it is slow.
+func (b *bench) measureRounds(ctx context.Context, ps []path) {
+	for run := 1; run <= b.cfg.runs; run++ {
+		for _, sc := range []string{"1500", "best"} {
+			core := 1500
+			if sc == "best" {
+				core = coreBestMTU
+			}
+			if err := b.topo.setCoreMTU(ctx, core); err != nil {
+				b.res.fail("kernel", err)
+				return
+			}
+			for _, p := range ps {
+				if ctx.Err() != nil {
+					return
+				}
+				b.measureSession(ctx, p, sc, run == b.cfg.runs)
 			}
 		}
-		s.close()
 	}
 }
 
-// scenario is one MTU setting: the gateway's and the veths'.
-type scenario struct {
-	name    string
-	mtu     int
-	coreMTU int
+// measureSession starts path p in scenario sc ("1500" or "best") and runs
+// one round of its tests.
+func (b *bench) measureSession(ctx context.Context, p path, sc string, last bool) {
+	mtu := 1500
+	if sc == "best" {
+		mtu = p.bestMTU
+	}
+	s, err := p.start(ctx, b, mtu)
+	if err != nil {
+		b.res.fail(p.name, fmt.Errorf("start at MTU %d: %w", mtu, err))
+		return
+	}
+	defer s.close()
+	b.logf("%s: ready at MTU %d", p.name, mtu)
+	if sc == "best" && last {
+		b.res.add(p.name, "best_mtu", float64(mtu))
+	}
+	b.measureThroughput(ctx, p.name, s, sc)
+	if sc == "1500" {
+		b.measureSmall(ctx, p.name, s, last)
+	}
+	if s.gateway != nil {
+		if err := s.gateway.exited(); err != nil {
+			b.res.fail(p.name, err)
+		}
+	}
 }
 
 // measureThroughput runs iperf3 up and down with 1 and 4 streams, and the
 // gateway's CPU time per GB during each run.
-func (b *bench) measureThroughput(ctx context.Context, name string, s *session, sc scenario) {
+func (b *bench) measureThroughput(ctx context.Context, name string, s *session, sc string) {
 	if !b.hasPerf {
 		return
 	}
-	for run := 1; run <= b.cfg.runs; run++ {
-		for _, streams := range []int{1, 4} {
-			for _, dir := range []string{"up", "down"} {
-				if ctx.Err() != nil {
-					return
-				}
-				id := fmt.Sprintf("%s_p%d_%s", dir, streams, sc.name)
-				cpu0, cpuErr := b.gatewayCPU(s)
-				r, err := b.iperf(ctx, s.netns, dir == "down", streams)
-				if err != nil {
-					b.res.fail(name, fmt.Errorf("tcp %s: %w", id, err))
-					continue
-				}
-				b.res.add(name, "tcp_"+id, r.bitsPerSecond/1e9)
-				b.logf("%s: tcp %s run %d: %.2f Gbit/s", name, id, run, r.bitsPerSecond/1e9)
-				cpu1, cpuErr1 := b.gatewayCPU(s)
-				if s.gateway != nil && cpuErr == nil && cpuErr1 == nil {
-					b.res.add(name, "cpu_"+id, (cpu1-cpu0)/(r.bytes/1e9))
-				}
+	for _, streams := range []int{1, 4} {
+		for _, dir := range []string{"up", "down"} {
+			if ctx.Err() != nil {
+				return
 			}
+			id := fmt.Sprintf("%s_p%d_%s", dir, streams, sc)
+			cpu0, cpuErr := b.gatewayCPU(s)
+			r, err := b.iperf(ctx, s.netns, dir == "down", streams)
+			if err != nil {
+				b.res.fail(name, fmt.Errorf("tcp %s: %w", id, err))
+				continue
+			}
+			cpu1, cpuErr1 := b.gatewayCPU(s)
+			b.res.add(name, "tcp_"+id, r.bitsPerSecond/1e9)
+			msg := fmt.Sprintf("%s: tcp %s: %.2f Gbit/s", name, id, r.bitsPerSecond/1e9)
+			if s.gateway != nil && cpuErr == nil && cpuErr1 == nil {
+				perGB := (cpu1 - cpu0) / (r.bytes / 1e9)
+				b.res.add(name, "cpu_"+id, perGB)
+				msg += fmt.Sprintf(", %.2f CPU s/GB", perGB)
+			}
+			b.logf("%s", msg)
 		}
 	}
 	if s.gateway != nil {
 		if hwm, err := memoryBytes(s.gateway.pid(), "VmHWM"); err == nil {
-			b.res.add(name, "peak_rss_"+sc.name, hwm/mib)
+			b.res.add(name, "peak_rss_"+sc, hwm/mib)
 		}
 	}
 }
@@ -97,27 +111,26 @@ func (b *bench) gatewayCPU(s *session) (float64, error) {
 	return cpuSeconds(s.gateway.pid())
 }
 
-// measureSmall runs the connection-rate, UDP and idle-memory tests.
-func (b *bench) measureSmall(ctx context.Context, name string, s *session) {
+// measureSmall runs the connection-rate and UDP tests, and in the last
+// round the idle-memory test.
+func (b *bench) measureSmall(ctx context.Context, name string, s *session, last bool) {
 	d := b.cfg.loadTime.String()
-	for run := 1; run <= b.cfg.runs && ctx.Err() == nil; run++ {
-		var cr connRateResult
-		if err := b.clientJSON(ctx, s.netns, &cr, "connrate", "-addr", serverAddrPort(requestPort), "-c", "50", "-d", d); err != nil {
-			b.res.fail(name, err)
-		} else {
-			b.res.add(name, "conn_rate", cr.PerSecond)
-			b.logf("%s: connrate run %d: %.0f/s (%d errors)", name, run, cr.PerSecond, cr.Errors)
-		}
-		var ur udpResult
-		if err := b.clientJSON(ctx, s.netns, &ur, "udprr", "-addr", serverAddrPort(udpEchoPort), "-c", "8", "-d", d); err != nil {
-			b.res.fail(name, err)
-		} else {
-			b.res.add(name, "udp_rate", ur.PerSecond)
-			b.res.add(name, "udp_median_us", ur.MedianUS)
-			b.logf("%s: udp run %d: %.0f/s, median %.0f µs (%d lost)", name, run, ur.PerSecond, ur.MedianUS, ur.Lost)
-		}
+	var cr connRateResult
+	if err := b.clientJSON(ctx, s.netns, &cr, "connrate", "-addr", serverAddrPort(requestPort), "-c", "50", "-d", d); err != nil {
+		b.res.fail(name, err)
+	} else {
+		b.res.add(name, "conn_rate", cr.PerSecond)
+		b.logf("%s: connrate: %.0f/s (%d errors)", name, cr.PerSecond, cr.Errors)
 	}
-	if s.gateway != nil && ctx.Err() == nil {
+	var ur udpResult
+	if err := b.clientJSON(ctx, s.netns, &ur, "udprr", "-addr", serverAddrPort(udpEchoPort), "-c", "8", "-d", d); err != nil {
+		b.res.fail(name, err)
+	} else {
+		b.res.add(name, "udp_rate", ur.PerSecond)
+		b.res.add(name, "udp_median_us", ur.MedianUS)
+		b.logf("%s: udp: %.0f/s, median %.0f µs (%d lost)", name, ur.PerSecond, ur.MedianUS, ur.Lost)
+	}
+	if last && s.gateway != nil && ctx.Err() == nil {
 		if err := b.measureIdle(ctx, name, s); err != nil {
 			b.res.fail(name, fmt.Errorf("idle connections: %w", err))
 		}

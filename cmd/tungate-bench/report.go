@@ -36,7 +36,8 @@ func (r *results) printTable(w io.Writer) {
 	})
 	cols := r.ratioColumns()
 	if len(cols) > 0 {
-		fmt.Fprintf(w, "\nratios a/b of the medians above (same run); k=kernel tg=tungate run=tungate-run slirp=slirp4netns\n\n")
+		fmt.Fprintf(w, "\nratios a/b of the medians above (same run); k=kernel tg=tungate run=tungate-run slirp=slirp4netns\n")
+		fmt.Fprintf(w, "(Gbit/s, conn/s, rt/s: above 1 means a is better; s/GB, MiB, µs, bytes: below 1 means a is better)\n\n")
 		var heads []string
 		for _, c := range cols {
 			heads = append(heads, shortName[c.a]+"/"+shortName[c.b])

@@ -125,6 +125,9 @@ func (r *results) finish(took time.Duration) {
 	}
 	r.Ratios = map[string]map[string]map[string]float64{}
 	for _, m := range r.Metrics {
+		if m.ID == "best_mtu" {
+			continue // a setting, not a result
+		}
 		for _, a := range r.Paths {
 			for _, b := range r.Paths {
 				va, vb := a.Values[m.ID], b.Values[m.ID]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/forwarder/proxy"
@@ -32,7 +33,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		}
 	}
 	devGone := make(chan error, 1)
-	gw, err := newGateway(cfg, dev, log, func(err error) {
+	gw, err := newGateway(cfg, dev.FD(), log, gatewayHooks{}, func(err error) {
 		select {
 		case devGone <- fmt.Errorf("device %s: %w", dev.Name(), err):
 		default:
@@ -58,13 +59,29 @@ type gateway struct {
 	fwd   *forwarder.Forwarder
 }
 
-func newGateway(cfg *gatewayConfig, dev *tun.Device, log *slog.Logger, onDeviceGone func(error)) (*gateway, error) {
-	link, err := stack.NewFDLink(dev.FD(), uint32(cfg.mtu), onDeviceGone)
+// gatewayHooks are what `tungate run` adds to a plain gateway; the zero
+// value adds nothing.
+type gatewayHooks struct {
+	// wrapDialer, if set, wraps the upstream dialer.
+	wrapDialer func(proxy.Dialer) proxy.Dialer
+	// allow is forwarder.Options.Allow.
+	allow func(network string, dst netip.AddrPort) bool
+}
+
+// newGateway serves the TUN device fd (which it does not take ownership
+// of).
+func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks, onDeviceGone func(error)) (*gateway, error) {
+	link, err := stack.NewFDLink(fd, uint32(cfg.mtu), onDeviceGone)
 	if err != nil {
 		return nil, err
 	}
+	var dialer proxy.Dialer = &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}
+	if hooks.wrapDialer != nil {
+		dialer = hooks.wrapDialer(dialer)
+	}
 	fwd, err := forwarder.New(forwarder.Options{
-		Dialer:         &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout},
+		Dialer:         dialer,
+		Allow:          hooks.allow,
 		Echo:           &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
 		ConnectTimeout: cfg.connectTimeout,
 		UDPTimeout:     cfg.udpTimeout,

@@ -119,4 +119,3 @@ func parseSOCKS5Addr(b []byte) (hostPort, []byte, error) {
 	a.Port = uint16(b[0])<<8 | uint16(b[1])
 	return a, b[2:], nil
 }
-

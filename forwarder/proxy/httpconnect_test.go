@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"net"
@@ -14,7 +15,7 @@ func TestHTTPConnect(t *testing.T) {
 	const basic = "Basic dXNlcjpwQHNz" // user:p@ss
 	tests := []struct {
 		name       string
-		srv        fakeHTTP
+		srv        *fakeHTTP
 		user, pass string
 		target     string
 		wantErr    error
@@ -22,17 +23,17 @@ func TestHTTPConnect(t *testing.T) {
 	}{
 		{name: "plain", target: echo.addr()},
 		{name: "name", target: "echo.example:" + port(echo.addr())},
-		{name: "basic auth", srv: fakeHTTP{auth: basic}, user: "user", pass: "p@ss", target: echo.addr()},
-		{name: "407 without credentials", srv: fakeHTTP{auth: basic}, target: echo.addr(),
+		{name: "basic auth", srv: &fakeHTTP{auth: basic}, user: "user", pass: "p@ss", target: echo.addr()},
+		{name: "407 without credentials", srv: &fakeHTTP{auth: basic}, target: echo.addr(),
 			wantErr: ErrAuth, wantText: "give USER:PASS"},
-		{name: "407 wrong password", srv: fakeHTTP{auth: basic}, user: "user", pass: "nope", target: echo.addr(),
+		{name: "407 wrong password", srv: &fakeHTTP{auth: basic}, user: "user", pass: "nope", target: echo.addr(),
 			wantErr: ErrAuth, wantText: `"407 Proxy Authentication Required"`},
-		{name: "502", srv: fakeHTTP{status: "502 Bad Gateway"}, target: echo.addr(), wantText: `proxy answered "502 Bad Gateway"`},
-		{name: "403", srv: fakeHTTP{status: "403 Forbidden"}, target: echo.addr(), wantErr: ErrNotAllowed},
+		{name: "502", srv: &fakeHTTP{status: "502 Bad Gateway"}, target: echo.addr(), wantText: `proxy answered "502 Bad Gateway"`},
+		{name: "403", srv: &fakeHTTP{status: "403 Forbidden"}, target: echo.addr(), wantErr: ErrNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startHTTP(t, &tt.srv)
+			srv := startHTTP(t, cmp.Or(tt.srv, &fakeHTTP{}))
 			d := &HTTPConnect{Address: srv.addr(), Username: tt.user, Password: tt.pass, Forward: &Direct{}}
 			conn, err := d.DialContext(testCtx(t), "tcp", tt.target)
 			if tt.wantErr == nil && tt.wantText == "" {

@@ -116,4 +116,3 @@ func readSOCKS4Reply(r io.Reader) error {
 		return fmt.Errorf("%w: unknown reply code %#x", ErrProtocol, b[1])
 	}
 }
-

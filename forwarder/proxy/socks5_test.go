@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +38,7 @@ func TestSOCKS5Connect(t *testing.T) {
 	echo := startEcho(t)
 	tests := []struct {
 		name       string
-		srv        fakeSOCKS5
+		srv        *fakeSOCKS5
 		user, pass string
 		target     string
 		wantErr    error  // nil: expect an echo
@@ -44,20 +46,20 @@ func TestSOCKS5Connect(t *testing.T) {
 	}{
 		{name: "no auth", target: echo.addr()},
 		{name: "domain sent unresolved", target: "echo.example:" + port(echo.addr())},
-		{name: "user pass", srv: fakeSOCKS5{user: "alice", pass: "s3cret"}, user: "alice", pass: "s3cret", target: echo.addr()},
-		{name: "bad password", srv: fakeSOCKS5{user: "alice", pass: "s3cret"}, user: "alice", pass: "wrong",
+		{name: "user pass", srv: &fakeSOCKS5{user: "alice", pass: "s3cret"}, user: "alice", pass: "s3cret", target: echo.addr()},
+		{name: "bad password", srv: &fakeSOCKS5{user: "alice", pass: "s3cret"}, user: "alice", pass: "wrong",
 			target: echo.addr(), wantErr: ErrAuth, wantText: "rejected the username or password"},
-		{name: "auth required, none given", srv: fakeSOCKS5{user: "alice", pass: "s3cret"},
+		{name: "auth required, none given", srv: &fakeSOCKS5{user: "alice", pass: "s3cret"},
 			target: echo.addr(), wantErr: ErrAuth, wantText: "give USER:PASS"},
-		{name: "refused", srv: fakeSOCKS5{reply: 5}, target: "10.1.2.3:80", wantErr: ErrRefused,
+		{name: "refused", srv: &fakeSOCKS5{reply: 5}, target: "10.1.2.3:80", wantErr: ErrRefused,
 			wantText: "connect to 10.1.2.3:80: connection refused"},
-		{name: "not allowed", srv: fakeSOCKS5{reply: 2}, target: echo.addr(), wantErr: ErrNotAllowed},
-		{name: "host unreachable", srv: fakeSOCKS5{reply: 4}, target: echo.addr(), wantErr: ErrUnreachable},
-		{name: "unknown reply", srv: fakeSOCKS5{reply: 0x42}, target: echo.addr(), wantErr: ErrProtocol},
+		{name: "not allowed", srv: &fakeSOCKS5{reply: 2}, target: echo.addr(), wantErr: ErrNotAllowed},
+		{name: "host unreachable", srv: &fakeSOCKS5{reply: 4}, target: echo.addr(), wantErr: ErrUnreachable},
+		{name: "unknown reply", srv: &fakeSOCKS5{reply: 0x42}, target: echo.addr(), wantErr: ErrProtocol},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startSOCKS5(t, &tt.srv)
+			srv := startSOCKS5(t, cmp.Or(tt.srv, &fakeSOCKS5{}))
 			d := &SOCKS5{Address: srv.addr(), Username: tt.user, Password: tt.pass, Forward: &Direct{}}
 			conn, err := d.DialContext(testCtx(t), "tcp", tt.target)
 			if tt.wantErr == nil {
@@ -103,15 +105,15 @@ func TestSOCKS5UDP(t *testing.T) {
 	echo := startUDPEcho(t)
 	for _, tt := range []struct {
 		name string
-		srv  fakeSOCKS5
+		srv  *fakeSOCKS5
 	}{
-		{name: "relay address given", srv: fakeSOCKS5{}},
-		{name: "relay 0.0.0.0 means the proxy's IP", srv: fakeSOCKS5{relayUnspecified: true}},
-		{name: "fragments and strangers dropped", srv: fakeSOCKS5{junkFirst: true}},
-		{name: "with auth", srv: fakeSOCKS5{user: "u", pass: "p"}},
+		{name: "relay address given", srv: &fakeSOCKS5{}},
+		{name: "relay 0.0.0.0 means the proxy's IP", srv: &fakeSOCKS5{relayUnspecified: true}},
+		{name: "fragments and strangers dropped", srv: &fakeSOCKS5{junkFirst: true}},
+		{name: "with auth", srv: &fakeSOCKS5{user: "u", pass: "p"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startSOCKS5(t, &tt.srv)
+			srv := startSOCKS5(t, cmp.Or(tt.srv, &fakeSOCKS5{}))
 			d := &SOCKS5{Address: srv.addr(), Username: tt.srv.user, Password: tt.srv.pass, Forward: &Direct{}}
 			conn, err := d.DialPacket(testCtx(t), "udp", echo)
 			if err != nil {
@@ -194,5 +196,29 @@ func TestSOCKS5UDPNeedsFirstHop(t *testing.T) {
 	_, err := d.DialPacket(testCtx(t), "udp", "127.0.0.1:53")
 	if !errors.Is(err, ErrUDPUnsupported) {
 		t.Fatalf("error %v, want ErrUDPUnsupported", err)
+	}
+}
+
+// Dialing and closing associations leaves no goroutine behind, ours or
+// (once it sees the close) the fake server's.
+func TestSOCKS5UDPNoLeak(t *testing.T) {
+	echo := startUDPEcho(t)
+	srv := startSOCKS5(t, &fakeSOCKS5{})
+	d := &SOCKS5{Address: srv.addr(), Forward: &Direct{}}
+	before := runtime.NumGoroutine()
+	for range 20 {
+		conn, err := d.DialPacket(testCtx(t), "udp", echo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		echoRoundTrip(t, conn, "ping")
+		conn.Close()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines, %d before the dials", n, before)
 	}
 }

@@ -242,4 +242,3 @@ func parseSOCKS5UDP(b []byte) (frag byte, from hostPort, payload []byte, err err
 	}
 	return frag, from, payload, nil
 }
-

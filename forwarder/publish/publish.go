@@ -1,0 +1,179 @@
+// Package publish makes ports inside an app's namespace reachable from the
+// host, as container port mappings do: it listens on host sockets and
+// carries each TCP connection, or each UDP client's datagrams, into the
+// namespace through the userspace stack (gonet), from an address the stack
+// owns.
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/tungate/tungate/forwarder"
+)
+
+// Options configures a Publisher.
+type Options struct {
+	// Stack carries the flows into the namespace. It must own an address
+	// of Target's family (stack.Stack.AddAddress), which becomes the
+	// source the app sees. Required.
+	Stack *gvstack.Stack
+	// NIC is the stack's NIC that leads into the namespace.
+	NIC tcpip.NICID
+	// Target is the namespace's address the ports are reached on (the
+	// device's address inside). Required.
+	Target netip.Addr
+	// Ports to publish.
+	Ports []Port
+	// ConnectTimeout bounds connecting into the namespace; zero means 10 s.
+	ConnectTimeout time.Duration
+	// UDPTimeout ends a UDP client's session after this long without a
+	// datagram; zero means 60 s.
+	UDPTimeout time.Duration
+	// Logger receives per-flow failures at debug level; nil discards them.
+	Logger *slog.Logger
+}
+
+// Publisher serves the published ports until Close.
+type Publisher struct {
+	opts   Options
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	socks  []interface{ Close() error }
+}
+
+// Start listens on every port, or on none if one fails.
+func Start(opts Options) (*Publisher, error) {
+	if opts.Stack == nil || !opts.Target.IsValid() {
+		return nil, errors.New("publish: Stack and Target are required")
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
+	if opts.UDPTimeout <= 0 {
+		opts.UDPTimeout = 60 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Publisher{opts: opts, log: log}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	for _, port := range opts.Ports {
+		if err := p.listen(port); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *Publisher) listen(port Port) error {
+	addr := ""
+	if port.Host.Addr().IsValid() {
+		addr = port.Host.Addr().String()
+	}
+	addr = net.JoinHostPort(addr, fmt.Sprint(port.Host.Port()))
+	target := tcpip.FullAddress{NIC: p.opts.NIC, Addr: tcpip.AddrFromSlice(p.opts.Target.AsSlice()), Port: port.Target}
+	if port.Network == "udp" {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", port, err)
+		}
+		p.socks = append(p.socks, pc)
+		p.goOwned(func() { p.serveUDP(pc.(*net.UDPConn), target) })
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", port, err)
+	}
+	p.socks = append(p.socks, ln)
+	p.goOwned(func() { p.serveTCP(ln, target) })
+	return nil
+}
+
+// goOwned runs fn on a goroutine that Close waits for; false once closed.
+func (p *Publisher) goOwned(fn func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+func (p *Publisher) proto() tcpip.NetworkProtocolNumber {
+	if p.opts.Target.Is4() {
+		return header.IPv4ProtocolNumber
+	}
+	return header.IPv6ProtocolNumber
+}
+
+func (p *Publisher) serveTCP(ln net.Listener, target tcpip.FullAddress) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				p.log.Warn("publish: accept failed", "listen", ln.Addr(), "err", err)
+			}
+			return
+		}
+		if !p.goOwned(func() { p.forwardTCP(c, target) }) {
+			c.Close()
+			return
+		}
+	}
+}
+
+func (p *Publisher) forwardTCP(host net.Conn, target tcpip.FullAddress) {
+	ctx, cancel := context.WithTimeout(p.ctx, p.opts.ConnectTimeout)
+	ns, err := gonet.DialContextTCP(ctx, p.opts.Stack, target, p.proto())
+	cancel()
+	if err != nil {
+		p.log.Debug("publish: connect into the namespace failed", "from", host.RemoteAddr(), "port", target.Port, "err", err)
+		// A reset tells the host client at once, like a closed port.
+		if tc, ok := host.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		host.Close()
+		return
+	}
+	if err := forwarder.Relay(p.ctx, host, ns); err != nil {
+		p.log.Debug("publish: relay ended", "from", host.RemoteAddr(), "port", target.Port, "err", err)
+	}
+}
+
+// Close stops listening, ends every flow and waits for them. It is
+// idempotent.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.cancel()
+	for _, s := range p.socks {
+		s.Close()
+	}
+	p.wg.Wait()
+	return nil
+}

@@ -1,0 +1,149 @@
+package appns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/tungate/tungate/stack/tun"
+)
+
+// resolvConfPath is the file CMD's resolver reads.
+const resolvConfPath = "/etc/resolv.conf"
+
+// ChildMain is the setup process: the program calls it, and nothing else,
+// when it finds Config.ChildArgs on its command line. It runs inside the new
+// namespaces, sets them up, hands the TUN device to the parent, and then
+// becomes the command (or exits). It never returns.
+func ChildMain() {
+	unix.CloseOnExec(childFD)
+	var req setupRequest
+	if _, err := recv(childFD, &req); err != nil {
+		// The parent is gone or broken; nobody is left to tell.
+		os.Exit(1)
+	}
+	fd, warn, err := setUp(&req)
+	if err != nil {
+		send(childFD, reply{Error: err.Error()})
+		os.Exit(1)
+	}
+	if err := send(childFD, reply{Warning: warn}, fd); err != nil {
+		os.Exit(1)
+	}
+	// The parent has its own copy now. Not tun.Device.Close: that would
+	// delete the interface the parent is about to serve.
+	unix.Close(fd)
+	if _, err := recv(childFD, nil); err != nil {
+		// Socket closed: no command (--netns-path ended), or the parent
+		// gave up.
+		os.Exit(0)
+	}
+	code, err := execCommand(&req)
+	send(childFD, reply{Error: err.Error(), Code: code})
+	os.Exit(code)
+}
+
+// setUp makes the mount namespace private, brings lo up, creates and
+// configures the TUN device, and gives CMD its resolv.conf. It returns the
+// device's fd and a warning for the parent to log.
+func setUp(req *setupRequest) (fd int, warning string, err error) {
+	// Mounts made from here on must not propagate back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return -1, "", fmt.Errorf("make mounts private in the new mount namespace: %w", err)
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err == nil {
+		err = netlink.LinkSetUp(lo)
+	}
+	if err != nil {
+		return -1, "", fmt.Errorf("bring up lo in the new network namespace: %w", err)
+	}
+	dev, err := tun.Open(tun.Config{Name: req.Device, FD: -1})
+	if err != nil {
+		return -1, "", fmt.Errorf("%w%s", err, tunHint(err))
+	}
+	err = dev.Configure(tun.NetConfig{MTU: req.MTU, Addresses: req.Addresses, DefaultRoutes: true})
+	switch {
+	case errors.Is(err, tun.ErrIPv6Disabled):
+		warning = err.Error()
+	case err != nil:
+		return -1, "", err
+	}
+	if req.ResolvConf != "" {
+		if err := bindResolvConf(req.ResolvConf); err != nil {
+			return -1, "", err
+		}
+	}
+	return dev.FD(), warning, nil
+}
+
+// tunHint says what is missing when the device cannot be opened without
+// root: /dev/net/tun is checked against the caller's own uid.
+func tunHint(err error) string {
+	if os.Geteuid() != 0 && errors.Is(err, unix.EACCES) {
+		return ": without root, /dev/net/tun must be readable and writable by your user (mode 0666, the default on most systems)"
+	}
+	return ""
+}
+
+// bindResolvConf mounts src over /etc/resolv.conf (over the file a symlink
+// there points to), in this mount namespace only.
+func bindResolvConf(src string) error {
+	target, err := filepath.EvalSymlinks(resolvConfPath)
+	if err != nil {
+		return fmt.Errorf("give the command its resolv.conf: %w: %s must exist (a bind mount covers it, the file is not changed)", err, resolvConfPath)
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind-mount %s over %s: %w", src, target, err)
+	}
+	return nil
+}
+
+// execCommand replaces this process with the command. It returns only if
+// that fails, with the status a shell would use (127 not found, 126 found but
+// not runnable).
+func execCommand(req *setupRequest) (int, error) {
+	if len(req.Command) == 0 {
+		return 1, errors.New("no command")
+	}
+	path, err := exec.LookPath(req.Command[0])
+	if err != nil {
+		code := 127
+		if errors.Is(err, os.ErrPermission) {
+			code = 126
+		}
+		return code, err
+	}
+	// Credentials, capabilities and the parent-death signal belong to a
+	// thread; execve keeps only the calling one, so all changes go there.
+	runtime.LockOSThread()
+	if req.User != nil {
+		if err := req.User.apply(); err != nil {
+			return 126, err
+		}
+	}
+	// Capabilities the setup needed (ambient ones, without root) must not
+	// reach the command.
+	unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+	// The command dies with tungate, which holds its only network. A change
+	// of credentials cleared the setting made at fork, so set it again.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return 126, fmt.Errorf("set parent-death signal: %w", err)
+	}
+	if os.Getppid() != req.ParentPID {
+		return 126, errors.New("tungate exited before the command started")
+	}
+	err = syscall.Exec(path, req.Command, os.Environ())
+	code := 126
+	if errors.Is(err, unix.ENOENT) {
+		code = 127
+	}
+	return code, fmt.Errorf("exec %q: %w", req.Command[0], err)
+}
