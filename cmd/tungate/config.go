@@ -28,6 +28,7 @@ type gatewayConfig struct {
 	connectTimeout time.Duration
 	udpTimeout     time.Duration
 	logLevel       logLevel
+	proxy          proxyConfig
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -41,6 +42,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.DurationVar(&c.udpTimeout, "udp-timeout", 60*time.Second, "end a UDP session after this long without a datagram")
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
+	addProxyFlags(fs, &c.proxy)
 }
 
 // addDeviceFlags registers the flags that only the gateway has.
@@ -62,7 +64,7 @@ func (c *gatewayConfig) validate() error {
 	if c.udpTimeout <= 0 {
 		return usageErrorf("invalid argument %s for \"--udp-timeout\" flag: want a positive duration such as 60s", c.udpTimeout)
 	}
-	return nil
+	return c.proxy.validate()
 }
 
 // usageError marks errors that exit with status 2.

@@ -75,14 +75,22 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks
 	if err != nil {
 		return nil, err
 	}
-	var dialer proxy.Dialer = &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}
+	up, err := newUpstream(&cfg.proxy, &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}, log)
+	if err != nil {
+		return nil, err
+	}
+	dialer := up.dialer
 	if hooks.wrapDialer != nil {
 		dialer = hooks.wrapDialer(dialer)
 	}
+	var echo forwarder.EchoSender = &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark}
+	if up.proxied {
+		echo = nil // a proxy carries no ICMP, and nothing may go around it
+	}
 	fwd, err := forwarder.New(forwarder.Options{
-		Dialer:         dialer,
-		Allow:          hooks.allow,
-		Echo:           &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
+		Dialer:         up.outer(dialer),
+		Allow:          up.allow(hooks.allow),
+		Echo:           echo,
 		ConnectTimeout: cfg.connectTimeout,
 		UDPTimeout:     cfg.udpTimeout,
 		Logger:         log,

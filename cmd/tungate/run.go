@@ -2,10 +2,277 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/tungate/tungate/forwarder/dns"
+	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/forwarder/publish"
+	"github.com/tungate/tungate/stack/appns"
 )
+
+// setupChildArg, right after "run", makes the program the namespace setup
+// process (appns.ChildMain). Users never type it.
+const setupChildArg = "--internal-namespace-setup"
+
+// nsDevice is the TUN device's name inside the namespace.
+const nsDevice = "tun0"
 
 // runCommand implements `tungate run [flags] -- CMD [ARGS...]`.
 func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return usageErrorf("tungate run is not implemented yet")
+	if len(args) > 0 && args[0] == setupChildArg {
+		appns.ChildMain() // never returns
+	}
+	rc, err := parseRunFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: rc.gw.logLevel.level}))
+	// Caught from the start, so that a signal during setup stops tungate
+	// cleanly instead of killing it with the namespace half made.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	return runInNamespace(ctx, rc, log, sigs, stderr)
+}
+
+// runSession is everything `tungate run` starts, in start order.
+type runSession struct {
+	// closing silences the device-gone warning that stopping causes.
+	closing  atomic.Bool
+	ns       *appns.Namespace
+	gw       *gateway
+	resolver *dns.Resolver
+	pub      *publish.Publisher
+}
+
+// close stops in reverse order: no new flows, then the flows, then the
+// namespace (whatever runs in it is killed) and its device.
+func (s *runSession) close() {
+	s.closing.Store(true)
+	if s.pub != nil {
+		s.pub.Close()
+	}
+	if s.gw != nil {
+		s.gw.Close()
+	}
+	if s.resolver != nil {
+		s.resolver.Close()
+	}
+	if s.ns != nil {
+		s.ns.Close()
+	}
+}
+
+func runInNamespace(ctx context.Context, rc *runConfig, log *slog.Logger, sigs <-chan os.Signal, stderr io.Writer) error {
+	s, err := startSession(rc, log)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if rc.netnsPath != "" {
+		return keepNamespace(ctx, s, rc, log, sigs)
+	}
+	logServing(s, rc, log)
+	select {
+	case sig := <-sigs:
+		return &exitError{code: 128 + int(sig.(syscall.Signal))}
+	default:
+	}
+	if err := s.ns.Run(); err != nil {
+		var ee *appns.ExecError
+		if errors.As(err, &ee) {
+			fmt.Fprintf(stderr, "tungate: run: %v\n", ee.Err)
+			return &exitError{code: ee.Code}
+		}
+		return err
+	}
+	st := waitForwarding(s.ns, sigs, log)
+	if code := exitStatus(st); code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// startSession makes the namespace and serves its device.
+func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
+	var cred *appns.Credential
+	rootless := os.Geteuid() != 0
+	if rc.user != "" {
+		if rootless {
+			return nil, usageErrorf("run: --user needs root: without root, CMD already runs as you")
+		}
+		var err error
+		if cred, err = appns.LookupUser(rc.user); err != nil {
+			return nil, fmt.Errorf("run: --user: %w", err)
+		}
+	}
+	d := newRunDNS(rc.dns.values, log)
+	rc.dns.values = d.servers
+	resolv := ""
+	if len(rc.command) > 0 {
+		var err error
+		if resolv, err = writeResolvConf(d.keep); err != nil {
+			return nil, err
+		}
+		// The setup process has bind-mounted it once Start returns.
+		defer os.Remove(resolv)
+	}
+	s := &runSession{}
+	var err error
+	s.ns, err = appns.Start(appns.Config{
+		ChildArgs:  []string{"run", setupChildArg},
+		Device:     nsDevice,
+		MTU:        rc.gw.mtu,
+		Addresses:  rc.gw.addresses.values,
+		ResolvConf: resolv,
+		Rootless:   rootless,
+		Command:    rc.command,
+		User:       cred,
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	if w := s.ns.Warning(); w != "" {
+		log.Warn(w)
+	}
+	if err := s.serve(rc, d, log); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// serve starts the gateway on the namespace's device and the published
+// ports.
+func (s *runSession) serve(rc *runConfig, d *runDNS, log *slog.Logger) error {
+	var wrapErr error
+	hooks := gatewayHooks{
+		allow: runPolicy(rc.allowHostLoopback),
+		wrapDialer: func(base proxy.Dialer) proxy.Dialer {
+			wrapped, r, err := d.wrapDialer(rc, base, log)
+			if err != nil {
+				wrapErr = err
+				return base
+			}
+			s.resolver = r
+			return wrapped
+		},
+	}
+	var err error
+	s.gw, err = newGateway(&rc.gw, s.ns.TUN(), log, hooks, func(err error) {
+		if !s.closing.Load() {
+			log.Warn("the namespace's device is gone: CMD has no network any more", "err", err)
+		}
+	})
+	if err == nil {
+		err = wrapErr
+	}
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	if len(rc.publish.values) == 0 {
+		return nil
+	}
+	target, ok := firstIPv4(rc.gw.addresses.values)
+	if !ok {
+		return errors.New("run: --publish needs an IPv4 address on the device")
+	}
+	src := netip.PrefixFrom(nsResolverAddrs[0], 32)
+	if err := s.gw.stack.AddAddress(src); err != nil {
+		return fmt.Errorf("run: --publish: %w", err)
+	}
+	s.pub, err = publish.Start(publish.Options{
+		Stack:          s.gw.stack.GVisor(),
+		NIC:            s.gw.stack.NIC(),
+		Target:         target,
+		Ports:          rc.publish.values,
+		ConnectTimeout: rc.gw.connectTimeout,
+		UDPTimeout:     rc.gw.udpTimeout,
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	return nil
+}
+
+func firstIPv4(ps []netip.Prefix) (netip.Addr, bool) {
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// writeResolvConf writes the file CMD will see as /etc/resolv.conf.
+func writeResolvConf(keep []string) (string, error) {
+	f, err := os.CreateTemp("", "tungate-resolv-*.conf")
+	if err != nil {
+		return "", fmt.Errorf("run: write the namespace's resolv.conf: %w", err)
+	}
+	err = dns.WriteResolvConf(f, nsResolverAddrs, keep)
+	if err == nil {
+		// Readable by CMD when --user drops root.
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("run: write the namespace's resolv.conf: %w", err)
+	}
+	return f.Name(), nil
+}
+
+// logServing says that the namespace is ready (msg=serving, as the
+// gateway says it).
+func logServing(s *runSession, rc *runConfig, log *slog.Logger) {
+	netns := s.ns.NetNSPath()
+	if rc.netnsPath != "" {
+		netns = rc.netnsPath
+	}
+	log.Info("serving", "device", nsDevice, "netns", netns, "pid", s.ns.Pid(), "mtu", rc.gw.mtu,
+		"resolver", nsResolverAddrs[0], "upstream_dns", fmt.Sprint(rc.dns.values))
+}
+
+// keepNamespace serves the namespace, bind-mounted at path, until ctx ends
+// or a signal comes.
+func keepNamespace(ctx context.Context, s *runSession, rc *runConfig, log *slog.Logger, sigs <-chan os.Signal) error {
+	undo, err := s.ns.BindNetNS(rc.netnsPath)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	logServing(s, rc, log)
+	select {
+	case <-ctx.Done():
+	case <-sigs:
+	}
+	if err := undo(); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	return nil
+}
+
+// exitStatus is CMD's exit status, or 128+N if signal N killed it.
+func exitStatus(st *os.ProcessState) int {
+	if st == nil {
+		return exitFailure
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return st.ExitCode()
 }

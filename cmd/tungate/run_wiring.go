@@ -78,7 +78,7 @@ func newRunDNS(flagServers []netip.AddrPort, log *slog.Logger) *runDNS {
 // wrapDialer puts the resolver and, if asked, the host-loopback mapping in
 // front of the gateway's dialer. The resolver is returned for the caller to
 // close after the gateway.
-func (d *runDNS) wrapDialer(cfg *runConfig, base proxy.Dialer) (proxy.Dialer, *dns.Resolver, error) {
+func (d *runDNS) wrapDialer(cfg *runConfig, base proxy.Dialer, log *slog.Logger) (proxy.Dialer, *dns.Resolver, error) {
 	next := base
 	if cfg.allowHostLoopback {
 		// Host sockets, never a proxy: only this host has this loopback.
@@ -99,7 +99,7 @@ func (d *runDNS) wrapDialer(cfg *runConfig, base proxy.Dialer) (proxy.Dialer, *d
 		Addrs:    nsResolverAddrs,
 		Answerer: &dns.Forward{Servers: d.servers, Dialer: upstream},
 		Next:     next,
-		Logger:   nil,
+		Logger:   log,
 	})
 	if err != nil {
 		return nil, nil, err

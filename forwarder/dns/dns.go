@@ -100,7 +100,9 @@ func New(opts Options) (*Resolver, error) {
 }
 
 // Serves reports whether dst is the resolver (any port of its addresses).
-func (r *Resolver) Serves(dst netip.AddrPort) bool { return r.addrs[dst.Addr().Unmap()] || r.addrs[dst.Addr()] }
+func (r *Resolver) Serves(dst netip.AddrPort) bool {
+	return r.addrs[dst.Addr().Unmap()] || r.addrs[dst.Addr()]
+}
 
 // DialContext implements proxy.Dialer: a connection to the resolver is a
 // DNS-over-TCP conversation answered in-process.

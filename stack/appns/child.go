@@ -131,7 +131,9 @@ func execCommand(req *setupRequest) (int, error) {
 	}
 	// Capabilities the setup needed (ambient ones, without root) must not
 	// reach the command.
-	unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+	if err := dropInheritable(); err != nil {
+		return 126, err
+	}
 	// The command dies with tungate, which holds its only network. A change
 	// of credentials cleared the setting made at fork, so set it again.
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
@@ -146,4 +148,23 @@ func execCommand(req *setupRequest) (int, error) {
 		code = 127
 	}
 	return code, fmt.Errorf("exec %q: %w", req.Command[0], err)
+}
+
+// dropInheritable clears the ambient and inheritable capability sets of
+// the calling thread, so that a command that is not root starts with no
+// capability at all.
+func dropInheritable() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("clear inheritable capabilities: %w", err)
+	}
+	return nil
 }

@@ -21,7 +21,11 @@ func drainPeer(t testing.TB, peer int) {
 		defer wg.Done()
 		buf := make([]byte, 1<<17)
 		for {
-			if _, err := unix.Read(peer, buf); err != nil && err != unix.EINTR {
+			n, err := unix.Read(peer, buf)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n == 0 {
 				return
 			}
 		}

@@ -254,11 +254,15 @@ func (*Endpoint) LinkAddress() tcpip.LinkAddress { return "" }
 // SetLinkAddress does nothing: a TUN link has no hardware address.
 func (*Endpoint) SetLinkAddress(tcpip.LinkAddress) {}
 
-// Capabilities advertises TX checksum offload when the fd carries a
-// virtio-net header: the kernel then finishes TCP and UDP checksums.
+// Capabilities advertises checksum offload both ways when the fd carries a
+// virtio-net header. TX: the kernel finishes TCP and UDP checksums. RX: the
+// stack skips checksum checks, because the kernel's own packets carry partial
+// checksums it would reject; the reader checks the others itself. (The stack
+// takes RX trust only from this link-wide capability: the NIC overwrites a
+// per-packet PacketBuffer.RXChecksumValidated.)
 func (e *Endpoint) Capabilities() stack.LinkEndpointCapabilities {
 	if e.vnetHdrLen > 0 {
-		return stack.CapabilityTXChecksumOffload
+		return stack.CapabilityTXChecksumOffload | stack.CapabilityRXChecksumOffload
 	}
 	return 0
 }

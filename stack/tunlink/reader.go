@@ -156,7 +156,7 @@ func (r *reader) deliver(n int) {
 		return
 	}
 	size := n - r.hdrLen
-	validated := false
+	trusted := true
 	if r.hdrLen > 0 {
 		h := decodeVnetHdr(r.hdr[:])
 		switch h.gsoType &^ vnetGSOECN {
@@ -166,17 +166,20 @@ func (r *reader) deliver(n int) {
 			return
 		}
 		// A partial checksum means the packet was made by this host's
-		// kernel and never crossed a wire: nothing to verify, and the
-		// stack would reject the partial sum if it tried.
-		validated = h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0
+		// kernel and never crossed a wire; DATA_VALID means the kernel
+		// checked it. Anything else (say, forwarded from a NIC that does
+		// not verify checksums) we check before the stack, which with
+		// CapabilityRXChecksumOffload no longer does.
+		trusted = h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0
 	}
-	proto, ok := r.checkIP(r.views[0].AsSlice(), size)
+	first := r.views[0].AsSlice()
+	proto, ipLen, ok := r.checkIP(first, size)
 	if !ok {
 		return
 	}
 
 	var payload buffer.Buffer
-	for i, rest := 0, size; rest > 0; i++ {
+	for i, rest := 0, ipLen; rest > 0; i++ {
 		v := r.views[i]
 		r.views[i] = nil
 		if v.Size() > rest {
@@ -187,22 +190,27 @@ func (r *reader) deliver(n int) {
 		// and cannot fail.
 		_ = payload.Append(v)
 	}
+	if !trusted && !checksumsValid(proto, first, &payload) {
+		st.rxBadChecksum.Add(1)
+		payload.Release()
+		return
+	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
-	pkt.RXChecksumValidated = validated
 	st.rxPackets.Add(1)
-	st.rxBytes.Add(uint64(size))
+	st.rxBytes.Add(uint64(ipLen))
 	r.d.DeliverNetworkPacket(proto, pkt)
 	pkt.DecRef()
 }
 
 // checkIP reads the IP version and length from the first view (which holds
-// any IP header) and counts the packet as dropped if it is not one whole IPv4
-// or IPv6 packet of size bytes.
-func (r *reader) checkIP(first []byte, size int) (tcpip.NetworkProtocolNumber, bool) {
+// any IP header) and counts the packet as dropped if it is not a whole IPv4
+// or IPv6 packet within the size bytes read. It returns the packet's length
+// by its header; bytes after that are not part of it.
+func (r *reader) checkIP(first []byte, size int) (tcpip.NetworkProtocolNumber, int, bool) {
 	st := &r.e.stats
 	if size == 0 {
 		st.rxShort.Add(1)
-		return 0, false
+		return 0, 0, false
 	}
 	var proto tcpip.NetworkProtocolNumber
 	var ipLen int
@@ -210,24 +218,28 @@ func (r *reader) checkIP(first []byte, size int) (tcpip.NetworkProtocolNumber, b
 	case header.IPv4Version:
 		if size < header.IPv4MinimumSize {
 			st.rxShort.Add(1)
-			return 0, false
+			return 0, 0, false
 		}
 		proto, ipLen = header.IPv4ProtocolNumber, int(header.IPv4(first).TotalLength())
 	case header.IPv6Version:
 		if size < header.IPv6MinimumSize {
 			st.rxShort.Add(1)
-			return 0, false
+			return 0, 0, false
 		}
 		proto, ipLen = header.IPv6ProtocolNumber, header.IPv6MinimumSize+int(header.IPv6(first).PayloadLength())
 	default:
 		st.rxBadVersion.Add(1)
-		return 0, false
+		return 0, 0, false
 	}
 	if ipLen > size {
 		st.rxTruncated.Add(1)
-		return 0, false
+		return 0, 0, false
 	}
-	return proto, true
+	if ipLen < header.IPv4MinimumSize {
+		// A bogus IPv4 total length; let the stack count it as malformed.
+		ipLen = size
+	}
+	return proto, ipLen, true
 }
 
 func readv(fd int, iovecs []unix.Iovec) (int, unix.Errno) {

@@ -19,6 +19,10 @@ type Stats struct {
 	// RxBadVnetHdr counts packets with a GSO type we did not ask the kernel
 	// for (anything but none, TCPv4, TCPv6).
 	RxBadVnetHdr uint64
+	// RxBadChecksum counts packets with a wrong IPv4 header, TCP or UDP
+	// checksum, checked here (with a virtio-net header) for packets the
+	// kernel did not vouch for.
+	RxBadChecksum uint64
 	// TxPackets and TxBytes count packets written to the fd (bytes without
 	// the virtio-net header; a TCP super-packet counts once).
 	TxPackets, TxBytes uint64
@@ -28,23 +32,24 @@ type Stats struct {
 }
 
 type counters struct {
-	rxPackets, rxBytes                                atomic.Uint64
-	rxShort, rxBadVersion, rxTruncated, rxBadVnetHdr atomic.Uint64
-	txPackets, txBytes, txErrors                      atomic.Uint64
+	rxPackets, rxBytes                                              atomic.Uint64
+	rxShort, rxBadVersion, rxTruncated, rxBadVnetHdr, rxBadChecksum atomic.Uint64
+	txPackets, txBytes, txErrors                                    atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
 func (e *Endpoint) Stats() Stats {
 	c := &e.stats
 	return Stats{
-		RxPackets:    c.rxPackets.Load(),
-		RxBytes:      c.rxBytes.Load(),
-		RxShort:      c.rxShort.Load(),
-		RxBadVersion: c.rxBadVersion.Load(),
-		RxTruncated:  c.rxTruncated.Load(),
-		RxBadVnetHdr: c.rxBadVnetHdr.Load(),
-		TxPackets:    c.txPackets.Load(),
-		TxBytes:      c.txBytes.Load(),
-		TxErrors:     c.txErrors.Load(),
+		RxPackets:     c.rxPackets.Load(),
+		RxBytes:       c.rxBytes.Load(),
+		RxShort:       c.rxShort.Load(),
+		RxBadVersion:  c.rxBadVersion.Load(),
+		RxTruncated:   c.rxTruncated.Load(),
+		RxBadVnetHdr:  c.rxBadVnetHdr.Load(),
+		RxBadChecksum: c.rxBadChecksum.Load(),
+		TxPackets:     c.txPackets.Load(),
+		TxBytes:       c.txBytes.Load(),
+		TxErrors:      c.txErrors.Load(),
 	}
 }
