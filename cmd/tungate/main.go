@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+	gvlog "gvisor.dev/gvisor/pkg/log"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -28,6 +29,10 @@ const (
 )
 
 func main() {
+	// gVisor logs some per-packet drops (martian addresses) at info level
+	// through its own process-wide logger; they are counted in the stack's
+	// stats, and must not reach the terminal of a program under `run`.
+	gvlog.SetLevel(gvlog.Warning)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

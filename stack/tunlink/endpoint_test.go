@@ -23,24 +23,23 @@ func withVnetHdr(h vnetHdr, pkt []byte) []byte {
 func TestReadDelivers(t *testing.T) {
 	payload := []byte("hello through the tun")
 	for _, tc := range []struct {
-		name      string
-		vnet      bool
-		hdr       vnetHdr
-		pkt       []byte
-		proto     tcpip.NetworkProtocolNumber
-		validated bool
+		name  string
+		vnet  bool
+		hdr   vnetHdr
+		pkt   []byte
+		proto tcpip.NetworkProtocolNumber
 	}{
 		{name: "ipv4", pkt: ipv4UDP(payload), proto: header.IPv4ProtocolNumber},
 		{name: "ipv6", pkt: ipv6UDP(payload), proto: header.IPv6ProtocolNumber},
 		{name: "ipv4 vnet plain", vnet: true, pkt: ipv4UDP(payload), proto: header.IPv4ProtocolNumber},
 		{name: "ipv6 vnet partial csum", vnet: true, hdr: vnetHdr{flags: vnetFlagNeedsCsum, csumStart: 40, csumOffset: 6},
-			pkt: ipv6UDP(payload), proto: header.IPv6ProtocolNumber, validated: true},
+			pkt: ipv6UDP(payload), proto: header.IPv6ProtocolNumber},
 		{name: "ipv4 vnet data valid", vnet: true, hdr: vnetHdr{flags: vnetFlagDataValid},
-			pkt: ipv4UDP(payload), proto: header.IPv4ProtocolNumber, validated: true},
+			pkt: ipv4UDP(payload), proto: header.IPv4ProtocolNumber},
 		{name: "ipv4 vnet gso", vnet: true, hdr: vnetHdr{flags: vnetFlagNeedsCsum, gsoType: vnetGSOTCPv4, gsoSize: 1448, hdrLen: 52},
-			pkt: ipv4UDP(make([]byte, 60000)), proto: header.IPv4ProtocolNumber, validated: true},
+			pkt: ipv4UDP(make([]byte, 60000)), proto: header.IPv4ProtocolNumber},
 		{name: "ipv6 vnet gso ecn", vnet: true, hdr: vnetHdr{flags: vnetFlagNeedsCsum, gsoType: vnetGSOTCPv6 | vnetGSOECN, gsoSize: 1428},
-			pkt: ipv6UDP(make([]byte, 65000)), proto: header.IPv6ProtocolNumber, validated: true},
+			pkt: ipv6UDP(make([]byte, 65000)), proto: header.IPv6ProtocolNumber},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ours, peer := socketPair(t)
@@ -60,9 +59,6 @@ func TestReadDelivers(t *testing.T) {
 			if !bytes.Equal(got.data, tc.pkt) {
 				t.Errorf("delivered %d bytes, want %d; differ", len(got.data), len(tc.pkt))
 			}
-			if got.validated != tc.validated {
-				t.Errorf("RXChecksumValidated = %v, want %v", got.validated, tc.validated)
-			}
 			if st := ep.Stats(); st.RxPackets != 1 || st.RxBytes != uint64(len(tc.pkt)) {
 				t.Errorf("stats = %+v, want 1 packet of %d bytes", st, len(tc.pkt))
 			}
@@ -76,6 +72,11 @@ func TestReadDropsMalformed(t *testing.T) {
 	longer = longer[:len(longer)-5]
 	v5 := bytes.Clone(good)
 	v5[0] = 0x55
+	badUDP := bytes.Clone(good)
+	badUDP[len(badUDP)-1]++
+	badIP := bytes.Clone(good)
+	badIP[8]-- // TTL
+	v6NoSum := ipv6UDP([]byte("ipv6 needs a UDP checksum"))
 	for _, tc := range []struct {
 		name  string
 		vnet  bool
@@ -92,6 +93,9 @@ func TestReadDropsMalformed(t *testing.T) {
 		{"vnet hdr only", true, make([]byte, VnetHdrLen), func(s Stats) uint64 { return s.RxShort }},
 		{"vnet one byte", true, withVnetHdr(vnetHdr{}, []byte{0x60}), func(s Stats) uint64 { return s.RxShort }},
 		{"vnet udp gso", true, withVnetHdr(vnetHdr{gsoType: 3}, good), func(s Stats) uint64 { return s.RxBadVnetHdr }},
+		{"vnet bad udp checksum", true, withVnetHdr(vnetHdr{}, badUDP), func(s Stats) uint64 { return s.RxBadChecksum }},
+		{"vnet bad ip checksum", true, withVnetHdr(vnetHdr{}, badIP), func(s Stats) uint64 { return s.RxBadChecksum }},
+		{"vnet ipv6 no udp checksum", true, withVnetHdr(vnetHdr{}, v6NoSum), func(s Stats) uint64 { return s.RxBadChecksum }},
 		{"vnet version 0", true, withVnetHdr(vnetHdr{}, make([]byte, 40)), func(s Stats) uint64 { return s.RxBadVersion }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -364,5 +368,24 @@ func TestReadViewSizes(t *testing.T) {
 		if got := readViewSizes(tc.max); len(got) != tc.views {
 			t.Errorf("readViewSizes(%d) = %v, want %d views", tc.max, got, tc.views)
 		}
+	}
+}
+
+func TestReadTrustsKernelChecksums(t *testing.T) {
+	// A partial checksum (pseudo-header only) is what the kernel sends; it
+	// must reach the stack although it would not verify.
+	pkt := ipv4UDP(make([]byte, 3000))
+	udp := header.UDP(pkt[header.IPv4MinimumSize:])
+	udp.SetChecksum(header.PseudoHeaderChecksum(header.UDPProtocolNumber, addr4a, addr4b, uint16(len(udp))))
+	ours, peer := socketPair(t)
+	ep := newTestEndpoint(t, ours, true)
+	if want := stack.CapabilityTXChecksumOffload | stack.CapabilityRXChecksumOffload; ep.Capabilities() != want {
+		t.Errorf("Capabilities = %v, want %v", ep.Capabilities(), want)
+	}
+	d := newRecordingDispatcher()
+	ep.Attach(d)
+	writePeer(t, peer, withVnetHdr(vnetHdr{flags: vnetFlagNeedsCsum, csumStart: 20, csumOffset: 6}, pkt))
+	if got := d.next(t); !bytes.Equal(got.data, pkt) {
+		t.Errorf("delivered %x, want %x", got.data, pkt)
 	}
 }

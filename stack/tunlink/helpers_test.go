@@ -53,9 +53,8 @@ func newTestEndpoint(t testing.TB, fd int, vnet bool) *Endpoint {
 
 // delivered is a packet as the fake dispatcher saw it.
 type delivered struct {
-	proto     tcpip.NetworkProtocolNumber
-	data      []byte
-	validated bool
+	proto tcpip.NetworkProtocolNumber
+	data  []byte
 }
 
 // recordingDispatcher copies every packet it is given into ch.
@@ -67,7 +66,7 @@ func newRecordingDispatcher() *recordingDispatcher {
 
 func (d *recordingDispatcher) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
 	v := pkt.ToView()
-	d.ch <- delivered{proto: proto, data: bytes.Clone(v.AsSlice()), validated: pkt.RXChecksumValidated}
+	d.ch <- delivered{proto: proto, data: bytes.Clone(v.AsSlice())}
 	v.Release()
 }
 
