@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"time"
@@ -70,20 +69,14 @@ func tungateRunMissing(bin string) string {
 // are routed by the kernel, with no gateway process.
 func startKernel(ctx context.Context, b *bench, mtu int) (*session, error) {
 	ns, err := b.topo.addKernelClient(ctx, mtu)
-	if ns != "" {
-		defer func() {
-			if err != nil {
-				b.topo.delNetns(ns)
-			}
-		}()
+	s := &session{netns: netnsPath(ns), close: func() { b.topo.delNetns(ns) }}
+	if err == nil {
+		probeCtx, cancel := context.WithTimeout(ctx, readyTimeout)
+		err = b.probe(probeCtx, s.netns)
+		cancel()
 	}
 	if err != nil {
-		return nil, err
-	}
-	s := &session{netns: netnsPath(ns), close: func() { b.topo.delNetns(ns) }}
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	if err = b.probe(ctx, s.netns); err != nil {
+		s.close()
 		return nil, fmt.Errorf("kernel path: %w", err)
 	}
 	return s, nil
@@ -122,9 +115,7 @@ func startSlirp(ctx context.Context, b *bench, mtu int) (*session, error) {
 func (b *bench) startGateway(ctx context.Context, kind string, argv func(ns string) []string) (*session, error) {
 	ns, err := b.topo.addClient(ctx, kind)
 	if err != nil {
-		if ns != "" {
-			b.topo.delNetns(ns)
-		}
+		b.topo.delNetns(ns)
 		return nil, err
 	}
 	d, err := startDaemon(netnsPath(b.topo.router), argv(ns)...)
@@ -167,6 +158,3 @@ func startTungateRun(ctx context.Context, b *bench, mtu int) (*session, error) {
 	}
 	return s, nil
 }
-
-// errNotYet is returned while a process has not appeared yet.
-var errNotYet = errors.New("not started yet")

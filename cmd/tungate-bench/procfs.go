@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,6 +67,9 @@ func memoryBytes(pid int, field string) (float64, error) {
 	}
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
+
+// errNotYet is returned while a process has not appeared yet.
+var errNotYet = errors.New("not started yet")
 
 // findDescendant returns the pid of a descendant of root whose comm is
 // comm, or errNotYet.

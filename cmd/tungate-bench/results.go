@@ -42,6 +42,7 @@ func metrics() []metric {
 		metric{"conn_rate", "TCP connections (50 clients)", "conn/s", true},
 		metric{"udp_rate", "UDP 60 B round trips (8 clients)", "rt/s", true},
 		metric{"udp_median_us", "UDP round trip median", "µs", false},
+		metric{"idle_open", fmt.Sprintf("idle conns opened within %v", idleOpenTime), "conns", true},
 		metric{"idle_rss", "RSS holding idle conns", "MiB", false},
 		metric{"idle_bytes_per_conn", "RSS per idle conn", "bytes", false},
 	)

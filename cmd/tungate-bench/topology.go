@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -85,7 +86,7 @@ func (t *topology) setCoreMTU(ctx context.Context, mtu int) error {
 func (t *topology) addClient(ctx context.Context, kind string) (string, error) {
 	name := t.prefix + "-" + kind
 	if err := t.addNetns(ctx, name); err != nil {
-		return "", err
+		return name, err
 	}
 	return name, sysctl(ctx, name, "net.ipv4.ip_local_port_range", "1024 65000")
 }
@@ -95,7 +96,7 @@ func (t *topology) addClient(ctx context.Context, kind string) (string, error) {
 func (t *topology) addKernelClient(ctx context.Context, mtu int) (string, error) {
 	name, err := t.addClient(ctx, "kernel")
 	if err != nil {
-		return "", err
+		return name, err
 	}
 	cr, rc, m := t.prefix+"cr", t.prefix+"rc", fmt.Sprint(mtu)
 	steps := [][]string{
@@ -122,15 +123,14 @@ func (t *topology) addNetns(ctx context.Context, name string) error {
 	return ip(ctx, "-n", name, "link", "set", "lo", "up")
 }
 
-// delNetns deletes one namespace; deleting it also removes its veths and TUN
-// or tap devices.
+// delNetns deletes one namespace this topology made; deleting it also
+// removes its veths and TUN or tap devices. Other names are ignored.
 func (t *topology) delNetns(name string) {
-	for i, n := range t.netns {
-		if n == name {
-			t.netns = append(t.netns[:i], t.netns[i+1:]...)
-			break
-		}
+	i := slices.Index(t.netns, name)
+	if i < 0 {
+		return
 	}
+	t.netns = slices.Delete(t.netns, i, i+1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = ip(ctx, "netns", "del", name)

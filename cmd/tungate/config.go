@@ -35,11 +35,14 @@ type gatewayConfig struct {
 func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	c.device = deviceURL{name: "tungate0", fd: -1}
 	c.addresses = prefixList{values: append([]netip.Prefix(nil), defaultAddresses...)}
-	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of the TUN device (576 to 65535)")
+	c.mtu = 1500
+	fs.Var(intValue{&c.mtu, 576, 65535}, "mtu", "MTU of the TUN device (576 to 65535)")
 	fs.StringVar(&c.iface, "interface", "", "bind outbound sockets to this interface (SO_BINDTODEVICE), so routing the host's traffic into the device cannot loop")
-	fs.Uint32Var(&c.fwmark, "fwmark", 0, "set this mark (SO_MARK) on outbound sockets, for policy routing")
-	fs.DurationVar(&c.connectTimeout, "connect-timeout", 10*time.Second, "give up on an outbound TCP connect after this long")
-	fs.DurationVar(&c.udpTimeout, "udp-timeout", 60*time.Second, "end a UDP session after this long without a datagram")
+	fs.Var(markValue{&c.fwmark}, "fwmark", "set this mark (SO_MARK) on outbound sockets, for policy routing")
+	c.connectTimeout = 10 * time.Second
+	fs.Var(durationValue{&c.connectTimeout}, "connect-timeout", "give up on an outbound TCP connect after this long")
+	c.udpTimeout = 60 * time.Second
+	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session after this long without a datagram")
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
 	addProxyFlags(fs, &c.proxy)

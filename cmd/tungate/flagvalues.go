@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // deviceURL is the value of --device: tun://NAME or fd://N.
@@ -101,3 +102,69 @@ func (l *logLevel) Set(s string) error {
 }
 
 func (l *logLevel) Type() string { return "LEVEL" }
+
+// intValue is an integer flag whose range is checked at parse time.
+type intValue struct {
+	p        *int
+	min, max int
+}
+
+func (v intValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v intValue) Set(s string) error {
+	n, err := strconv.ParseInt(s, 0, 64)
+	if err != nil || n < int64(v.min) || n > int64(v.max) {
+		return fmt.Errorf("want a whole number from %d to %d", v.min, v.max)
+	}
+	*v.p = int(n)
+	return nil
+}
+
+func (v intValue) Type() string { return "N" }
+
+// markValue is a 32-bit socket mark, decimal or 0x-prefixed hex.
+type markValue struct{ p *uint32 }
+
+func (v markValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.FormatUint(uint64(*v.p), 10)
+}
+
+func (v markValue) Set(s string) error {
+	n, err := strconv.ParseUint(s, 0, 32)
+	if err != nil {
+		return fmt.Errorf("want a mark from 0 to 4294967295, decimal or 0x hex")
+	}
+	*v.p = uint32(n)
+	return nil
+}
+
+func (v markValue) Type() string { return "N" }
+
+// durationValue is a positive duration.
+type durationValue struct{ p *time.Duration }
+
+func (v durationValue) String() string {
+	if v.p == nil {
+		return "0s"
+	}
+	return v.p.String()
+}
+
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration such as 500ms, 10s or 2m")
+	}
+	*v.p = d
+	return nil
+}
+
+func (v durationValue) Type() string { return "DURATION" }

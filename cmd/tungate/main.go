@@ -52,7 +52,6 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "tungate: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 	if isUsage(err) {
-		fmt.Fprintln(stderr, "Run 'tungate --help' for usage.")
 		return exitUsage
 	}
 	return exitFailure
@@ -78,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	help := fs.BoolP("help", "h", false, "show this help")
 	if err := fs.Parse(args); err != nil {
-		return &usageError{err}
+		return &usageError{fmt.Errorf("%w (see tungate --help)", err)}
 	}
 	if *help {
 		fmt.Fprintf(stdout, "Usage: tungate [flags]\n\nServe a TUN device with a userspace TCP/IP stack and re-dial every flow through host sockets.\n\nFlags:\n%s", fs.FlagUsages())

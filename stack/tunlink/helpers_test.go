@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -107,7 +108,8 @@ func ipv4UDP(payload []byte) []byte {
 	udp := header.UDP(b[header.IPv4MinimumSize:])
 	udp.Encode(&header.UDPFields{SrcPort: 1000, DstPort: 2000, Length: uint16(len(udp))})
 	copy(udp.Payload(), payload)
-	udp.SetChecksum(^udp.CalculateChecksum(header.PseudoHeaderChecksum(header.UDPProtocolNumber, addr4a, addr4b, uint16(len(udp)))))
+	pseudo := header.PseudoHeaderChecksum(header.UDPProtocolNumber, addr4a, addr4b, uint16(len(udp)))
+	udp.SetChecksum(^udp.CalculateChecksum(checksum.Combine(pseudo, checksum.Checksum(payload, 0))))
 	return b
 }
 

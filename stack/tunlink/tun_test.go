@@ -105,19 +105,6 @@ func newTunStack(t *testing.T, vnet bool, relay func(net.Conn, uint16)) *tunStac
 			t.Fatalf("set %T: %v", opt, err)
 		}
 	}
-	if err := s.CreateNIC(1, ep); err != nil {
-		t.Fatalf("CreateNIC: %v", err)
-	}
-	if err := s.SetPromiscuousMode(1, true); err != nil {
-		t.Fatalf("promiscuous: %v", err)
-	}
-	if err := s.SetSpoofing(1, true); err != nil {
-		t.Fatalf("spoofing: %v", err)
-	}
-	s.SetRouteTable([]tcpip.Route{
-		{Destination: header.IPv4EmptySubnet, NIC: 1},
-		{Destination: header.IPv6EmptySubnet, NIC: 1},
-	})
 	fwd := tcp.NewForwarder(s, 0, 64, func(r *tcp.ForwarderRequest) {
 		port := r.ID().LocalPort
 		if port == refusePort {
@@ -140,6 +127,21 @@ func newTunStack(t *testing.T, vnet bool, relay func(net.Conn, uint16)) *tunStac
 		}()
 	})
 	s.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	// Only now attach the link: its reader delivers at once, and the stack
+	// does not synchronise handler installation with delivery.
+	if err := s.CreateNIC(1, ep); err != nil {
+		t.Fatalf("CreateNIC: %v", err)
+	}
+	if err := s.SetPromiscuousMode(1, true); err != nil {
+		t.Fatalf("promiscuous: %v", err)
+	}
+	if err := s.SetSpoofing(1, true); err != nil {
+		t.Fatalf("spoofing: %v", err)
+	}
+	s.SetRouteTable([]tcpip.Route{
+		{Destination: header.IPv4EmptySubnet, NIC: 1},
+		{Destination: header.IPv6EmptySubnet, NIC: 1},
+	})
 	return ts
 }
 
@@ -266,7 +268,10 @@ func TestTUNTransfer(t *testing.T) {
 				}
 				down, err := ts.download(host, size)
 				if err != nil {
-					t.Fatalf("download from %s: %v", host, err)
+					var sb strings.Builder
+					st := ts.s.Stats()
+					dumpStats(reflect.ValueOf(&st), "", &sb)
+					t.Fatalf("download from %s: %v (stats %+v) %s", host, err, ts.ep.Stats(), sb.String())
 				}
 				t.Logf("vnet=%v %s: app->stack %.2f Gbit/s, stack->app %.2f Gbit/s (200 MiB each, CRC ok)", vnet, host, up, down)
 			}

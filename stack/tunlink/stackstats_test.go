@@ -8,6 +8,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
+// dumpStats writes the non-zero counters of a gVisor stats struct, for
+// failure messages: which layer dropped the packets.
 func dumpStats(v reflect.Value, prefix string, out *strings.Builder) {
 	if v.Kind() == reflect.Pointer {
 		if v.IsNil() {
