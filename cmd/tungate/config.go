@@ -84,3 +84,13 @@ func isUsage(err error) bool {
 	var u *usageError
 	return errors.As(err, &u)
 }
+
+// flagParseError turns a pflag parse error into a usage error. For --proxy
+// it leaves the raw argument out, since a proxy URL may carry a password.
+func flagParseError(err error) error {
+	var ive *pflag.InvalidValueError
+	if errors.As(err, &ive) && ive.GetFlag().Name == "proxy" {
+		err = fmt.Errorf("invalid argument for \"-x, --proxy\" flag: %w", ive.Unwrap())
+	}
+	return &usageError{fmt.Errorf("%w (see tungate --help)", err)}
+}

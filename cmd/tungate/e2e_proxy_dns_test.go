@@ -139,14 +139,14 @@ func TestProxyRemoteDNS(t *testing.T) {
 
 // TestProxyUDPRefused: a chain of two proxies cannot carry UDP, so UDP is
 // refused with ICMP port unreachable rather than sent around the proxies;
-// DNS still works, answered by fake DNS.
+// DNS still works, answered by fake DNS; ping is not forwarded.
 func TestProxyUDPRefused(t *testing.T) {
 	t.Parallel()
 	l := newProxyLab(t, 1<<20)
 	l.startDante(t, portDante, false)
 	l.startMicrosocks(t, portMicrosocks, "", "")
 	netlab.StartPeer(t, l.srv, "-udp-echo", netip.AddrPortFrom(l.srvAddr(false), portUDPEcho1).String())
-	capt := startCapture(t, l.rootVeth, fmt.Sprintf("udp port 53 or udp port %d", portUDPEcho1))
+	capt := startCapture(t, l.rootVeth, fmt.Sprintf("udp port 53 or udp port %d or icmp or (icmp6 and ip6[40] == 128)", portUDPEcho1))
 	app, gw := l.gateway(t, "--proxy", l.proxyURL("socks5", nil, portMicrosocks), "--proxy", l.proxyURL("socks5", nil, portDante))
 	if !strings.Contains(gw.Output(), "udp=block") {
 		t.Fatalf("a two-hop chain should block UDP by default:\n%s", gw.Output())
@@ -174,7 +174,11 @@ func TestProxyUDPRefused(t *testing.T) {
 		t.Fatalf("fake DNS over UDP with UDP blocked: %q (err %v)", got, err)
 	}
 	l.download(t, app, l.webURL(false))
+	// A proxy carries no ICMP: echo requests get no reply.
+	if out, err := runIn(t, app, 10*time.Second, "ping", "-c", "1", "-W", "1", l.srvAddr(false).String()); err == nil {
+		t.Fatalf("ping through a proxy got a reply:\n%s", out)
+	}
 	if pkts := capt.stop(t, false); pkts != "" {
-		t.Fatalf("UDP went around the proxies:\n%s", pkts)
+		t.Fatalf("UDP or ICMP went around the proxies:\n%s", pkts)
 	}
 }

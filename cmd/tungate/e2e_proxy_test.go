@@ -44,6 +44,9 @@ type proxyLab struct {
 
 func newProxyLab(t *testing.T, webSize int64) *proxyLab {
 	t.Helper()
+	if kernelMode() {
+		t.Skip("TUNGATE_E2E_GATEWAY=kernel: proxies are tungate's alone")
+	}
 	netlab.RequireRoot(t)
 	netlab.RequireBinary(t, "curl")
 	l := &proxyLab{net: netlab.NewSubnet(t), srv: netlab.NewNS(t, "tps")}

@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	help := fs.BoolP("help", "h", false, "show this help")
 	if err := fs.Parse(args); err != nil {
-		return &usageError{fmt.Errorf("%w (see tungate --help)", err)}
+		return flagParseError(err)
 	}
 	if *help {
 		fmt.Fprintf(stdout, "Usage: tungate [flags]\n\nServe a TUN device with a userspace TCP/IP stack and re-dial every flow through host sockets.\n\nFlags:\n%s", fs.FlagUsages())

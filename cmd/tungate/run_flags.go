@@ -62,7 +62,7 @@ func parseRunFlags(args []string, stdout io.Writer) (*runConfig, error) {
 	fs.StringVar(&rc.user, "user", "", "as root, run CMD as this user (name or uid) instead of root")
 	help := fs.BoolP("help", "h", false, "show this help")
 	if err := fs.Parse(args); err != nil {
-		return nil, &usageError{fmt.Errorf("run: %w", err)}
+		return nil, flagParseError(fmt.Errorf("run: %w", err))
 	}
 	if *help {
 		fmt.Fprintf(stdout, "%s%s", runUsage, fs.FlagUsages())

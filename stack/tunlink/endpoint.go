@@ -68,15 +68,12 @@ type Endpoint struct {
 	mtu   atomic.Uint32
 	stats counters
 
-	// lifeMu serialises Attach and Close, which start and join the reader.
-	// It is held while waiting for the reader, so the reader (and anything
-	// the stack does on it) must never take it.
-	lifeMu   sync.Mutex
-	stopFD   int         // eventfd that wakes the reader from poll
-	stopping atomic.Bool // tells a busy reader to stop between packets
-	readerWG sync.WaitGroup
+	// readers counts reader goroutines, including stopped ones still
+	// finishing a delivery; Close joins them.
+	readers sync.WaitGroup
 
-	mu         sync.RWMutex
+	mu         sync.Mutex
+	rd         *reader // the running reader, nil if none
 	dispatcher stack.NetworkDispatcher
 	onClose    func()
 	closed     bool
@@ -115,15 +112,9 @@ func New(opts Options) (*Endpoint, error) {
 	}
 	e.mtu.Store(opts.MTU)
 	e.readSizes = readViewSizes(e.maxReadPacket())
-
 	if err := ensureNonblock(opts.FD); err != nil {
 		return nil, err
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("tunlink: create eventfd: %w: check the fd limit (ulimit -n)", err)
-	}
-	e.stopFD = efd
 	return e, nil
 }
 
@@ -151,65 +142,76 @@ func ensureNonblock(fd int) error {
 }
 
 // Attach starts the reader that delivers packets to dispatcher, or, with a
-// nil dispatcher (the NIC is being removed), stops it and waits for it. It
+// nil dispatcher (the NIC is being removed), tells it to stop. It never
+// waits for the reader: the stack calls Attach holding its own lock, which a
+// reader in the middle of a delivery needs. Close does the waiting. Attach
 // does nothing after Close.
 func (e *Endpoint) Attach(dispatcher stack.NetworkDispatcher) {
-	e.lifeMu.Lock()
-	defer e.lifeMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if dispatcher == nil {
 		e.stopReaderLocked()
 		return
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed || e.dispatcher != nil {
+	if e.closed || e.rd != nil {
 		return
 	}
-	e.dispatcher = dispatcher
-	r := newReader(e, dispatcher)
-	e.readerWG.Add(1)
+	r, err := newReader(e, dispatcher)
+	if err != nil {
+		e.log.Error("tunlink: cannot start the TUN reader; no packets will reach the stack", "err", err)
+		return
+	}
+	e.rd, e.dispatcher = r, dispatcher
+	e.readers.Add(1)
 	go func() {
-		defer e.readerWG.Done()
+		defer e.readers.Done()
 		r.run()
 	}()
 }
 
-// stopReaderLocked stops the reader, if one runs, and waits for it (also
-// for one that already quit on a read error). Callers hold e.lifeMu.
+// stopReaderLocked tells the running reader, if any, to stop. Callers hold
+// e.mu.
 func (e *Endpoint) stopReaderLocked() {
-	e.mu.Lock()
-	running := e.dispatcher != nil
-	e.dispatcher = nil
-	e.mu.Unlock()
-	if !running {
-		e.readerWG.Wait()
-		return
+	if e.rd != nil {
+		e.rd.stop()
 	}
-	e.stopping.Store(true)
-	one := [8]byte{1}
-	// An eventfd write of 1 only fails on counter overflow, which one
-	// pending wakeup per stop cannot reach.
-	_, _ = unix.Write(e.stopFD, one[:])
-	e.readerWG.Wait()
-	// Drain the wakeup so a later Attach starts with a quiet eventfd.
-	_, _ = unix.Read(e.stopFD, one[:])
-	e.stopping.Store(false)
+	e.rd, e.dispatcher = nil, nil
+}
+
+// detach forgets r if it is still the running reader; r calls it when it
+// quits on its own.
+func (e *Endpoint) detach(r *reader) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rd == r {
+		e.rd, e.dispatcher = nil, nil
+	}
 }
 
 // IsAttached reports whether a reader delivers to a dispatcher.
 func (e *Endpoint) IsAttached() bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	return e.dispatcher != nil
 }
 
-// Wait waits for the reader to exit. The reader exits after Attach(nil),
-// Close, or a fatal read error.
-func (e *Endpoint) Wait() { e.readerWG.Wait() }
+// Wait waits for the reader to exit once Close has been called, and
+// otherwise returns at once. (Stack.Wait calls it holding the stack's lock,
+// right after Attach(nil) and before Close; waiting there for a reader that
+// needs that lock to finish a delivery would deadlock.)
+func (e *Endpoint) Wait() {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		e.readers.Wait()
+	}
+}
 
 // Close runs the action set with SetOnCloseAction (the stack's: remove the
 // NIC), then stops the reader and waits for it. It is idempotent, and safe
-// to re-enter from that action. It does not close Options.FD.
+// to re-enter from that action. It does not close Options.FD. Call it
+// without holding the stack's lock (the stack itself does so).
 func (e *Endpoint) Close() {
 	e.mu.Lock()
 	if e.closed {
@@ -224,10 +226,10 @@ func (e *Endpoint) Close() {
 	if action != nil {
 		action()
 	}
-	e.lifeMu.Lock()
-	defer e.lifeMu.Unlock()
+	e.mu.Lock()
 	e.stopReaderLocked()
-	_ = unix.Close(e.stopFD)
+	e.mu.Unlock()
+	e.readers.Wait()
 }
 
 // SetOnCloseAction sets what Close runs first.

@@ -2,6 +2,8 @@ package tunlink
 
 import (
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -36,23 +38,30 @@ func readViewSizes(maxPacket int) []int {
 // reuses its views until a packet is delivered, so dropped packets cost no
 // allocation and delivered ones cost only pooled views.
 type reader struct {
-	e      *Endpoint
-	d      stack.NetworkDispatcher
-	hdrLen int
-	hdr    [maxVnetHdrLen]byte
-	views  []*buffer.View // nil where a delivered packet took the view
-	iovecs []unix.Iovec   // [hdr] then one per view
-	polls  [2]unix.PollFd // stop eventfd, TUN fd
+	e        *Endpoint
+	d        stack.NetworkDispatcher
+	stopFD   int         // eventfd that wakes the reader from poll
+	stopping atomic.Bool // tells a busy reader to stop between packets
+	hdrLen   int
+	hdr      [maxVnetHdrLen]byte
+	views    []*buffer.View // nil where a delivered packet took the view
+	iovecs   []unix.Iovec   // [hdr] then one per view
+	polls    [2]unix.PollFd // stop eventfd, TUN fd
 }
 
-func newReader(e *Endpoint, d stack.NetworkDispatcher) *reader {
+func newReader(e *Endpoint, d stack.NetworkDispatcher) (*reader, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("create eventfd: %w: check the fd limit (ulimit -n)", err)
+	}
 	r := &reader{
 		e:      e,
 		d:      d,
+		stopFD: efd,
 		hdrLen: e.vnetHdrLen,
 		views:  make([]*buffer.View, len(e.readSizes)),
 		polls: [2]unix.PollFd{
-			{Fd: int32(e.stopFD), Events: unix.POLLIN},
+			{Fd: int32(efd), Events: unix.POLLIN},
 			{Fd: int32(e.fd), Events: unix.POLLIN},
 		},
 	}
@@ -62,12 +71,21 @@ func newReader(e *Endpoint, d stack.NetworkDispatcher) *reader {
 		hdr.SetLen(r.hdrLen)
 		r.iovecs = append([]unix.Iovec{hdr}, r.iovecs...)
 	}
-	return r
+	return r, nil
+}
+
+// stop asks the reader to exit. The Endpoint calls it (under its lock) at
+// most once, and only while r is its running reader, so the eventfd is open.
+func (r *reader) stop() {
+	r.stopping.Store(true)
+	one := [8]byte{1}
+	// An eventfd write of 1 only fails on counter overflow.
+	_, _ = unix.Write(r.stopFD, one[:])
 }
 
 func (r *reader) run() {
 	defer r.release()
-	for !r.e.stopping.Load() {
+	for !r.stopping.Load() {
 		r.refill()
 		n, errno := readv(r.e.fd, r.iovecs)
 		switch {
@@ -114,15 +132,11 @@ func (r *reader) wait() bool {
 }
 
 // fail reports a read error the reader cannot get past (the device was
-// deleted, the fd closed under us) and detaches, so IsAttached says so.
+// deleted, the fd closed under us). The reader then exits and detaches, so
+// IsAttached says so.
 func (r *reader) fail(op string, err error) {
 	r.e.log.Error("tunlink: reader stopped: the TUN device is gone or its fd was closed",
 		"op", op, "fd", r.e.fd, "err", err)
-	r.e.mu.Lock()
-	if r.e.dispatcher == r.d {
-		r.e.dispatcher = nil
-	}
-	r.e.mu.Unlock()
 }
 
 // refill replaces the views the last delivered packet took.
@@ -139,7 +153,11 @@ func (r *reader) refill() {
 	}
 }
 
+// release frees what the reader holds. After detach (or stop), nothing
+// touches r.stopFD any more.
 func (r *reader) release() {
+	r.e.detach(r)
+	_ = unix.Close(r.stopFD)
 	for i, v := range r.views {
 		if v != nil {
 			v.Release()
