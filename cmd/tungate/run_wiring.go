@@ -90,10 +90,15 @@ func (d *runDNS) wrapDialer(cfg *runConfig, base proxy.Dialer, log *slog.Logger)
 	}
 	// Upstream DNS servers are dialed from the host too (a host resolver
 	// on 127.0.0.53 must work); binding to --interface would cut off one
-	// on loopback.
-	upstream := &proxy.Direct{Interface: cfg.gw.iface, Mark: cfg.gw.fwmark, Timeout: cfg.gw.connectTimeout}
-	if slices.ContainsFunc(d.servers, func(s netip.AddrPort) bool { return s.Addr().IsLoopback() }) {
-		upstream.Interface = ""
+	// on loopback. With a proxy, queries go through it like any other
+	// flow, so no DNS leaves the host directly.
+	var upstream proxy.Dialer = base
+	if !cfg.gw.proxy.proxied() {
+		direct := &proxy.Direct{Interface: cfg.gw.iface, Mark: cfg.gw.fwmark, Timeout: cfg.gw.connectTimeout}
+		if slices.ContainsFunc(d.servers, func(s netip.AddrPort) bool { return s.Addr().IsLoopback() }) {
+			direct.Interface = ""
+		}
+		upstream = direct
 	}
 	r, err := dns.New(dns.Options{
 		Addrs:    nsResolverAddrs,

@@ -66,16 +66,21 @@ func (f *Forward) exchange(ctx context.Context, network string, s netip.AddrPort
 	if s.Addr().Is6() && !s.Addr().Is4In6() {
 		family = "6"
 	}
+	if network != "tcp" && !carriesUDP(f.Dialer) {
+		// A path without UDP (an HTTP proxy, a chain) still carries the
+		// same question over TCP.
+		network = "tcp"
+	}
 	var c net.Conn
 	var err error
 	if network == "tcp" {
 		c, err = f.Dialer.DialContext(ctx, "tcp"+family, s.String())
 	} else {
-		pd, ok := f.Dialer.(proxy.PacketDialer)
-		if !ok {
-			return nil, proxy.ErrUDPUnsupported
+		c, err = f.Dialer.(proxy.PacketDialer).DialPacket(ctx, "udp"+family, s.String())
+		if errors.Is(err, proxy.ErrUDPUnsupported) {
+			network = "tcp"
+			c, err = f.Dialer.DialContext(ctx, "tcp"+family, s.String())
 		}
-		c, err = pd.DialPacket(ctx, "udp"+family, s.String())
 	}
 	if err != nil {
 		return nil, err
@@ -126,4 +131,13 @@ func exchangeStream(c net.Conn, q []byte, id uint16) ([]byte, error) {
 		return nil, errors.New("answer does not match the query's ID")
 	}
 	return ans, nil
+}
+
+// carriesUDP reports whether d can dial UDP at all.
+func carriesUDP(d proxy.Dialer) bool {
+	if _, ok := d.(proxy.PacketDialer); !ok {
+		return false
+	}
+	c, ok := d.(interface{ CanCarryUDP() bool })
+	return !ok || c.CanCarryUDP()
 }
