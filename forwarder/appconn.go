@@ -39,22 +39,51 @@ func (c *appConn) Reset() error {
 	return c.Close()
 }
 
-// WaitReadable implements ReadWaiter. It returns nil once data, EOF or an
-// error is ready to be read, and net.ErrClosed once the conn is closed.
-func (c *appConn) WaitReadable() error {
-	if c.ep.Readiness(waiter.ReadableEvents) != 0 {
+// WaitReadable implements ReadWaiter.
+func (c *appConn) WaitReadable() error { return waitReadable(c.ep, c.wq, c.done) }
+
+// waitReadable returns nil once data, EOF or an error is ready to be read
+// from ep, and net.ErrClosed once done is closed.
+func waitReadable(ep tcpip.Endpoint, wq *waiter.Queue, done <-chan struct{}) error {
+	if ep.Readiness(waiter.ReadableEvents) != 0 {
 		return nil
 	}
 	entry, ch := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr)
-	c.wq.EventRegister(&entry)
-	defer c.wq.EventUnregister(&entry)
-	if c.ep.Readiness(waiter.ReadableEvents) != 0 {
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	if ep.Readiness(waiter.ReadableEvents) != 0 {
 		return nil
 	}
 	select {
 	case <-ch:
 		return nil
-	case <-c.done:
+	case <-done:
 		return net.ErrClosed
 	}
 }
+
+// appDatagrams is the app's side of a UDP session.
+type appDatagrams struct {
+	*gonet.UDPConn
+	ep        tcpip.Endpoint
+	wq        *waiter.Queue
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newAppDatagrams(wq *waiter.Queue, ep tcpip.Endpoint) *appDatagrams {
+	return &appDatagrams{UDPConn: gonet.NewUDPConn(wq, ep), ep: ep, wq: wq, done: make(chan struct{})}
+}
+
+// Close closes the endpoint and wakes a waiting WaitReadable.
+func (c *appDatagrams) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.done)
+		err = c.UDPConn.Close()
+	})
+	return err
+}
+
+// WaitReadable implements ReadWaiter.
+func (c *appDatagrams) WaitReadable() error { return waitReadable(c.ep, c.wq, c.done) }

@@ -52,7 +52,7 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r *tcp.ForwarderRequest, src
 	ep.SocketOptions().SetKeepAlive(true)
 	app := newAppConn(&wq, ep)
 	f.log.Debug("tcp open", "src", src, "dst", dst)
-	if err := Relay(ctx, app, upstream); err != nil {
+	if err := Relay(ctx, app, wrapHost(upstream)); err != nil {
 		f.log.Debug("tcp relay ended", "src", src, "dst", dst, "err", err)
 	}
 }

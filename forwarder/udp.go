@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
@@ -99,7 +98,7 @@ func (f *Forwarder) HandleUDP(r *udp.ForwarderRequest) bool {
 		f.log.Debug("udp endpoint failed", "src", src, "dst", dst, "err", stack.AsError(err))
 		return true
 	}
-	s := &UDPSession{key: udpKey{src, dst}, app: gonet.NewUDPConn(&wq, ep), timeout: f.opts.UDPTimeout}
+	s := &UDPSession{key: udpKey{src, dst}, app: newAppDatagrams(&wq, ep), timeout: f.opts.UDPTimeout}
 	if !f.udp.add(s) {
 		s.app.Close()
 		return true
@@ -121,7 +120,7 @@ func (f *Forwarder) runUDP(ctx context.Context, s *UDPSession, pd proxy.PacketDi
 		s.app.Close()
 		return
 	}
-	s.upstream = up
+	s.upstream = wrapHost(up)
 	f.log.Debug("udp open", "src", s.key.src, "dst", s.key.dst)
 	if err := s.Run(ctx); err != nil {
 		f.log.Debug("udp session ended", "src", s.key.src, "dst", s.key.dst, "err", err)
@@ -151,6 +150,14 @@ func (s *UDPSession) Run(ctx context.Context) error {
 func (s *UDPSession) copy(dst, src net.Conn, dir string, closeBoth func()) error {
 	defer closeBoth()
 	for {
+		if w, ok := src.(ReadWaiter); ok {
+			if err := w.WaitReadable(); err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return nil // the sibling or the idle timer ended us
+				}
+				return fmt.Errorf("%s: %w", dir, err)
+			}
+		}
 		bp := datagramBufs.Get().(*[]byte)
 		n, err := src.Read(*bp)
 		if err == nil {

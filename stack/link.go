@@ -2,26 +2,30 @@ package stack
 
 import (
 	"fmt"
+	"log/slog"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/tungate/tungate/stack/tun"
+	"github.com/tungate/tungate/stack/tunlink"
 )
 
-// NewFDLink returns a link endpoint that reads and writes plain IP packets
-// on a TUN file descriptor. It does not take ownership of fd. onClose, if
-// not nil, is called when reading the fd fails for good (the device went
-// away).
-func NewFDLink(fd int, mtu uint32, onClose func(error)) (gvstack.LinkEndpoint, error) {
-	ep, err := fdbased.New(&fdbased.Options{
-		FDs:                []int{fd},
-		MTU:                mtu,
-		PacketDispatchMode: fdbased.Readv,
-		ClosedFunc: func(e tcpip.Error) {
-			if onClose != nil {
-				onClose(AsError(e))
-			}
-		},
+// NewTUNLink returns the link endpoint for a TUN file descriptor: with
+// segmentation and checksum offload when fd carries a virtio_net_hdr
+// (IFF_VNET_HDR), plain packets otherwise. It does not take ownership of
+// fd. onGone, if not nil, is called once when the device goes away.
+func NewTUNLink(fd int, mtu uint32, log *slog.Logger, onGone func(error)) (gvstack.LinkEndpoint, error) {
+	vnet, err := tun.HasVnetHdr(fd)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := tunlink.New(tunlink.Options{
+		FD:         fd,
+		MTU:        mtu,
+		VnetHdr:    vnet,
+		VnetHdrLen: tun.VnetHdrLen,
+		Logger:     log,
+		OnFatal:    onGone,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create link endpoint: %w", err)

@@ -101,8 +101,14 @@ func (s *Stack) configure(opts Options) error {
 	if err := setTCPOptions(s.gv); err != nil {
 		return err
 	}
+	tcpFwd := tcp.NewForwarder(s.gv, opts.TCPReceiveWindow, opts.TCPMaxInFlight, opts.Handler.HandleTCP)
+	s.gv.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
+	udpFwd := udp.NewForwarder(s.gv, opts.Handler.HandleUDP)
+	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
+	// Packets flow as soon as the NIC exists, and gVisor does not lock
+	// handler installation against delivery: the NIC comes last.
 	link := newEchoTap(opts.Link, s.gv, opts.Handler)
-	if err := s.gv.CreateNICWithOptions(nicID, link, gvstack.NICOptions{Name: "tun"}); err != nil {
+	if err := s.gv.CreateNICWithOptions(nicID, link, gvstack.NICOptions{Name: "tun", Disabled: true}); err != nil {
 		return fmt.Errorf("create NIC: %w", AsError(err))
 	}
 	// Promiscuous: accept packets for every destination address.
@@ -117,10 +123,9 @@ func (s *Stack) configure(opts Options) error {
 		{Destination: header.IPv4EmptySubnet, NIC: nicID},
 		{Destination: header.IPv6EmptySubnet, NIC: nicID},
 	})
-	tcpFwd := tcp.NewForwarder(s.gv, opts.TCPReceiveWindow, opts.TCPMaxInFlight, opts.Handler.HandleTCP)
-	s.gv.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
-	udpFwd := udp.NewForwarder(s.gv, opts.Handler.HandleUDP)
-	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
+	if err := s.gv.EnableNIC(nicID); err != nil {
+		return fmt.Errorf("enable NIC: %w", AsError(err))
+	}
 	return nil
 }
 
@@ -138,6 +143,9 @@ func (s *Stack) Stats() tcpip.Stats { return s.gv.Stats() }
 // the stack's goroutines to finish. It is idempotent.
 func (s *Stack) Close() {
 	s.closeOnce.Do(func() {
+		// Removing the NIC closes the link endpoint, which joins its
+		// reader before the stack waits for its own goroutines.
+		s.gv.RemoveNIC(nicID)
 		s.gv.Close()
 		s.gv.Wait()
 	})

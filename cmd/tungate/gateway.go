@@ -15,9 +15,12 @@ import (
 
 // serve runs the gateway on the device cfg names until ctx ends.
 func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
-	dev, err := tun.Open(tun.Config{Name: cfg.device.name, FD: cfg.device.fd, NetNS: cfg.netns})
+	dev, err := tun.Open(tun.Config{Name: cfg.device.name, FD: cfg.device.fd, NetNS: cfg.netns, Offload: true})
 	if err != nil {
 		return err
+	}
+	if err := dev.OffloadErr(); err != nil {
+		log.Warn("the kernel refused segmentation offload on the TUN device; moving plain packets, which is slower", "err", err)
 	}
 	defer dev.Close()
 	if cfg.device.fd < 0 {
@@ -71,7 +74,7 @@ type gatewayHooks struct {
 // newGateway serves the TUN device fd (which it does not take ownership
 // of).
 func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks, onDeviceGone func(error)) (*gateway, error) {
-	link, err := stack.NewFDLink(fd, uint32(cfg.mtu), onDeviceGone)
+	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), log, onDeviceGone)
 	if err != nil {
 		return nil, err
 	}

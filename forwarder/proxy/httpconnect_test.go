@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"cmp"
 	"errors"
 	"io"
@@ -94,12 +95,22 @@ func TestHTTPConnectEarlyData(t *testing.T) {
 
 func TestHTTPConnectOversizedHeaders(t *testing.T) {
 	srv := serve(t, func(c net.Conn) {
+		// Read the request first and hold the conn open afterwards: closing
+		// with unread bytes would reset it before the client hits the cap.
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
 		for range 1000 {
 			if _, err := io.WriteString(c, "X-Junk: "+strings.Repeat("j", 100)+"\r\n"); err != nil {
 				return
 			}
 		}
+		io.Copy(io.Discard, c)
 	})
 	d := &HTTPConnect{Address: srv.addr(), Forward: &Direct{}}
 	_, err := d.DialContext(testCtx(t), "tcp", "127.0.0.1:1")

@@ -65,7 +65,7 @@ func setUp(req *setupRequest) (fd int, warning string, err error) {
 	if err != nil {
 		return -1, "", fmt.Errorf("bring up lo in the new network namespace: %w", err)
 	}
-	dev, err := tun.Open(tun.Config{Name: req.Device, FD: -1})
+	dev, err := tun.Open(tun.Config{Name: req.Device, FD: -1, Offload: true})
 	if err != nil {
 		return -1, "", fmt.Errorf("%w%s", err, tunHint(err))
 	}

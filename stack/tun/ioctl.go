@@ -44,3 +44,14 @@ func enableOffload(fd int) error {
 	}
 	return nil
 }
+
+// HasVnetHdr reports whether the TUN fd was opened with IFF_VNET_HDR, so
+// that every packet on it carries a virtio_net_hdr of VnetHdrLen bytes. Any
+// holder of the fd may ask; no privilege is needed.
+func HasVnetHdr(fd int) (bool, error) {
+	_, flags, err := getIff(fd)
+	if err != nil {
+		return false, fmt.Errorf("TUNGETIFF on fd %d: %w", fd, err)
+	}
+	return flags&unix.IFF_VNET_HDR != 0, nil
+}

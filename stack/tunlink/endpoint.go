@@ -54,6 +54,10 @@ type Options struct {
 	// Logger receives lifecycle events and fatal read errors, never
 	// per-packet messages (those are counted in Stats). nil discards.
 	Logger *slog.Logger
+	// OnFatal, if set, is called once from the reader goroutine when the
+	// fd fails for good (the device was deleted), after which the reader
+	// has stopped. It must not block.
+	OnFatal func(error)
 }
 
 // Endpoint is a stack.LinkEndpoint over a TUN fd. Create it with New, hand it
@@ -64,6 +68,7 @@ type Endpoint struct {
 	gsoMaxSize uint32
 	readSizes  []int // sizes of the views one read fills, in order
 	log        *slog.Logger
+	onFatal    func(error)
 
 	mtu   atomic.Uint32
 	stats counters
@@ -93,7 +98,7 @@ func New(opts Options) (*Endpoint, error) {
 	if opts.MTU == 0 {
 		return nil, errors.New("tunlink: MTU is 0: pass the TUN device's MTU")
 	}
-	e := &Endpoint{fd: opts.FD, log: opts.Logger}
+	e := &Endpoint{fd: opts.FD, log: opts.Logger, onFatal: opts.OnFatal}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}

@@ -137,6 +137,9 @@ func (r *reader) wait() bool {
 func (r *reader) fail(op string, err error) {
 	r.e.log.Error("tunlink: reader stopped: the TUN device is gone or its fd was closed",
 		"op", op, "fd", r.e.fd, "err", err)
+	if r.e.onFatal != nil {
+		r.e.onFatal(fmt.Errorf("%s: %w", op, err))
+	}
 }
 
 // refill replaces the views the last delivered packet took.
