@@ -9,9 +9,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/internal/owned"
 	"github.com/tungate/tungate/forwarder/proxy"
 	"github.com/tungate/tungate/stack"
 )
@@ -46,9 +46,7 @@ type Forwarder struct {
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
+	flows  owned.Group
 	udp    *udpTable
 	echo   *echoTable
 	stack  *stack.Stack
@@ -85,18 +83,7 @@ func (f *Forwarder) SetStack(s *stack.Stack) { f.stack = s }
 // goFlow runs fn as a flow goroutine that Close waits for. It returns
 // false (and does not run fn) once Close has begun.
 func (f *Forwarder) goFlow(fn func(ctx context.Context)) bool {
-	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
-		return false
-	}
-	f.wg.Add(1)
-	f.mu.Unlock()
-	go func() {
-		defer f.wg.Done()
-		fn(f.ctx)
-	}()
-	return true
+	return f.flows.Go(func() { fn(f.ctx) })
 }
 
 // allowed applies Options.Allow.
@@ -106,10 +93,8 @@ func (f *Forwarder) allowed(network string, dst netip.AddrPort) bool {
 
 // Close ends every flow and waits for their goroutines. It is idempotent.
 func (f *Forwarder) Close() error {
-	f.mu.Lock()
-	f.closed = true
-	f.mu.Unlock()
+	f.flows.Close()
 	f.cancel()
-	f.wg.Wait()
+	f.flows.Wait()
 	return nil
 }

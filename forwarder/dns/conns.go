@@ -114,7 +114,7 @@ func (r *Resolver) dialStream(dst netip.AddrPort) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial resolver %s: %w", dst, err)
 	}
-	if !r.track(func() { r.serveStream(srv) }) {
+	if !r.talks.Go(func() { r.serveStream(srv) }) {
 		app.Close()
 		srv.Close()
 		return nil, fmt.Errorf("dial resolver %s: %w", dst, net.ErrClosed)

@@ -16,9 +16,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/internal/owned"
 	"github.com/tungate/tungate/forwarder/proxy"
 )
 
@@ -69,9 +69,7 @@ type Resolver struct {
 	addrs  map[netip.Addr]bool
 	ctx    context.Context
 	cancel context.CancelFunc
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	talks  owned.Group
 }
 
 var (
@@ -163,28 +161,11 @@ func (r *Resolver) answer(ctx context.Context, network string, q []byte) []byte 
 	return serverFailure(q)
 }
 
-// track runs fn on a goroutine that Close waits for; false once closed.
-func (r *Resolver) track(fn func()) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		fn()
-	}()
-	return true
-}
-
 // Close ends every conversation with the resolver and waits for them. It
 // is idempotent.
 func (r *Resolver) Close() error {
-	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
+	r.talks.Close()
 	r.cancel()
-	r.wg.Wait()
+	r.talks.Wait()
 	return nil
 }

@@ -12,8 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
+
+	"github.com/tungate/tungate/forwarder/internal/owned"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -51,9 +52,7 @@ type Publisher struct {
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
+	owned  owned.Group
 	socks  []interface{ Close() error }
 }
 
@@ -96,7 +95,7 @@ func (p *Publisher) listen(port Port) error {
 			return fmt.Errorf("publish %s: %w", port, err)
 		}
 		p.socks = append(p.socks, pc)
-		p.goOwned(func() { p.serveUDP(pc.(*net.UDPConn), target) })
+		p.owned.Go(func() { p.serveUDP(pc.(*net.UDPConn), target) })
 		return nil
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -104,23 +103,8 @@ func (p *Publisher) listen(port Port) error {
 		return fmt.Errorf("publish %s: %w", port, err)
 	}
 	p.socks = append(p.socks, ln)
-	p.goOwned(func() { p.serveTCP(ln, target) })
+	p.owned.Go(func() { p.serveTCP(ln, target) })
 	return nil
-}
-
-// goOwned runs fn on a goroutine that Close waits for; false once closed.
-func (p *Publisher) goOwned(fn func()) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		fn()
-	}()
-	return true
 }
 
 func (p *Publisher) proto() tcpip.NetworkProtocolNumber {
@@ -139,7 +123,7 @@ func (p *Publisher) serveTCP(ln net.Listener, target tcpip.FullAddress) {
 			}
 			return
 		}
-		if !p.goOwned(func() { p.forwardTCP(c, target) }) {
+		if !p.owned.Go(func() { p.forwardTCP(c, target) }) {
 			c.Close()
 			return
 		}
@@ -167,13 +151,11 @@ func (p *Publisher) forwardTCP(host net.Conn, target tcpip.FullAddress) {
 // Close stops listening, ends every flow and waits for them. It is
 // idempotent.
 func (p *Publisher) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
+	p.owned.Close()
 	p.cancel()
 	for _, s := range p.socks {
 		s.Close()
 	}
-	p.wg.Wait()
+	p.owned.Wait()
 	return nil
 }

@@ -75,7 +75,7 @@ func (p *Publisher) newUDPClient(host *net.UDPConn, from netip.AddrPort, target 
 	}
 	c := &udpClient{ns: ns}
 	c.idle = time.AfterFunc(p.opts.UDPTimeout, func() { ns.Close() })
-	ok := p.goOwned(func() {
+	ok := p.owned.Go(func() {
 		defer done(c)
 		defer c.idle.Stop()
 		stop := context.AfterFunc(p.ctx, func() { ns.Close() })
