@@ -14,14 +14,13 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/tungate/tungate/forwarder/internal/owned"
-
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/tungate/tungate/forwarder"
+	"github.com/tungate/tungate/forwarder/internal/owned"
 )
 
 // Options configures a Publisher.
