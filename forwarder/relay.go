@@ -44,15 +44,7 @@ func Relay(ctx context.Context, app, upstream net.Conn) error {
 	errc := make(chan error, 1)
 	go func() { errc <- copyHalf(upstream, app, "app -> upstream") }()
 	errDown := copyHalf(app, upstream, "upstream -> app")
-	if errDown != nil {
-		abort(app)
-		abort(upstream)
-	}
 	errUp := <-errc
-	if errUp != nil && errDown == nil {
-		abort(app)
-		abort(upstream)
-	}
 	app.Close()
 	upstream.Close()
 	if ctx.Err() != nil {
@@ -61,15 +53,23 @@ func Relay(ctx context.Context, app, upstream net.Conn) error {
 	return errors.Join(errUp, errDown)
 }
 
-// copyHalf copies src to dst until EOF, then half-closes dst.
+// copyHalf copies src to dst until EOF, then half-closes dst. On an error
+// it resets both conns at once, which also ends the other direction (its
+// reads then fail as closed): a reset on one side becomes a reset on the
+// other even while the other direction is idle.
 func copyHalf(dst, src net.Conn, dir string) error {
+	fail := func(err error) error {
+		abort(dst)
+		abort(src)
+		return fmt.Errorf("%s: %w", dir, err)
+	}
 	for {
 		if w, ok := src.(ReadWaiter); ok {
 			if err := w.WaitReadable(); err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return nil
 				}
-				return fmt.Errorf("%s: %w", dir, err)
+				return fail(err)
 			}
 		}
 		bp := relayBufs.Get().(*[]byte)
@@ -77,9 +77,7 @@ func copyHalf(dst, src net.Conn, dir string) error {
 		if n > 0 {
 			if _, werr := dst.Write((*bp)[:n]); werr != nil {
 				relayBufs.Put(bp)
-				// Stop reading too, so the sender learns of the failure.
-				abort(src)
-				return fmt.Errorf("%s: write: %w", dir, werr)
+				return fail(fmt.Errorf("write: %w", werr))
 			}
 		}
 		relayBufs.Put(bp)
@@ -91,7 +89,7 @@ func copyHalf(dst, src net.Conn, dir string) error {
 			if errors.Is(rerr, net.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("%s: read: %w", dir, rerr)
+			return fail(fmt.Errorf("read: %w", rerr))
 		}
 	}
 }
