@@ -54,4 +54,3 @@ func TestTCPAppResetResetsUpstream(t *testing.T) {
 		t.Fatal("upstream saw nothing")
 	}
 }
-
