@@ -17,25 +17,43 @@ import (
 // runs in the same namespace as the apps, policy routing sends every
 // unmarked flow into its device, and --fwmark keeps tungate's own sockets
 // out of that route so they cannot loop. The "host" is a namespace H with
-// a veth to a server namespace S.
+// a veth to a server namespace S. With --interface instead, tungate's
+// sockets are bound to the veth, and a route through another device does
+// not apply to them.
 func TestWholeHost(t *testing.T) {
-	t.Parallel()
 	netlab.RequireRoot(t)
 	netlab.RequireBinary(t, "curl")
+	for _, mode := range []string{"fwmark", "interface"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testWholeHost(t, mode)
+		})
+	}
+}
+
+func testWholeHost(t *testing.T, mode string) {
 	sub := netlab.NewSubnet(t)
 	host, srv := netlab.NewNS(t, "tgh"), netlab.NewNS(t, "tgs")
-	netlab.Veth(t, host, srv,
+	veth, _ := netlab.Veth(t, host, srv,
 		[]netip.Prefix{sub.Prefix4(1), sub.Prefix6(1)},
 		[]netip.Prefix{sub.Prefix4(2), sub.Prefix6(2)})
 	web := netlab.StartNginx(t, srv, 8<<20)
 
 	dev := netlab.UniqueName("tg")
-	gw := host.Start(t, netlab.TungatePath(t), "--device", "tun://"+dev, "--fwmark", "0x66", "--log-level", "debug")
+	args := []string{"--device", "tun://" + dev, "--log-level", "debug"}
+	rule := []string{"rule", "add", "table", "166", "priority", "100"}
+	if mode == "fwmark" {
+		args = append(args, "--fwmark", "0x66")
+		rule = append(rule, "not", "fwmark", "0x66")
+	} else {
+		args = append(args, "--interface", veth)
+	}
+	gw := host.Start(t, netlab.TungatePath(t), args...)
 	if err := gw.WaitOutput("msg=serving", 10*time.Second); err != nil {
 		t.Fatalf("tungate did not start: %v\n%s", err, gw.Output())
 	}
 	for _, fam := range []string{"-4", "-6"} {
-		host.MustRun(t, "ip", fam, "rule", "add", "not", "fwmark", "0x66", "table", "166", "priority", "100")
+		host.MustRun(t, "ip", append([]string{fam}, rule...)...)
 		host.MustRun(t, "ip", fam, "route", "add", "default", "dev", dev, "table", "166")
 	}
 
