@@ -51,8 +51,9 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		err = nil
 	case err = <-devGone:
 	}
+	drops := gw.stack.Counters()
 	gw.Close()
-	log.Info("stopped", "device", dev.Name())
+	log.Info("stopped", "device", dev.Name(), "drops", drops)
 	return err
 }
 

@@ -1,0 +1,35 @@
+package stack
+
+import "log/slog"
+
+// Counters are the stack's drop counts: what arrived from the device and
+// was thrown away.
+type Counters struct {
+	// MalformedIP counts IPv4/IPv6 packets with bad headers.
+	MalformedIP uint64
+	// MalformedTransport counts TCP and UDP packets with bad headers or
+	// checksums.
+	MalformedTransport uint64
+	// SYNsDropped counts connection requests dropped because
+	// Options.TCPMaxInFlight dials were already under way.
+	SYNsDropped uint64
+}
+
+// Counters returns the drop counts so far.
+func (s *Stack) Counters() Counters {
+	st := s.gv.Stats()
+	return Counters{
+		MalformedIP:        st.IP.MalformedPacketsReceived.Value() + st.IP.MalformedFragmentsReceived.Value(),
+		MalformedTransport: st.TCP.InvalidSegmentsReceived.Value() + st.TCP.ChecksumErrors.Value() + st.UDP.MalformedPacketsReceived.Value() + st.UDP.ChecksumErrors.Value(),
+		SYNsDropped:        st.TCP.ForwardMaxInFlightDrop.Value(),
+	}
+}
+
+// LogValue implements slog.LogValuer.
+func (c Counters) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Uint64("malformed_ip", c.MalformedIP),
+		slog.Uint64("malformed_transport", c.MalformedTransport),
+		slog.Uint64("syns_dropped", c.SYNsDropped),
+	)
+}
