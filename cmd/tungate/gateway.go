@@ -75,10 +75,6 @@ type gatewayHooks struct {
 // newGateway serves the TUN device fd (which it does not take ownership
 // of).
 func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks, onDeviceGone func(error)) (*gateway, error) {
-	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), log, onDeviceGone)
-	if err != nil {
-		return nil, err
-	}
 	up, err := newUpstream(&cfg.proxy, &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}, log)
 	if err != nil {
 		return nil, err
@@ -102,8 +98,14 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks
 	if err != nil {
 		return nil, err
 	}
+	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), log, onDeviceGone)
+	if err != nil {
+		fwd.Close()
+		return nil, err
+	}
 	st, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log})
 	if err != nil {
+		link.Close()
 		fwd.Close()
 		return nil, err
 	}

@@ -264,6 +264,6 @@ func (r *reader) checkIP(first []byte, size int) (tcpip.NetworkProtocolNumber, i
 }
 
 func readv(fd int, iovecs []unix.Iovec) (int, unix.Errno) {
-	n, _, errno := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(len(iovecs)))
+	n, _, errno := unix.RawSyscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(len(iovecs)))
 	return int(n), errno
 }

@@ -68,7 +68,7 @@ func (e *Endpoint) writePacket(pkt *stack.PacketBuffer) unix.Errno {
 	if n == 0 {
 		return 0
 	}
-	_, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(e.fd), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(n))
+	_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(e.fd), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(n))
 	return errno
 }
 
