@@ -10,24 +10,40 @@ import (
 )
 
 // appConn is the app's side of a TCP flow: a gonet connection that can also
-// reset and wait for data without holding a buffer.
+// reset and tell when data is ready without holding a buffer or a
+// goroutine.
 type appConn struct {
 	*gonet.TCPConn
 	ep        tcpip.Endpoint
 	wq        *waiter.Queue
 	done      chan struct{}
 	closeOnce sync.Once
+
+	// entry stays registered from creation to Close, so that arming a
+	// notification costs no registration.
+	entry    waiter.Entry
+	notifyMu sync.Mutex
+	notify   func() // armed by NotifyReadable, nil otherwise
 }
+
+// readableEvents are the events after which a read does not block.
+const readableEvents = waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr
 
 func newAppConn(wq *waiter.Queue, ep tcpip.Endpoint) *appConn {
-	return &appConn{TCPConn: gonet.NewTCPConn(wq, ep), ep: ep, wq: wq, done: make(chan struct{})}
+	c := &appConn{TCPConn: gonet.NewTCPConn(wq, ep), ep: ep, wq: wq, done: make(chan struct{})}
+	c.entry.Init(c, readableEvents)
+	wq.EventRegister(&c.entry)
+	return c
 }
 
-// Close closes the connection and wakes a waiting WaitReadable.
+// Close closes the connection and wakes a waiting WaitReadable or an armed
+// NotifyReadable.
 func (c *appConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.wq.EventUnregister(&c.entry)
 		close(c.done)
+		c.fire()
 		err = c.TCPConn.Close()
 	})
 	return err
@@ -41,6 +57,47 @@ func (c *appConn) Reset() error {
 
 // WaitReadable implements ReadWaiter.
 func (c *appConn) WaitReadable() error { return waitReadable(c.ep, c.wq, c.done) }
+
+// NotifyReadable implements ReadNotifier.
+func (c *appConn) NotifyReadable(fn func()) bool {
+	c.notifyMu.Lock()
+	c.notify = fn
+	c.notifyMu.Unlock()
+	if !c.readableNow() {
+		return true
+	}
+	// Readable already: disarm, unless an event took fn first (then fn
+	// has run or is about to).
+	c.notifyMu.Lock()
+	armed := c.notify != nil
+	c.notify = nil
+	c.notifyMu.Unlock()
+	return !armed
+}
+
+func (c *appConn) readableNow() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return c.ep.Readiness(waiter.ReadableEvents) != 0
+	}
+}
+
+// NotifyEvent implements waiter.EventListener; gVisor calls it on its
+// packet path.
+func (c *appConn) NotifyEvent(waiter.EventMask) { c.fire() }
+
+// fire runs the armed notification, if any, once.
+func (c *appConn) fire() {
+	c.notifyMu.Lock()
+	fn := c.notify
+	c.notify = nil
+	c.notifyMu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
 
 // waitReadable returns nil once data, EOF or an error is ready to be read
 // from ep, and net.ErrClosed once done is closed.

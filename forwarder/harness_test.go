@@ -42,7 +42,7 @@ func (p packetDialer) DialPacket(ctx context.Context, network, address string) (
 
 // newPair builds an app stack wired to a tungate stack and forwarder that
 // dial through d. Everything is closed when the test ends.
-func newPair(t *testing.T, d proxy.Dialer) *gvstack.Stack {
+func newPair(t testing.TB, d proxy.Dialer) *gvstack.Stack {
 	t.Helper()
 	fwd, app, closeGW := newGateway(t, d)
 	t.Cleanup(func() {
@@ -53,7 +53,7 @@ func newPair(t *testing.T, d proxy.Dialer) *gvstack.Stack {
 }
 
 // newGateway is newPair that leaves closing to the caller.
-func newGateway(t *testing.T, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.Stack, func()) {
+func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.Stack, func()) {
 	t.Helper()
 	appLink, gwLink := pipe.New("", "", 1500)
 	app := gvstack.New(gvstack.Options{

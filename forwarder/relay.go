@@ -28,6 +28,18 @@ type ReadWaiter interface {
 	WaitReadable() error
 }
 
+// ReadNotifier is implemented by connections that can call back when they
+// become readable, so that an idle direction of a flow holds no goroutine
+// (whose stack is most of an idle flow's memory).
+type ReadNotifier interface {
+	// NotifyReadable arranges for fn to be called once when the connection
+	// has data, EOF or an error to read, or is closed, and returns true;
+	// fn runs on the stack's packet path and must not block. If the
+	// connection is readable already it arranges nothing and returns
+	// false.
+	NotifyReadable(fn func()) bool
+}
+
 // Relay copies bytes between app and upstream in both directions until
 // both have ended, then closes both. An orderly end (EOF) in one direction
 // half-closes the other side's write direction and lets the other direction
@@ -42,7 +54,13 @@ func Relay(ctx context.Context, app, upstream net.Conn) error {
 	defer stop()
 
 	errc := make(chan error, 1)
-	go func() { errc <- copyHalf(upstream, app, "app -> upstream") }()
+	if n, ok := app.(ReadNotifier); ok {
+		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", done: errc}
+		h.resume = func() { go h.run() }
+		h.resume()
+	} else {
+		go func() { errc <- copyHalf(upstream, app, "app -> upstream") }()
+	}
 	errDown := copyHalf(app, upstream, "upstream -> app")
 	errUp := <-errc
 	app.Close()
@@ -53,45 +71,78 @@ func Relay(ctx context.Context, app, upstream net.Conn) error {
 	return errors.Join(errUp, errDown)
 }
 
-// copyHalf copies src to dst until EOF, then half-closes dst. On an error
-// it resets both conns at once, which also ends the other direction (its
-// reads then fail as closed): a reset on one side becomes a reset on the
-// other even while the other direction is idle.
+// copyHalf copies src to dst until EOF, then half-closes dst.
 func copyHalf(dst, src net.Conn, dir string) error {
-	fail := func(err error) error {
-		abort(dst)
-		abort(src)
-		return fmt.Errorf("%s: %w", dir, err)
-	}
 	for {
 		if w, ok := src.(ReadWaiter); ok {
 			if err := w.WaitReadable(); err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return nil
 				}
-				return fail(err)
+				return failHalf(dst, src, dir, err)
 			}
 		}
-		bp := relayBufs.Get().(*[]byte)
-		n, rerr := src.Read(*bp)
-		if n > 0 {
-			if _, werr := dst.Write((*bp)[:n]); werr != nil {
-				relayBufs.Put(bp)
-				return fail(fmt.Errorf("write: %w", werr))
-			}
-		}
-		relayBufs.Put(bp)
-		if rerr == io.EOF {
-			closeWrite(dst)
-			return nil
-		}
-		if rerr != nil {
-			if errors.Is(rerr, net.ErrClosed) {
-				return nil
-			}
-			return fail(fmt.Errorf("read: %w", rerr))
+		if end, err := copyChunk(dst, src, dir); end {
+			return err
 		}
 	}
+}
+
+// notifiedHalf is copyHalf for a source that notifies: a goroutine copies
+// while data is ready and exits when there is none; the notification
+// starts the next one. The last one sends the direction's result to done,
+// which the Relay waits for.
+type notifiedHalf struct {
+	dst, src net.Conn
+	notifier ReadNotifier
+	dir      string
+	done     chan<- error
+	resume   func() // bound once: a closure made per wait would allocate
+}
+
+func (h *notifiedHalf) run() {
+	for !h.notifier.NotifyReadable(h.resume) {
+		if end, err := copyChunk(h.dst, h.src, h.dir); end {
+			h.done <- err
+			return
+		}
+	}
+}
+
+// copyChunk does one read from src (which should be readable, so that it
+// does not hold the buffer while waiting) and writes what it got to dst. It
+// reports whether the direction has ended, and how: an orderly end (EOF)
+// half-closes dst; on an error it resets both conns at once, which also
+// ends the other direction (its reads then fail as closed), so a reset on
+// one side becomes a reset on the other even while the other direction is
+// idle.
+func copyChunk(dst, src net.Conn, dir string) (bool, error) {
+	bp := relayBufs.Get().(*[]byte)
+	n, rerr := src.Read(*bp)
+	if n > 0 {
+		if _, werr := dst.Write((*bp)[:n]); werr != nil {
+			relayBufs.Put(bp)
+			return true, failHalf(dst, src, dir, fmt.Errorf("write: %w", werr))
+		}
+	}
+	relayBufs.Put(bp)
+	switch {
+	case rerr == nil:
+		return false, nil
+	case rerr == io.EOF:
+		closeWrite(dst)
+		return true, nil
+	case errors.Is(rerr, net.ErrClosed):
+		return true, nil
+	}
+	return true, failHalf(dst, src, dir, fmt.Errorf("read: %w", rerr))
+}
+
+// failHalf resets both conns and names the direction in err.
+func failHalf(dst, src net.Conn, dir string, err error) error {
+	abort(dst)
+	abort(src)
+	return fmt.Errorf("%s: %w", dir, err)
 }
 
 type closeWriter interface{ CloseWrite() error }

@@ -52,8 +52,18 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r *tcp.ForwarderRequest, src
 	ep.SocketOptions().SetKeepAlive(true)
 	app := newAppConn(&wq, ep)
 	f.log.Debug("tcp open", "src", src, "dst", dst)
-	if err := Relay(ctx, app, wrapHost(upstream)); err != nil {
-		f.log.Debug("tcp relay ended", "src", src, "dst", dst, "err", err)
+	// The relay gets a fresh goroutine rather than this one, whose stack
+	// grew deep while dialing: an idle flow parks that goroutine for as
+	// long as it lives, and a small stack is most of what it costs.
+	host := wrapHost(upstream)
+	relay := func(ctx context.Context) {
+		if err := Relay(ctx, app, host); err != nil {
+			f.log.Debug("tcp relay ended", "src", src, "dst", dst, "err", err)
+		}
+	}
+	if !f.goFlow(relay) {
+		app.Reset()
+		host.Close()
 	}
 }
 

@@ -68,6 +68,8 @@ func (e *Endpoint) writePacket(pkt *stack.PacketBuffer) unix.Errno {
 	if n == 0 {
 		return 0
 	}
+	// Raw: the fd is non-blocking, so the call is short and the runtime
+	// need not prepare for it to block (see reader).
 	_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(e.fd), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(n))
 	return errno
 }
