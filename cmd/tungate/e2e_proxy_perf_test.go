@@ -4,15 +4,17 @@ import (
 	"testing"
 )
 
-// TestProxyThroughput downloads the same 64 MB file from the app namespace
-// directly, through one SOCKS5 hop and through two, one after the other in
-// the same run, and logs the best of two downloads of each (go test -v
-// -run TestProxyThroughput shows them). Run it alone: parallel tests share
-// the CPUs.
-func TestProxyThroughput(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipped with -short: a measurement, not a check")
+// BenchmarkProxyThroughput downloads the same 64 MB file from the app
+// namespace directly, through one SOCKS5 hop and through two, one after
+// the other in the same run, and logs the best of two downloads of each:
+// go test -run '^$' -bench ProxyThroughput -benchtime 1x -v ./cmd/tungate
+func BenchmarkProxyThroughput(b *testing.B) {
+	for b.Loop() {
+		proxyThroughput(b)
 	}
+}
+
+func proxyThroughput(t testing.TB) {
 	l := newProxyLab(t, 64<<20)
 	l.startDante(t, portDante, false)
 	l.startDante(t, portDanteAuth, false) // a second dante, for a dante -> dante chain

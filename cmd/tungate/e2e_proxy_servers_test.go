@@ -40,7 +40,7 @@ type dante struct {
 // startDante starts danted on the lab's server address and port. With
 // user set, clients must authenticate with that system user's password
 // (RFC 1929); see addSystemUser.
-func (l *proxyLab) startDante(t *testing.T, port uint16, user bool) *dante {
+func (l *proxyLab) startDante(t testing.TB, port uint16, user bool) *dante {
 	t.Helper()
 	netlab.RequireBinary(t, "danted")
 	dir := t.TempDir()
@@ -87,7 +87,7 @@ func (d *dante) Log() string {
 
 // startMicrosocks starts microsocks on the lab's server address and port,
 // with username/password authentication if user is not empty.
-func (l *proxyLab) startMicrosocks(t *testing.T, port uint16, user, pass string) *netlab.Proc {
+func (l *proxyLab) startMicrosocks(t testing.TB, port uint16, user, pass string) *netlab.Proc {
 	t.Helper()
 	netlab.RequireBinary(t, "microsocks")
 	args := []string{"-i", l.srvAddr(false).String(), "-p", strconv.Itoa(int(port))}

@@ -42,7 +42,7 @@ type proxyLab struct {
 	web      *netlab.Nginx
 }
 
-func newProxyLab(t *testing.T, webSize int64) *proxyLab {
+func newProxyLab(t testing.TB, webSize int64) *proxyLab {
 	t.Helper()
 	if kernelMode() {
 		t.Skip("TUNGATE_E2E_GATEWAY=kernel: proxies are tungate's alone")
@@ -65,7 +65,7 @@ func newProxyLab(t *testing.T, webSize int64) *proxyLab {
 }
 
 // etcFiles writes files that "ip netns exec ns" shows under /etc.
-func etcFiles(t *testing.T, ns *netlab.NS, files map[string]string) {
+func etcFiles(t testing.TB, ns *netlab.NS, files map[string]string) {
 	t.Helper()
 	dir := filepath.Join("/etc/netns", ns.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -94,7 +94,7 @@ func (l *proxyLab) proxyURL(scheme string, user *url.Userinfo, port uint16) stri
 
 // gateway makes an app namespace served by a tungate started with args
 // (after --netns, --device and --connect-timeout 2s).
-func (l *proxyLab) gateway(t *testing.T, args ...string) (*netlab.NS, *netlab.Tungate) {
+func (l *proxyLab) gateway(t testing.TB, args ...string) (*netlab.NS, *netlab.Tungate) {
 	t.Helper()
 	app := netlab.NewNS(t, "tpa")
 	base := []string{"--netns", app.Name, "--device", "tun://" + netlab.UniqueName("tg"), "--connect-timeout", "2s"}
@@ -108,7 +108,7 @@ func (l *proxyLab) webURL(v6 bool) string {
 
 // download fetches url with curl in app, checks the file's sha256 and
 // returns the throughput in MB/s.
-func (l *proxyLab) download(t *testing.T, app *netlab.NS, url string, curlArgs ...string) float64 {
+func (l *proxyLab) download(t testing.TB, app *netlab.NS, url string, curlArgs ...string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
