@@ -49,13 +49,11 @@ type Forwarder struct {
 	flows  owned.Group
 	udp    *udpTable
 	echo   *echoTable
-	stack  *stack.Stack
 }
 
 var _ stack.Handler = (*Forwarder)(nil)
 
-// New returns a Forwarder. Attach it to a stack with SetStack before packets
-// flow (the stack and the forwarder refer to each other).
+// New returns a Forwarder, to be given to stack.New as its Handler.
 func New(opts Options) (*Forwarder, error) {
 	if opts.Dialer == nil {
 		return nil, errors.New("forwarder: Dialer is required")
@@ -76,9 +74,6 @@ func New(opts Options) (*Forwarder, error) {
 	f.echo = newEchoTable()
 	return f, nil
 }
-
-// SetStack tells the forwarder which stack its flows live in.
-func (f *Forwarder) SetStack(s *stack.Stack) { f.stack = s }
 
 // goFlow runs fn as a flow goroutine that Close waits for. It returns
 // false (and does not run fn) once Close has begun.

@@ -79,7 +79,6 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd.SetStack(gw)
 	return fwd, app, func() {
 		gw.Close()
 		app.Close()

@@ -2,9 +2,7 @@ package forwarder
 
 import (
 	"context"
-	"net"
 	"net/netip"
-	"strconv"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -85,9 +83,4 @@ func network(base string, a netip.Addr) string {
 		return base + "4"
 	}
 	return base + "6"
-}
-
-// hostPort formats an address for dialing.
-func hostPort(host string, port uint16) string {
-	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }

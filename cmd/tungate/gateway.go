@@ -109,7 +109,6 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks
 		fwd.Close()
 		return nil, err
 	}
-	fwd.SetStack(st)
 	return &gateway{stack: st, fwd: fwd}, nil
 }
 
