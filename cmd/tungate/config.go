@@ -33,11 +33,10 @@ type gatewayConfig struct {
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
 func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
-	c.device = deviceURL{name: "tungate0", fd: -1}
 	c.addresses = prefixList{values: append([]netip.Prefix(nil), defaultAddresses...)}
 	c.mtu = 1500
 	fs.Var(intValue{&c.mtu, 576, 65535}, "mtu", "MTU of the TUN device (576 to 65535)")
-	fs.StringVar(&c.iface, "interface", "", "bind outbound sockets to this interface (SO_BINDTODEVICE), so routing the host's traffic into the device cannot loop")
+	fs.StringVar(&c.iface, "interface", "", "bind outbound sockets to interface `NAME` (SO_BINDTODEVICE), so routing the host's traffic into the device cannot loop")
 	fs.Var(markValue{&c.fwmark}, "fwmark", "set this mark (SO_MARK) on outbound sockets, for policy routing")
 	c.connectTimeout = 10 * time.Second
 	fs.Var(durationValue{&c.connectTimeout}, "connect-timeout", "give up on an outbound TCP connect after this long")
@@ -50,8 +49,9 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 
 // addDeviceFlags registers the flags that only the gateway has.
 func addDeviceFlags(fs *pflag.FlagSet, c *gatewayConfig) {
+	c.device = deviceURL{name: "tungate0", fd: -1}
 	fs.VarP(&c.device, "device", "d", "TUN device: tun://NAME (created if missing) or fd://N (an inherited TUN fd)")
-	fs.StringVar(&c.netns, "netns", "", "network namespace the device lives in: a name under /run/netns or a path such as /proc/PID/ns/net")
+	fs.StringVar(&c.netns, "netns", "", "network namespace the device lives in, `NAME|PATH`: a name under /run/netns or a path such as /proc/PID/ns/net")
 	fs.Var(&c.addresses, "address", "address of the device, repeatable (default 198.18.0.1/24 and fd74:6761:7465::1/64)")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "with --netns, do not add default routes into the device")
 }
