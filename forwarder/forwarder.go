@@ -35,6 +35,11 @@ type Options struct {
 	// reset, a refused UDP flow gets ICMP port unreachable, a refused echo
 	// gets no reply. It runs on the packet path and must not block.
 	Allow func(network string, dst netip.AddrPort) bool
+	// PortUnreachable, if set, is called when a UDP destination refuses a
+	// session's datagrams (the host socket got ICMP port unreachable), so
+	// the app can be told the same; see stack.Stack.PortUnreachable. It
+	// must not block.
+	PortUnreachable func(src, dst netip.AddrPort)
 	// Logger receives per-flow messages at debug level and failures at
 	// warn level; nil discards them.
 	Logger *slog.Logger

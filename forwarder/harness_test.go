@@ -3,6 +3,8 @@ package forwarder_test
 import (
 	"context"
 	"net"
+	"net/netip"
+	"sync/atomic"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -71,7 +73,15 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	}
 	app.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: 1}})
 
-	fwd, err := forwarder.New(forwarder.Options{Dialer: d})
+	var gwStack atomic.Pointer[stack.Stack]
+	fwd, err := forwarder.New(forwarder.Options{
+		Dialer: d,
+		PortUnreachable: func(src, dst netip.AddrPort) {
+			if s := gwStack.Load(); s != nil {
+				s.PortUnreachable(src, dst)
+			}
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +89,7 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	if err != nil {
 		t.Fatal(err)
 	}
+	gwStack.Store(gw)
 	return fwd, app, func() {
 		gw.Close()
 		app.Close()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -35,6 +36,8 @@ type UDPSession struct {
 	upstream net.Conn
 	idle     *time.Timer
 	timeout  time.Duration
+	// refused tells the app that the destination refused a datagram.
+	refused func()
 }
 
 // udpTable tracks live sessions so that each pair has exactly one.
@@ -99,6 +102,9 @@ func (f *Forwarder) HandleUDP(r *udp.ForwarderRequest) bool {
 		return true
 	}
 	s := &UDPSession{key: udpKey{src, dst}, app: newAppDatagrams(&wq, ep), timeout: f.opts.UDPTimeout}
+	if hook := f.opts.PortUnreachable; hook != nil {
+		s.refused = func() { hook(src, dst) }
+	}
 	if !f.udp.add(s) {
 		s.app.Close()
 		return true
@@ -145,6 +151,16 @@ func (s *UDPSession) Run(ctx context.Context) error {
 	return errors.Join(<-errc, errDown)
 }
 
+// passRefusal passes an upstream "port unreachable" on to the app and
+// reports whether it did; the session goes on, as a UDP socket does.
+func (s *UDPSession) passRefusal(src net.Conn, err error) bool {
+	if src != s.upstream || s.refused == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+		return false
+	}
+	s.refused()
+	return true
+}
+
 // copy moves datagrams from src to dst; when it stops it closes both
 // sides, which stops its sibling.
 func (s *UDPSession) copy(dst, src net.Conn, dir string, closeBoth func()) error {
@@ -154,6 +170,9 @@ func (s *UDPSession) copy(dst, src net.Conn, dir string, closeBoth func()) error
 			if err := w.WaitReadable(); err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return nil // the sibling or the idle timer ended us
+				}
+				if s.passRefusal(src, err) {
+					continue
 				}
 				return fmt.Errorf("%s: %w", dir, err)
 			}
@@ -165,6 +184,9 @@ func (s *UDPSession) copy(dst, src net.Conn, dir string, closeBoth func()) error
 			_, err = dst.Write((*bp)[:n])
 		}
 		datagramBufs.Put(bp)
+		if err != nil && s.passRefusal(src, err) {
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
 				return nil

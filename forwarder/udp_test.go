@@ -82,6 +82,36 @@ func TestUDPRefusedWithoutPacketDialer(t *testing.T) {
 	}
 }
 
+func TestUDPRefusedByDestinationReachesApp(t *testing.T) {
+	// A port nobody listens on: the host socket gets ICMP port
+	// unreachable, and the app must hear of it as its own socket would.
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := pc.LocalAddr().String()
+	pc.Close()
+	app := newPair(t, packetDialer{loopbackTo(closed), loopbackTo(closed)})
+	dst := to(10, 9, 9, 9, 9999)
+	c, err := gonet.DialUDP(app, nil, &dst, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		// The socket reports the refusal on its next call, read or write.
+		if _, err = c.Write([]byte("anyone?")); err == nil {
+			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			_, err = c.Read(make([]byte, 64))
+		}
+		if err != nil && strings.Contains(err.Error(), "refused") {
+			return
+		}
+	}
+	t.Fatalf("last read: %v; want connection refused", err)
+}
+
 func TestCloseStopsEveryFlow(t *testing.T) {
 	before := runtime.NumGoroutine()
 	tcpAddr := listen(t, func(c *net.TCPConn) { time.Sleep(time.Hour) })

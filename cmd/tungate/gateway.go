@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/forwarder/proxy"
@@ -87,7 +88,15 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks
 	if up.proxied {
 		echo = nil // a proxy carries no ICMP, and nothing may go around it
 	}
+	// The forwarder is the stack's handler, so it exists first; the hook
+	// finds the stack once it does.
+	var st atomic.Pointer[stack.Stack]
 	fwd, err := forwarder.New(forwarder.Options{
+		PortUnreachable: func(src, dst netip.AddrPort) {
+			if s := st.Load(); s != nil {
+				s.PortUnreachable(src, dst)
+			}
+		},
 		Dialer:         up.outer(dialer),
 		Allow:          up.allow(hooks.allow),
 		Echo:           echo,
@@ -103,13 +112,14 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks
 		fwd.Close()
 		return nil, err
 	}
-	st, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log})
+	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log})
 	if err != nil {
 		link.Close()
 		fwd.Close()
 		return nil, err
 	}
-	return &gateway{stack: st, fwd: fwd}, nil
+	st.Store(s)
+	return &gateway{stack: s, fwd: fwd}, nil
 }
 
 // Close ends every flow, then the stack.
