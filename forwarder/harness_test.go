@@ -6,6 +6,9 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -108,4 +111,18 @@ func loopbackTo(addr string) dialerFunc {
 		var d net.Dialer
 		return d.DialContext(ctx, network[:3], addr)
 	}
+}
+
+// dialApp connects from the app stack through the gateway to 10.9.9.9:port;
+// the connection is closed when the test ends.
+func dialApp(t testing.TB, app *gvstack.Stack, port uint16) *gonet.TCPConn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := gonet.DialContextTCP(ctx, app, to(10, 9, 9, 9, port), ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatalf("dial through gateway: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

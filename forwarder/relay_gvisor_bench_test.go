@@ -1,13 +1,9 @@
 package forwarder_test
 
 import (
-	"context"
 	"io"
 	"net"
 	"testing"
-
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 )
 
 // BenchmarkRelayFromStack moves chunks from an app in a gVisor stack,
@@ -29,11 +25,7 @@ func BenchmarkRelayFromStack(b *testing.B) {
 		}
 	}()
 	app := newPair(b, loopbackTo(ln.Addr().String()))
-	c, err := gonet.DialContextTCP(context.Background(), app, to(10, 9, 9, 9, 80), ipv4.ProtocolNumber)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := dialApp(b, app, 80)
 	server := <-received
 	defer server.Close()
 	data, sink := make([]byte, chunk), make([]byte, chunk)

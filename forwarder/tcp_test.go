@@ -41,13 +41,7 @@ func listen(t *testing.T, serve func(c *net.TCPConn)) string {
 func TestTCPRelaysBytesExactly(t *testing.T) {
 	addr := listen(t, func(c *net.TCPConn) { io.Copy(c, c) })
 	app := newPair(t, loopbackTo(addr))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := gonet.DialContextTCP(ctx, app, to(10, 9, 9, 9, 80), ipv4.ProtocolNumber)
-	if err != nil {
-		t.Fatalf("dial through gateway: %v", err)
-	}
-	defer c.Close()
+	c := dialApp(t, app, 80)
 	want := make([]byte, 4<<20)
 	rand.Read(want)
 	go func() {
@@ -72,11 +66,7 @@ func TestTCPHalfCloseKeepsOtherDirection(t *testing.T) {
 		c.Write([]byte("got " + string(rune('0'+n))))
 	})
 	app := newPair(t, loopbackTo(addr))
-	c, err := gonet.DialContextTCP(context.Background(), app, to(10, 9, 9, 9, 80), ipv4.ProtocolNumber)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialApp(t, app, 80)
 	c.Write([]byte("abc"))
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
@@ -113,13 +103,9 @@ func TestTCPUpstreamResetResetsApp(t *testing.T) {
 		c.Close()
 	})
 	app := newPair(t, loopbackTo(addr))
-	c, err := gonet.DialContextTCP(context.Background(), app, to(10, 9, 9, 9, 82), ipv4.ProtocolNumber)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialApp(t, app, 82)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err = io.ReadAll(c)
+	_, err := io.ReadAll(c)
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("reset")) {
 		t.Fatalf("read after upstream reset: %v; want connection reset", err)
 	}

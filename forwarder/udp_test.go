@@ -2,7 +2,6 @@ package forwarder_test
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"runtime"
 	"strings"
@@ -117,11 +116,7 @@ func TestCloseStopsEveryFlow(t *testing.T) {
 	tcpAddr := listen(t, func(c *net.TCPConn) { time.Sleep(time.Hour) })
 	udpAddr := udpEcho(t)
 	fwd, app, closeGW := newGateway(t, packetDialer{loopbackTo(tcpAddr), loopbackTo(udpAddr)})
-	c, err := gonet.DialContextTCP(context.Background(), app, to(10, 9, 9, 9, 80), ipv4.ProtocolNumber)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialApp(t, app, 80)
 	dst := to(10, 9, 9, 9, 53)
 	u, _ := gonet.DialUDP(app, nil, &dst, ipv4.ProtocolNumber)
 	u.Write([]byte("x"))

@@ -2,15 +2,11 @@ package forwarder_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"io"
 	"net"
 	"testing"
 	"time"
-
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 )
 
 // TestTCPUploadToStalledServer sends from the app to a server that reads
@@ -25,13 +21,7 @@ func TestTCPUploadToStalledServer(t *testing.T) {
 		got <- data
 	})
 	app := newPair(t, loopbackTo(addr))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := gonet.DialContextTCP(ctx, app, to(10, 9, 9, 9, 80), ipv4.ProtocolNumber)
-	if err != nil {
-		t.Fatalf("dial through gateway: %v", err)
-	}
-	defer c.Close()
+	c := dialApp(t, app, 80)
 	want := make([]byte, 16<<20)
 	rand.Read(want)
 	if _, err := c.Write(want); err != nil {
@@ -43,7 +33,7 @@ func TestTCPUploadToStalledServer(t *testing.T) {
 		if !bytes.Equal(data, want) {
 			t.Fatalf("server got %d bytes that differ from the %d sent", len(data), len(want))
 		}
-	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
 		t.Fatal("server did not get the upload within 10s")
 	}
 }
