@@ -39,7 +39,7 @@ func (c *proxyConfig) validate() error {
 	if c.handshakeTimeout <= 0 {
 		return usageErrorf("invalid argument %s for \"--handshake-timeout\" flag: want a positive duration such as 10s", c.handshakeTimeout)
 	}
-	why := c.hops.whyNoUDP()
+	why := proxy.WhyNoUDP(c.hops.hops)
 	switch {
 	case c.udp.mode == "":
 		c.udp.mode = "proxy"
@@ -223,25 +223,6 @@ func (l *proxyList) Set(s string) error {
 }
 
 func (l *proxyList) Type() string { return "URL" }
-
-// whyNoUDP says why the chain cannot carry UDP, or "" if it can: only one
-// SOCKS5 proxy can (UDP ASSOCIATE needs datagrams from this host to the
-// proxy's relay, which a second hop would not pass).
-func (l *proxyList) whyNoUDP() string {
-	var kinds []proxy.Kind
-	for _, h := range l.hops {
-		if h.Kind != proxy.KindDirect {
-			kinds = append(kinds, h.Kind)
-		}
-	}
-	switch {
-	case len(kinds) > 1:
-		return fmt.Sprintf("a chain of %d proxies carries TCP only", len(kinds))
-	case len(kinds) == 1 && kinds[0] != proxy.KindSOCKS5:
-		return fmt.Sprintf("%s proxies carry TCP only", kinds[0])
-	}
-	return ""
-}
 
 // udpMode is the value of --udp; "" until validate settles the default.
 type udpMode struct{ mode string }

@@ -72,13 +72,30 @@ func (c *Chain) DialPacket(ctx context.Context, network, address string) (net.Co
 func (c *Chain) CanCarryUDP() bool { return c.udpUnsupported() == nil }
 
 func (c *Chain) udpUnsupported() error {
-	switch {
-	case len(c.hops) > 1:
-		return fmt.Errorf("%w: a chain of %d proxies carries TCP only", ErrUDPUnsupported, len(c.hops))
-	case c.hops[0].Kind != KindSOCKS5:
-		return fmt.Errorf("%w: %s proxies carry TCP only", ErrUDPUnsupported, c.hops[0].Kind)
+	if why := WhyNoUDP(c.hops); why != "" {
+		return fmt.Errorf("%w: %s", ErrUDPUnsupported, why)
 	}
 	return nil
+}
+
+// WhyNoUDP says why a path through hops cannot carry UDP, or "" if it can.
+// Only a single SOCKS5 proxy can (direct:// hops aside): UDP ASSOCIATE needs
+// datagrams from this host to the proxy's relay, which a second hop would
+// not pass.
+func WhyNoUDP(hops []*Hop) string {
+	var kinds []Kind
+	for _, h := range hops {
+		if h.Kind != KindDirect {
+			kinds = append(kinds, h.Kind)
+		}
+	}
+	switch {
+	case len(kinds) > 1:
+		return fmt.Sprintf("a chain of %d proxies carries TCP only", len(kinds))
+	case len(kinds) == 1 && kinds[0] != KindSOCKS5:
+		return fmt.Sprintf("%s proxies carry TCP only", kinds[0])
+	}
+	return ""
 }
 
 // String lists the hops without passwords, for logs.
