@@ -56,17 +56,9 @@ func addDeviceFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "with --netns, do not add default routes into the device")
 }
 
-// validate checks what single flag values cannot.
+// validate checks what single flag values cannot; ranges and forms are
+// checked as each flag is parsed (intValue, durationValue, ...).
 func (c *gatewayConfig) validate() error {
-	if c.mtu < 576 || c.mtu > 65535 {
-		return usageErrorf("invalid argument %d for \"--mtu\" flag: want 576 to 65535", c.mtu)
-	}
-	if c.connectTimeout <= 0 {
-		return usageErrorf("invalid argument %s for \"--connect-timeout\" flag: want a positive duration such as 10s", c.connectTimeout)
-	}
-	if c.udpTimeout <= 0 {
-		return usageErrorf("invalid argument %s for \"--udp-timeout\" flag: want a positive duration such as 60s", c.udpTimeout)
-	}
 	return c.proxy.validate()
 }
 

@@ -36,9 +36,6 @@ func addProxyFlags(fs *pflag.FlagSet, c *proxyConfig) {
 // validate checks the flags together and settles the defaults that depend
 // on the chain.
 func (c *proxyConfig) validate() error {
-	if c.handshakeTimeout <= 0 {
-		return usageErrorf("invalid argument %s for \"--handshake-timeout\" flag: want a positive duration such as 10s", c.handshakeTimeout)
-	}
 	why := proxy.WhyNoUDP(c.hops.hops)
 	switch {
 	case c.udp.mode == "":
