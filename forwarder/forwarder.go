@@ -16,6 +16,12 @@ import (
 	"github.com/tungate/tungate/stack"
 )
 
+// Defaults for the zero values of Options, and for the flags that set them.
+const (
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultUDPTimeout     = 60 * time.Second
+)
+
 // Options configures a Forwarder.
 type Options struct {
 	// Dialer reaches destinations. If it also implements
@@ -25,10 +31,11 @@ type Options struct {
 	// Echo forwards ICMP echo requests; nil refuses them silently (no
 	// reply, as from a dead host).
 	Echo EchoSender
-	// ConnectTimeout bounds each upstream TCP dial. Zero means 10 s.
+	// ConnectTimeout bounds each upstream TCP dial. Zero means
+	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// UDPTimeout is how long a UDP session lives without traffic. Zero
-	// means 60 s.
+	// means DefaultUDPTimeout.
 	UDPTimeout time.Duration
 	// Allow, if set, is asked before each new flow (network "tcp", "udp"
 	// or "icmp"; dst is the address the app sent to). A refused TCP flow is
@@ -64,10 +71,10 @@ func New(opts Options) (*Forwarder, error) {
 		return nil, errors.New("forwarder: Dialer is required")
 	}
 	if opts.ConnectTimeout <= 0 {
-		opts.ConnectTimeout = 10 * time.Second
+		opts.ConnectTimeout = DefaultConnectTimeout
 	}
 	if opts.UDPTimeout <= 0 {
-		opts.UDPTimeout = 60 * time.Second
+		opts.UDPTimeout = DefaultUDPTimeout
 	}
 	log := opts.Logger
 	if log == nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/tungate/tungate/forwarder"
 )
 
 // Default device addresses: 198.18.0.0/15 is reserved for benchmarking
@@ -38,9 +40,9 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.Var(intValue{&c.mtu, 576, 65535}, "mtu", "MTU of the TUN device (576 to 65535)")
 	fs.StringVar(&c.iface, "interface", "", "bind outbound sockets to interface `NAME` (SO_BINDTODEVICE), so routing the host's traffic into the device cannot loop")
 	fs.Var(markValue{&c.fwmark}, "fwmark", "set this mark (SO_MARK) on outbound sockets, for policy routing")
-	c.connectTimeout = 10 * time.Second
+	c.connectTimeout = forwarder.DefaultConnectTimeout
 	fs.Var(durationValue{&c.connectTimeout}, "connect-timeout", "give up on an outbound TCP connect after this long")
-	c.udpTimeout = 60 * time.Second
+	c.udpTimeout = forwarder.DefaultUDPTimeout
 	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session after this long without a datagram")
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")

@@ -36,7 +36,7 @@ type Options struct {
 	Target netip.Addr
 	// Ports to publish.
 	Ports []Port
-	// ConnectTimeout bounds connecting into the namespace; zero means 10 s.
+	// ConnectTimeout bounds connecting into the namespace; zero means forwarder.DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// UDPTimeout ends a UDP client's session after this long without a
 	// datagram; zero means 60 s.
@@ -61,10 +61,10 @@ func Start(opts Options) (*Publisher, error) {
 		return nil, errors.New("publish: Stack and Target are required")
 	}
 	if opts.ConnectTimeout <= 0 {
-		opts.ConnectTimeout = 10 * time.Second
+		opts.ConnectTimeout = forwarder.DefaultConnectTimeout
 	}
 	if opts.UDPTimeout <= 0 {
-		opts.UDPTimeout = 60 * time.Second
+		opts.UDPTimeout = forwarder.DefaultUDPTimeout
 	}
 	log := opts.Logger
 	if log == nil {
