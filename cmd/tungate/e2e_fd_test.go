@@ -1,17 +1,11 @@
 package main_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -52,12 +46,7 @@ func TestInheritedFD(t *testing.T) {
 
 	cmd := netlab.TungateCommand(t, context.Background(), "--device", "fd://3")
 	cmd.ExtraFiles = []*os.File{inherited}
-	serving := startWatching(t, cmd, "msg=serving")
-	select {
-	case <-serving:
-	case <-time.After(10 * time.Second):
-		t.Fatal("tungate did not start serving fd://3")
-	}
+	netlab.StartTungateCommand(t, cmd)
 
 	sink := netip.AddrPortFrom(sub.V4(hostServer), portSink)
 	sink6 := netip.AddrPortFrom(sub.V6(hostServer), portSink)
@@ -67,47 +56,4 @@ func TestInheritedFD(t *testing.T) {
 			t.Fatalf("16 MB to %s through fd://3: %v\n%s", addr, err, out)
 		}
 	}
-}
-
-// startWatching starts cmd and returns a channel closed once a line of its
-// stderr contains want. At cleanup the process gets SIGTERM and must exit 0.
-func startWatching(t *testing.T, cmd *exec.Cmd, want string) <-chan struct{} {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	seen := make(chan struct{})
-	var mu sync.Mutex
-	var log strings.Builder
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		once := sync.Once{}
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if strings.Contains(sc.Text(), want) {
-				once.Do(func() { close(seen) })
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-done
-		err := cmd.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			t.Errorf("tungate after SIGTERM: %v\n%s", err, log.String())
-		} else if t.Failed() {
-			t.Logf("tungate output:\n%s", log.String())
-		}
-	})
-	return seen
 }

@@ -37,7 +37,14 @@ func TungateCommand(t testing.TB, ctx context.Context, args ...string) *exec.Cmd
 // takes more than ServingTimeout). On t's cleanup it is stopped as by Stop.
 func StartTungate(t testing.TB, args ...string) *Tungate {
 	t.Helper()
-	p, err := startProc(exec.Command(TungatePath(t), args...))
+	return StartTungateCommand(t, exec.Command(TungatePath(t), args...))
+}
+
+// StartTungateCommand is StartTungate for a command the test prepared
+// itself (from TungateCommand), e.g. with ExtraFiles for --device fd://N.
+func StartTungateCommand(t testing.TB, cmd *exec.Cmd) *Tungate {
+	t.Helper()
+	p, err := startProc(cmd)
 	if err != nil {
 		t.Fatalf("netlab: %v", err)
 	}
