@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 )
 
 // HostPinger opens the host sockets that echo requests leave through: an
@@ -93,7 +94,7 @@ func (s *echoSocket) send(id, seq uint16, payload []byte) error {
 	msg[6], msg[7] = byte(seq>>8), byte(seq)
 	copy(msg[8:], payload)
 	if s.v4 && s.raw {
-		sum := ^onesSum(msg)
+		sum := ^checksum.Checksum(msg, 0)
 		msg[2], msg[3] = byte(sum>>8), byte(sum)
 	}
 	_, err := s.conn.Write(msg)
@@ -120,19 +121,4 @@ func (s *echoSocket) parseReply(b []byte) (id, seq uint16, payload []byte, err e
 		return 0, 0, nil, errNotReply
 	}
 	return uint16(b[4])<<8 | uint16(b[5]), uint16(b[6])<<8 | uint16(b[7]), b[8:], nil
-}
-
-// onesSum is the Internet checksum's ones' complement sum of b.
-func onesSum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
 }

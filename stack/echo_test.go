@@ -5,7 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
 func TestEchoReplyRoundTrip(t *testing.T) {
@@ -75,32 +76,13 @@ func FuzzParseEcho(f *testing.F) {
 func fixICMP4(pkt []byte) {
 	icmp := pkt[20:]
 	icmp[2], icmp[3] = 0, 0
-	sum := ^sum16(icmp)
+	sum := ^checksum.Checksum(icmp, 0)
 	icmp[2], icmp[3] = byte(sum>>8), byte(sum)
 }
 
 func fixICMP6(pkt []byte) {
-	icmp := pkt[40:]
-	icmp[2], icmp[3] = 0, 0
-	var src, dst [16]byte
-	copy(src[:], pkt[8:24])
-	copy(dst[:], pkt[24:40])
-	pseudo := append(append(append([]byte(nil), src[:]...), dst[:]...), 0, 0, byte(len(icmp)>>8), byte(len(icmp)), 0, 0, 0, 58)
-	sum := ^sum16(append(pseudo, icmp...))
-	icmp[2], icmp[3] = byte(sum>>8), byte(sum)
-	_ = tcpip.Address{}
-}
-
-func sum16(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return uint16(s)
+	ip := header.IPv6(pkt)
+	icmp := header.ICMPv6(ip.Payload())
+	icmp.SetChecksum(0)
+	icmp.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: icmp, Src: ip.SourceAddress(), Dst: ip.DestinationAddress()}))
 }
