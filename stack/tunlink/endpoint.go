@@ -66,7 +66,6 @@ type Endpoint struct {
 	fd         int
 	vnetHdrLen int // 0 without a virtio-net header
 	gsoMaxSize uint32
-	readSizes  []int // sizes of the views one read fills, in order
 	log        *slog.Logger
 	onFatal    func(error)
 
@@ -116,7 +115,6 @@ func New(opts Options) (*Endpoint, error) {
 		}
 	}
 	e.mtu.Store(opts.MTU)
-	e.readSizes = readViewSizes(e.maxReadPacket())
 	if err := ensureNonblock(opts.FD); err != nil {
 		return nil, err
 	}

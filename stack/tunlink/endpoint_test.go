@@ -356,13 +356,48 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 }
 
-func TestReadViewSizes(t *testing.T) {
-	for _, tc := range []struct{ max, views int }{
-		{1500, 2}, {256, 1}, {9000, 5}, {maxIPPacket, len(readViewLadder)}, {1 << 20, len(readViewLadder)},
+func TestBodyViewSize(t *testing.T) {
+	for _, tc := range []struct{ max, want int }{
+		{100, 64}, {256, 64}, {1500, 2048}, {9000, 16384}, {maxIPPacket, 65536},
 	} {
-		if got := readViewSizes(tc.max); len(got) != tc.views {
-			t.Errorf("readViewSizes(%d) = %v, want %d views", tc.max, got, tc.views)
+		if got := bodyViewSize(tc.max); got != tc.want {
+			t.Errorf("bodyViewSize(%d) = %d, want %d", tc.max, got, tc.want)
 		}
+	}
+}
+
+// Packets the stack still holds keep their bytes while the reader goes on
+// reading: a packet that fills little of the body view is copied out, and
+// the view it leaves behind is what the next read overwrites.
+func TestReadKeepsHeldPackets(t *testing.T) {
+	for _, vnet := range []bool{false, true} {
+		t.Run(fmt.Sprintf("vnet=%v", vnet), func(t *testing.T) {
+			ours, peer := socketPair(t)
+			ep := newTestEndpoint(t, ours, vnet)
+			d := &holdingDispatcher{}
+			ep.Attach(d)
+			sizes := []int{100, 256, 257, 1000, 1500}
+			if vnet {
+				sizes = append(sizes, 3000, 16000, 17000, 65000, 2000)
+			}
+			var want [][]byte
+			for i, size := range sizes {
+				payload := bytes.Repeat([]byte{byte(i + 1)}, size-header.IPv4MinimumSize-header.UDPMinimumSize)
+				pkt := ipv4UDP(payload)
+				want = append(want, pkt)
+				wire := pkt
+				if vnet {
+					wire = withVnetHdr(vnetHdr{flags: vnetFlagDataValid}, pkt)
+				}
+				writePeer(t, peer, wire)
+			}
+			got := d.wait(t, len(want))
+			for i := range want {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Errorf("packet %d (%d bytes) changed while held: got %d bytes", i, len(want[i]), len(got[i]))
+				}
+			}
+		})
 	}
 }
 

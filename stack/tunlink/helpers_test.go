@@ -2,6 +2,7 @@ package tunlink
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +73,50 @@ func (d *recordingDispatcher) DeliverNetworkPacket(proto tcpip.NetworkProtocolNu
 }
 
 func (*recordingDispatcher) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *stack.PacketBuffer) {}
+
+// holdingDispatcher keeps every packet it is given, as a stack holding
+// segments in a receive queue does, and reads them only when asked.
+type holdingDispatcher struct {
+	mu   sync.Mutex
+	pkts []*stack.PacketBuffer
+}
+
+func (d *holdingDispatcher) DeliverNetworkPacket(_ tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	d.mu.Lock()
+	d.pkts = append(d.pkts, pkt.IncRef())
+	d.mu.Unlock()
+}
+
+func (*holdingDispatcher) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *stack.PacketBuffer) {}
+
+// wait waits for n packets and returns their bytes now, releasing them.
+func (d *holdingDispatcher) wait(t *testing.T, n int) [][]byte {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d.mu.Lock()
+		got := len(d.pkts)
+		d.mu.Unlock()
+		if got >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d packets delivered within 5s", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out [][]byte
+	for _, pkt := range d.pkts {
+		v := pkt.ToView()
+		out = append(out, bytes.Clone(v.AsSlice()))
+		v.Release()
+		pkt.DecRef()
+	}
+	d.pkts = nil
+	return out
+}
 
 func (d *recordingDispatcher) next(t *testing.T) delivered {
 	t.Helper()

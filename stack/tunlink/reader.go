@@ -15,30 +15,31 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// readViewLadder are the sizes of the views one read scatters into. Small
-// packets fill only the first (256 bytes, room for any IP+TCP header) and
-// so pin only a small pooled chunk while the stack holds them; an MTU-sized
-// packet also takes a 2 KiB view; a TCP super-packet the whole ladder.
-// Every size is a pooled chunk size, so appending the views to a
-// buffer.Buffer never copies.
-var readViewLadder = [...]int{256, 2048, 2048, 4096, 8192, 16384, 32768}
+// headViewSize is the size of the first view a read scatters into: room
+// for any IP and TCP header, so that the stack parses headers from one
+// view, and all that a small packet (an ACK, a DNS query) pins while the
+// stack holds it.
+const headViewSize = 256
 
-// readViewSizes returns the shortest prefix of readViewLadder holding
-// maxPacket bytes (at most the whole ladder, which holds any IP packet).
-func readViewSizes(maxPacket int) []int {
-	total := 0
-	for i, size := range readViewLadder {
-		total += size
-		if total >= maxPacket {
-			return readViewLadder[:i+1]
-		}
+// bodyViewSize returns the size of the second view, which takes the rest of
+// a packet of up to maxPacket bytes: the smallest pooled chunk size that
+// holds it, so appending the view to a buffer.Buffer never copies. A TCP
+// super-packet fits the two views, so the stack handles two views per
+// 64 KiB instead of a ladder of seven (fewer pool, reference-count and
+// copy steps per packet).
+func bodyViewSize(maxPacket int) int {
+	size := 64 // the smallest pooled chunk
+	for size < maxPacket-headViewSize && size < buffer.MaxChunkSize {
+		size <<= 1
 	}
-	return readViewLadder[:]
+	return size
 }
 
 // reader is the goroutine that moves packets from the fd into the stack. It
 // reuses its views until a packet is delivered, so dropped packets cost no
-// allocation and delivered ones cost only pooled views.
+// allocation and delivered ones cost only pooled views. A packet that
+// fills only a small part of the body view is copied out instead, so that
+// it does not pin a mostly empty 64 KiB chunk while the stack holds it.
 //
 // It waits for packets in the Go runtime's poller and reads with raw system
 // calls, so that no thread ever blocks in a system call on its behalf. A
@@ -55,9 +56,11 @@ type reader struct {
 	stopping atomic.Bool // tells the reader to stop between packets
 	hdrLen   int
 	hdr      [maxVnetHdrLen]byte
-	views    []*buffer.View // nil where a delivered packet took the view
-	iovecs   []unix.Iovec   // [hdr] then one per view
-	n        int            // what readFn's last readv returned
+	head     *buffer.View // nil once a delivered packet took it
+	body     *buffer.View // likewise
+	bodySize int
+	iovecs   []unix.Iovec // [vnet hdr,] head, body
+	n        int          // what readFn's last readv returned
 	errno    unix.Errno
 }
 
@@ -76,16 +79,16 @@ func newReader(e *Endpoint, d stack.NetworkDispatcher) (*reader, error) {
 		return nil, fmt.Errorf("register fd %d with the poller: %w", e.fd, err)
 	}
 	r := &reader{
-		e:      e,
-		d:      d,
-		file:   file,
-		rc:     rc,
-		hdrLen: e.vnetHdrLen,
-		views:  make([]*buffer.View, len(e.readSizes)),
+		e:        e,
+		d:        d,
+		file:     file,
+		rc:       rc,
+		hdrLen:   e.vnetHdrLen,
+		bodySize: bodyViewSize(e.maxReadPacket()),
 	}
 	// Bound once: a method value made per read would allocate.
 	r.readFn = r.readOnce
-	r.iovecs = make([]unix.Iovec, len(r.views), len(r.views)+1)
+	r.iovecs = make([]unix.Iovec, 2, 3)
 	if r.hdrLen > 0 {
 		hdr := unix.Iovec{Base: &r.hdr[0]}
 		hdr.SetLen(r.hdrLen)
@@ -160,26 +163,30 @@ func (r *reader) fail(op string, err error) {
 
 // refill replaces the views the last delivered packet took.
 func (r *reader) refill() {
-	off := len(r.iovecs) - len(r.views)
-	for i, v := range r.views {
-		if v != nil {
-			continue
-		}
-		v = buffer.NewViewSize(r.e.readSizes[i])
-		r.views[i] = v
-		r.iovecs[off+i] = unix.Iovec{Base: v.BasePtr()}
-		r.iovecs[off+i].SetLen(v.Size())
+	off := len(r.iovecs) - 2
+	if r.head == nil {
+		r.head = newReadView(headViewSize, &r.iovecs[off])
 	}
+	if r.body == nil {
+		r.body = newReadView(r.bodySize, &r.iovecs[off+1])
+	}
+}
+
+func newReadView(size int, iov *unix.Iovec) *buffer.View {
+	v := buffer.NewViewSize(size)
+	*iov = unix.Iovec{Base: v.BasePtr()}
+	iov.SetLen(size)
+	return v
 }
 
 // release frees what the reader holds, its dup of the fd included.
 func (r *reader) release() {
 	r.e.detach(r)
 	r.file.Close()
-	for i, v := range r.views {
-		if v != nil {
-			v.Release()
-			r.views[i] = nil
+	for _, v := range []**buffer.View{&r.head, &r.body} {
+		if *v != nil {
+			(*v).Release()
+			*v = nil
 		}
 	}
 }
@@ -208,24 +215,12 @@ func (r *reader) deliver(n int) {
 		// CapabilityRXChecksumOffload no longer does.
 		trusted = h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0
 	}
-	first := r.views[0].AsSlice()
+	first := r.head.AsSlice()
 	proto, ipLen, ok := r.checkIP(first, size)
 	if !ok {
 		return
 	}
-
-	var payload buffer.Buffer
-	for i, rest := 0, ipLen; rest > 0; i++ {
-		v := r.views[i]
-		r.views[i] = nil
-		if v.Size() > rest {
-			v.CapLength(rest)
-		}
-		rest -= v.Size()
-		// The views are full chunks, so Append links them without copying
-		// and cannot fail.
-		_ = payload.Append(v)
-	}
+	payload := r.takePacket(ipLen)
 	if !trusted && !checksumsValid(proto, first, &payload) {
 		st.rxBadChecksum.Add(1)
 		payload.Release()
@@ -236,6 +231,31 @@ func (r *reader) deliver(n int) {
 	st.rxBytes.Add(uint64(ipLen))
 	r.d.DeliverNetworkPacket(proto, pkt)
 	pkt.DecRef()
+}
+
+// takePacket returns the ipLen bytes just read as a buffer, taking the
+// views it needs (refill replaces them). Appending a full view (the head)
+// or a view of one pooled chunk links it without copying and cannot fail.
+func (r *reader) takePacket(ipLen int) buffer.Buffer {
+	var payload buffer.Buffer
+	head := r.head
+	r.head = nil
+	if ipLen < headViewSize {
+		head.CapLength(ipLen)
+	}
+	_ = payload.Append(head)
+	rest := ipLen - headViewSize
+	switch {
+	case rest <= 0:
+	case rest >= r.bodySize/4:
+		body := r.body
+		r.body = nil
+		body.CapLength(rest)
+		_ = payload.Append(body)
+	default:
+		_ = payload.Append(buffer.NewViewWithData(r.body.AsSlice()[:rest]))
+	}
+	return payload
 }
 
 // checkIP reads the IP version and length from the first view (which holds
