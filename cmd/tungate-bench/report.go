@@ -18,8 +18,8 @@ type ratioColumn struct{ a, b string }
 
 // printTable writes the values table and the ratio table.
 func (r *results) printTable(w io.Writer) {
-	fmt.Fprintf(w, "\ntungate-bench at %s, %s; median of %d runs, iperf3 -t %.0f, %d idle conns\n\n",
-		r.Commit, r.Started.Format("2006-01-02 15:04 UTC"), r.Runs, r.IperfSecs, r.IdleConns)
+	fmt.Fprintf(w, "\ntungate-bench at %s, %s; median of %d runs, iperf3 -t %.0f, %d idle conns, TCP congestion control %s\n\n",
+		r.Commit, r.Started.Format("2006-01-02 15:04 UTC"), r.Runs, r.IperfSecs, r.IdleConns, r.Congestion)
 	var names []string
 	for _, p := range r.Paths {
 		names = append(names, p.Name)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -64,27 +66,42 @@ type pathResult struct {
 
 // results is the whole run, as saved in JSON.
 type results struct {
-	Commit    string        `json:"commit"`
-	Started   time.Time     `json:"started"`
-	Seconds   float64       `json:"seconds"`
-	Runs      int           `json:"runs"`
-	IperfSecs float64       `json:"iperf_seconds"`
-	IdleConns int           `json:"idle_conns"`
-	Metrics   []metric      `json:"metrics"`
-	Paths     []*pathResult `json:"paths"`
+	Commit    string    `json:"commit"`
+	Started   time.Time `json:"started"`
+	Seconds   float64   `json:"seconds"`
+	Runs      int       `json:"runs"`
+	IperfSecs float64   `json:"iperf_seconds"`
+	IdleConns int       `json:"idle_conns"`
+	// Congestion is the kernel's default TCP congestion control, which
+	// every namespace of the run inherits: with bbr every kernel sender
+	// paces, which sets the kernel path's ceiling on a virtual machine.
+	Congestion string        `json:"tcp_congestion_control"`
+	Metrics    []metric      `json:"metrics"`
+	Paths      []*pathResult `json:"paths"`
 	// Ratios[metric][a][b] is a's median divided by b's, same run.
 	Ratios map[string]map[string]map[string]float64 `json:"ratios"`
 }
 
 func newResults(cfg config) *results {
 	return &results{
-		Commit:    gitCommit(),
-		Started:   time.Now().UTC(),
-		Runs:      cfg.runs,
-		IperfSecs: cfg.iperfTime.Seconds(),
-		IdleConns: cfg.idleConns,
-		Metrics:   metrics(),
+		Commit:     gitCommit(),
+		Started:    time.Now().UTC(),
+		Runs:       cfg.runs,
+		IperfSecs:  cfg.iperfTime.Seconds(),
+		IdleConns:  cfg.idleConns,
+		Congestion: congestionControl(),
+		Metrics:    metrics(),
 	}
+}
+
+// congestionControl returns the kernel's default TCP congestion control,
+// or "unknown".
+func congestionControl() string {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func (r *results) path(name string) *pathResult {
