@@ -143,6 +143,29 @@ func TestRunDNS(t *testing.T) {
 	}
 }
 
+// TestRunFakeDNS: with a proxy, `tungate run` answers every port-53 flow
+// itself with fake addresses, over UDP and TCP, whatever the address asked:
+// the proxy (here nothing listens) is never needed for DNS.
+func TestRunFakeDNS(t *testing.T) {
+	netlab.RequireRoot(t)
+	netlab.RequireBinary(t, "dig")
+	cases := []struct {
+		cmd  []string
+		want string
+	}{
+		{[]string{"dig", "+short", "+tries=1", "web.tungate.test", "A"}, "198.19."},
+		{[]string{"dig", "+short", "+tries=1", "+tcp", "web.tungate.test", "AAAA"}, "fd74:6761:7465:fa4e::"},
+		{[]string{"dig", "+short", "+tries=1", "@192.0.2.53", "web.tungate.test", "A"}, "198.19."},
+		{[]string{"dig", "+short", "+tries=1", "+tcp", "@2001:db8::53", "web.tungate.test", "AAAA"}, "fd74:6761:7465:fa4e::"},
+	}
+	for _, c := range cases {
+		r := tungateRun(t, nil, append([]string{"--proxy", "socks5://127.0.0.1:9", "--"}, c.cmd...)...).mustSucceed(t, strings.Join(c.cmd, " "))
+		if !strings.HasPrefix(r.stdout, c.want) {
+			t.Errorf("%s: got %q, want an address starting %s", strings.Join(c.cmd, " "), r.stdout, c.want)
+		}
+	}
+}
+
 // TestRunDNSHostLoopback checks that an upstream resolver on the host's
 // loopback (as systemd-resolved's 127.0.0.53) works: tungate dials it from
 // the host's namespace.

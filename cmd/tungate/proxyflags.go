@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/tungate/tungate/forwarder/dns"
 	"github.com/tungate/tungate/forwarder/fakedns"
 	"github.com/tungate/tungate/forwarder/proxy"
 )
@@ -70,8 +71,14 @@ type upstream struct {
 	// dialer is the chain, with --udp applied and failures logged. The
 	// wrappers of `tungate run` go around it, and fake DNS (outer) around
 	// them.
-	dialer   proxy.Dialer
-	fake     *fakedns.Resolver
+	dialer proxy.Dialer
+	// fake answers every DNS flow in-process from the fake DNS table, in
+	// front of rename, which dials flows to the table's addresses by name;
+	// outer sets rename's Next. Both are nil without --dns-mode fake. fake
+	// answers inline, so it starts no goroutine, and its flows end with the
+	// forwarder's: it needs no Close.
+	fake     *dns.Resolver
+	rename   *fakedns.Dialer
 	blockUDP bool
 	proxied  bool
 }
@@ -94,22 +101,27 @@ func newUpstream(c *proxyConfig, direct *proxy.Direct, log *slog.Logger) (*upstr
 	}
 	u.dialer = &udpVia{Dialer: chain, packets: packets}
 	if c.dns.mode == "fake" {
-		r, err := fakedns.New(fakedns.Options{})
+		table, err := fakedns.New(fakedns.Options{})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("fake DNS: %w", err)
 		}
-		u.fake = r
+		u.rename = &fakedns.Dialer{Resolver: table}
+		u.fake, err = dns.New(dns.Options{EveryAddr: true, Inline: true, Answerer: table, Next: u.rename, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("fake DNS: %w", err)
+		}
 	}
 	return u, nil
 }
 
 // outer puts fake DNS, if on, around d: it must see every port-53 flow
-// before anything else does.
+// before anything else does. It is called once, while wiring.
 func (u *upstream) outer(d proxy.Dialer) proxy.Dialer {
 	if u.fake == nil {
 		return d
 	}
-	return &fakedns.Dialer{Resolver: u.fake, Next: d}
+	u.rename.Next = d
+	return u.fake
 }
 
 // allow adds --udp block to the forwarder's policy next (which may be nil):
@@ -120,7 +132,7 @@ func (u *upstream) allow(next func(string, netip.AddrPort) bool) func(string, ne
 		return next
 	}
 	return func(network string, dst netip.AddrPort) bool {
-		if network == "udp" && (u.fake == nil || dst.Port() != fakedns.Port) {
+		if network == "udp" && (u.fake == nil || dst.Port() != dns.Port) {
 			return false
 		}
 		return next == nil || next(network, dst)

@@ -119,8 +119,27 @@ func TestUpstreamBlockAllowsFakeDNSOnly(t *testing.T) {
 			t.Errorf("allow(%s, %s) = %v, want %v", tc.network, tc.dst, got, tc.want)
 		}
 	}
-	if _, ok := u.outer(u.dialer).(*fakedns.Dialer); !ok {
+	outer := u.outer(u.dialer)
+	if outer != u.fake || u.rename.Next != u.dialer {
 		t.Fatal("fake DNS is not the outermost dialer")
+	}
+	// A query to any address on port 53 is answered with a fake address
+	// that names what was asked, though the proxy carries no UDP.
+	dc, err := outer.(proxy.PacketDialer).DialPacket(context.Background(), "udp4", "10.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	q := []byte{0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w', 'e', 'b', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1}
+	dc.Write(q)
+	buf := make([]byte, 512)
+	n, err := dc.Read(buf)
+	if err != nil || n < len(q)+4 || !bytes.Equal(buf[:2], q[:2]) {
+		t.Fatalf("answer % x, %v", buf[:n], err)
+	}
+	a, _ := netip.AddrFromSlice(buf[n-4 : n])
+	if name, ok := u.rename.Resolver.Name(a); !fakedns.DefaultPrefix4.Contains(a) || !ok || name != "web.test" {
+		t.Fatalf("answered %s, which names %q", a, name)
 	}
 	pd := u.dialer.(proxy.PacketDialer)
 	if _, err := pd.DialPacket(context.Background(), "udp4", "10.0.0.1:443"); !errors.Is(err, proxy.ErrUDPUnsupported) {

@@ -1,12 +1,14 @@
-// Package dns is the resolver of an app's namespace: an address inside the
-// namespace (named in the app's resolv.conf) whose DNS traffic, UDP and TCP
-// on port 53, tungate answers itself instead of dialing it.
+// Package dns answers DNS in-process: flows on port 53, UDP and TCP, that
+// tungate answers itself instead of dialing them.
 //
 // Resolver is the upstream dialer wrapper that catches those flows and
 // hands each query to an Answerer; every other flow goes to the next dialer.
-// What answers is a separate, small interface: Forward relays queries to
-// real resolvers (--dns, or the host's resolv.conf); other answerers (fake
-// DNS for proxies) can take its place without touching Resolver.
+// It catches the flows to its own addresses (the resolver of an app's
+// namespace, named in the app's resolv.conf) and, with EveryAddr, every
+// flow to port 53 whatever its address (fake DNS, where no query may leave
+// the host). What answers is a separate, small interface: Forward relays
+// queries to real resolvers (--dns, or the host's resolv.conf); fake DNS
+// (forwarder/fakedns) answers from its table of names.
 package dns
 
 import (
@@ -16,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/tungate/tungate/forwarder/internal/owned"
@@ -31,16 +34,30 @@ type Answerer interface {
 	// length prefix). network is "udp" or "tcp", how the query arrived: an
 	// answer to a UDP query must respect the size the client can take
 	// (set the TC bit, as real servers do, to make it retry over TCP). It
-	// honours ctx and may be called concurrently.
+	// honours ctx, may be called concurrently and must not keep query
+	// after it returns. A nil answer with a nil error means the message
+	// is not worth one (it is not a query): a datagram is dropped, a
+	// stream ended.
 	Answer(ctx context.Context, network string, query []byte) ([]byte, error)
 }
 
 // Options configures a Resolver.
 type Options struct {
-	// Addrs are the addresses the resolver answers on (port 53). Required.
+	// Addrs are the addresses the resolver answers on (port 53); flows to
+	// their other ports are refused with ErrRefused. Required unless
+	// EveryAddr is set.
 	Addrs []netip.Addr
+	// EveryAddr makes the resolver answer every flow to port 53, whatever
+	// its address, besides Addrs.
+	EveryAddr bool
 	// Answerer answers the queries. Required.
 	Answerer Answerer
+	// Inline says that Answerer never blocks (it answers from memory, as
+	// fake DNS does): each query is then answered on the goroutine that
+	// writes it and the Resolver starts no goroutine at all. Leave it
+	// false for an Answerer that can block (Forward): its queries are
+	// answered on goroutines each flow owns.
+	Inline bool
 	// Next dials every flow not addressed to the resolver. Required.
 	Next proxy.Dialer
 	// QueryTimeout bounds one Answer call; zero means 10 s.
@@ -49,27 +66,28 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// maxInFlight bounds the queries one UDP flow has unanswered; more are
-// dropped, as a busy server would, and the client retries.
-const maxInFlight = 64
-
-// tcpIdle is how long a TCP connection to the resolver may sit without a
-// query.
+// tcpIdle is how long a DNS-over-TCP flow may wait for its next query
+// before the resolver hangs up.
 const tcpIdle = 2 * time.Minute
 
 // ErrRefused is returned for flows to the resolver's addresses on ports
 // other than 53.
 var ErrRefused = fmt.Errorf("resolver answers on port %d only: %w", Port, proxy.ErrRefused)
 
-// Resolver is a proxy.Dialer and proxy.PacketDialer. Flows to its addresses
+// Resolver is a proxy.Dialer and proxy.PacketDialer. The flows it serves
 // are answered in-process until Close; the rest go to Options.Next.
 type Resolver struct {
 	opts   Options
 	log    *slog.Logger
 	addrs  map[netip.Addr]bool
-	ctx    context.Context
+	ctx    context.Context // ends with Close; bounds every answer
 	cancel context.CancelFunc
-	talks  owned.Group
+	talks  owned.Group   // the flows' answering goroutines
+	idle   time.Duration // tcpIdle; tests shorten it
+
+	mu     sync.Mutex
+	flows  map[*flow]struct{} // open, for Close to end
+	closed bool
 }
 
 var (
@@ -79,8 +97,8 @@ var (
 
 // New returns a Resolver.
 func New(opts Options) (*Resolver, error) {
-	if len(opts.Addrs) == 0 || opts.Answerer == nil || opts.Next == nil {
-		return nil, errors.New("dns: Addrs, Answerer and Next are required")
+	if (len(opts.Addrs) == 0 && !opts.EveryAddr) || opts.Answerer == nil || opts.Next == nil {
+		return nil, errors.New("dns: Addrs (or EveryAddr), Answerer and Next are required")
 	}
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = 10 * time.Second
@@ -89,7 +107,7 @@ func New(opts Options) (*Resolver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Resolver{opts: opts, log: log, addrs: make(map[netip.Addr]bool)}
+	r := &Resolver{opts: opts, log: log, idle: tcpIdle, addrs: make(map[netip.Addr]bool), flows: make(map[*flow]struct{})}
 	for _, a := range opts.Addrs {
 		r.addrs[a] = true
 	}
@@ -97,13 +115,14 @@ func New(opts Options) (*Resolver, error) {
 	return r, nil
 }
 
-// Serves reports whether dst is the resolver (any port of its addresses).
+// Serves reports whether dst is one of the resolver's addresses (any
+// port); EveryAddr does not count.
 func (r *Resolver) Serves(dst netip.AddrPort) bool {
 	return r.addrs[dst.Addr().Unmap()] || r.addrs[dst.Addr()]
 }
 
-// DialContext implements proxy.Dialer: a connection to the resolver is a
-// DNS-over-TCP conversation answered in-process.
+// DialContext implements proxy.Dialer: a connection the resolver serves is
+// a DNS-over-TCP conversation answered in-process.
 func (r *Resolver) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	dst, ok, err := r.match(address)
 	if !ok {
@@ -112,7 +131,7 @@ func (r *Resolver) DialContext(ctx context.Context, network, address string) (ne
 	if err != nil {
 		return nil, err
 	}
-	return r.dialStream(dst)
+	return r.newFlow(dst, true)
 }
 
 // DialPacket implements proxy.PacketDialer: each datagram written is a
@@ -129,43 +148,57 @@ func (r *Resolver) DialPacket(ctx context.Context, network, address string) (net
 	if err != nil {
 		return nil, err
 	}
-	return r.newPacketConn(dst)
+	return r.newFlow(dst, false)
 }
 
-// match says whether address is the resolver's, and if so whether its port
-// is the one it answers.
+// match says whether the resolver serves address, and if so whether it
+// answers there or refuses (another port of its addresses).
 func (r *Resolver) match(address string) (netip.AddrPort, bool, error) {
 	dst, err := netip.ParseAddrPort(address)
-	if err != nil || !r.Serves(dst) {
+	switch {
+	case err != nil:
 		return dst, false, nil
-	}
-	if dst.Port() != Port {
+	case dst.Port() == Port && (r.opts.EveryAddr || r.Serves(dst)):
+		return dst, true, nil
+	case r.Serves(dst):
 		return dst, true, fmt.Errorf("dial %s: %w", address, ErrRefused)
 	}
-	return dst, true, nil
+	return dst, false, nil
 }
 
-// answer runs the Answerer, turning a failure into SERVFAIL so that the
-// client learns at once instead of timing out.
+// answer runs the Answerer for a flow whose context is ctx, turning a
+// failure into SERVFAIL so that the client learns at once instead of
+// timing out.
 func (r *Resolver) answer(ctx context.Context, network string, q []byte) []byte {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.QueryTimeout)
+	qctx, cancel := context.WithTimeout(ctx, r.opts.QueryTimeout)
 	defer cancel()
-	ans, err := r.opts.Answerer.Answer(ctx, network, q)
+	ans, err := r.opts.Answerer.Answer(qctx, network, q)
 	if err == nil {
 		return ans
 	}
-	if ctx.Err() != nil && r.ctx.Err() != nil {
-		return nil // closing
+	if ctx.Err() != nil {
+		return nil // the flow or the resolver is closing
 	}
 	r.log.Debug("dns query failed", "network", network, "err", err)
 	return serverFailure(q)
 }
 
-// Close ends every conversation with the resolver and waits for them. It
-// is idempotent.
+// Close ends every conversation with the resolver, as a server hanging up
+// (their reads return io.EOF once the answers made are read), and waits
+// for the queries being answered. It is idempotent.
 func (r *Resolver) Close() error {
 	r.talks.Close()
 	r.cancel()
+	r.mu.Lock()
+	r.closed = true
+	flows := make([]*flow, 0, len(r.flows))
+	for f := range r.flows {
+		flows = append(flows, f)
+	}
+	r.mu.Unlock()
+	for _, f := range flows {
+		f.hangUp()
+	}
 	r.talks.Wait()
 	return nil
 }

@@ -126,12 +126,16 @@ func FuzzServerFailure(f *testing.F) {
 	})
 }
 
-// fakeAnswerer answers every query with response(q, network), or fails.
+// fakeAnswerer answers every query with response(q, network), or fails; a
+// message that is not a query gets no answer.
 type fakeAnswerer struct{ fail bool }
 
 func (a *fakeAnswerer) Answer(ctx context.Context, network string, q []byte) ([]byte, error) {
-	if a.fail {
+	switch {
+	case a.fail:
 		return nil, errors.New("upstream down")
+	case len(q) < headerLen || q[2]&flagQR != 0:
+		return nil, nil
 	}
 	return response(q, network), nil
 }
@@ -151,11 +155,16 @@ func (d *recordingDialer) DialPacket(_ context.Context, network, address string)
 
 func newTestResolver(t *testing.T, a Answerer, next proxy.Dialer) *Resolver {
 	t.Helper()
-	r, err := New(Options{
+	return newResolverWith(t, Options{
 		Addrs:    []netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fd74:6761:7465::2")},
 		Answerer: a,
 		Next:     next,
 	})
+}
+
+func newResolverWith(t *testing.T, opts Options) *Resolver {
+	t.Helper()
+	r, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +202,8 @@ func TestResolverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	// Flows have no deadlines: a stuck read fails when this closes c.
+	defer time.AfterFunc(5*time.Second, func() { c.Close() }).Stop()
 	q := query(7, "web.test")
 	// Two queries in one write: the server must frame them.
 	msg := binary.BigEndian.AppendUint16(nil, uint16(len(q)))
@@ -274,8 +284,58 @@ func TestResolverCloseEndsConversations(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return with a TCP conversation open")
 	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+	if _, err := readWithin(t, c, make([]byte, 1)); err != io.EOF {
 		t.Errorf("read after Close: %v, want EOF", err)
+	}
+}
+
+// With EveryAddr, every flow to port 53 is answered, whatever its address;
+// other ports of other addresses still go to the next dialer, and other
+// ports of the resolver's own addresses are still refused.
+func TestResolverEveryAddr(t *testing.T) {
+	if _, err := New(Options{Answerer: &fakeAnswerer{}, Next: &recordingDialer{}}); err == nil || !strings.Contains(err.Error(), "EveryAddr") {
+		t.Fatalf("New without Addrs or EveryAddr: %v", err)
+	}
+	next := &recordingDialer{}
+	r := newResolverWith(t, Options{
+		Addrs:     []netip.Addr{netip.MustParseAddr("198.18.0.2")},
+		EveryAddr: true,
+		Answerer:  &fakeAnswerer{},
+		Next:      next,
+	})
+	ctx := context.Background()
+	for i, dst := range []string{"192.0.2.1:53", "[2001:db8::1]:53", "198.18.0.2:53"} {
+		q := query(uint16(i), "web.test")
+		c, err := r.DialPacket(ctx, "udp", dst)
+		if err != nil {
+			t.Fatalf("%s: %v", dst, err)
+		}
+		c.Write(q)
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		c.Close()
+		if want := response(q, "udp"); err != nil || !bytes.Equal(buf[:n], want) {
+			t.Fatalf("UDP %s: answer % x, %v; want % x", dst, buf[:n], err, want)
+		}
+		c, err = r.DialContext(ctx, "tcp", dst)
+		if err != nil {
+			t.Fatalf("%s: %v", dst, err)
+		}
+		c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...))
+		c.(interface{ CloseWrite() error }).CloseWrite()
+		all, err := io.ReadAll(c)
+		c.Close()
+		want := response(q, "tcp")
+		if want = append(binary.BigEndian.AppendUint16(nil, uint16(len(want))), want...); err != nil || !bytes.Equal(all, want) {
+			t.Fatalf("TCP %s: answer % x, %v; want % x", dst, all, err, want)
+		}
+	}
+	r.DialContext(ctx, "tcp4", "192.0.2.1:80")
+	r.DialPacket(ctx, "udp6", "[2001:db8::1]:443")
+	if want := []string{"tcp4 192.0.2.1:80", "udp6 [2001:db8::1]:443"}; !slices.Equal(next.got, want) {
+		t.Errorf("next dialed %q, want %q", next.got, want)
+	}
+	if _, err := r.DialPacket(ctx, "udp4", "198.18.0.2:5353"); !errors.Is(err, ErrRefused) {
+		t.Errorf("resolver port 5353: %v, want ErrRefused", err)
 	}
 }

@@ -2,15 +2,14 @@ package fakedns
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/dns"
 	"github.com/tungate/tungate/forwarder/proxy"
 )
 
@@ -40,7 +39,8 @@ func TestDialerRoutes(t *testing.T) {
 	d.DialContext(ctx, "tcp6", netip.AddrPortFrom(v6, 443).String())
 	d.DialPacket(ctx, "udp4", netip.AddrPortFrom(v4, 443).String())
 	d.DialContext(ctx, "tcp4", "10.0.0.1:80")
-	want := []string{"tcp web.test:80", "tcp web.test:443", "packet udp web.test:443", "tcp4 10.0.0.1:80"}
+	d.DialPacket(ctx, "udp6", "[2001:db8::1]:53")
+	want := []string{"tcp web.test:80", "tcp web.test:443", "packet udp web.test:443", "tcp4 10.0.0.1:80", "packet udp6 [2001:db8::1]:53"}
 	if !slices.Equal(next.dials, want) {
 		t.Fatalf("next dialed %q, want %q", next.dials, want)
 	}
@@ -49,20 +49,8 @@ func TestDialerRoutes(t *testing.T) {
 	if !errors.Is(err, ErrUnknownAddress) {
 		t.Fatalf("unknown fake address: %v", err)
 	}
-	for _, dst := range []string{"10.0.0.1:53", "[2001:db8::1]:53", netip.AddrPortFrom(v4, 53).String()} {
-		c, err := d.DialContext(ctx, "tcp", dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-		c, err = d.DialPacket(ctx, "udp", dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-	}
 	if len(next.dials) != len(want) {
-		t.Fatalf("DNS flows reached the next dialer: %q", next.dials[len(want):])
+		t.Fatalf("an unknown fake address reached the next dialer: %q", next.dials[len(want):])
 	}
 
 	tcpOnly := &Dialer{Resolver: res, Next: struct{ proxy.Dialer }{next}}
@@ -71,115 +59,66 @@ func TestDialerRoutes(t *testing.T) {
 	}
 }
 
-// Go's own resolver, speaking DNS over TCP to the in-process server, gets
-// addresses that map back to the name.
-func TestGoResolverOverStream(t *testing.T) {
-	res := mustNew(t, Options{})
-	d := &Dialer{Resolver: res, Next: &recorder{}}
-	gr := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return d.DialContext(ctx, "tcp", "192.0.2.53:53")
-	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	addrs, err := gr.LookupNetIP(ctx, "ip", "svc.corp.example")
+// newStack is fake DNS as tungate wires it: a forwarder/dns Resolver
+// answering every port-53 flow from res, in front of a Dialer.
+func newStack(t *testing.T, res *Resolver, next proxy.Dialer) *dns.Resolver {
+	t.Helper()
+	r, err := dns.New(dns.Options{EveryAddr: true, Inline: true, Answerer: res, Next: &Dialer{Resolver: res, Next: next}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(addrs) != 2 {
-		t.Fatalf("got %v, want one IPv4 and one IPv6 address", addrs)
-	}
-	for _, a := range addrs {
-		if name, ok := res.Name(a); !ok || name != "svc.corp.example" {
-			t.Errorf("%s names %q", a, name)
-		}
-	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
-func TestStreamFramingAndHalfClose(t *testing.T) {
-	res := mustNew(t, Options{})
-	c := newLocalConn(res, nil, true)
-	var msgs []byte
-	for i, name := range []string{"a.test", "b.test"} {
-		q := query(uint16(i), name, typeA)
-		msgs = binary.BigEndian.AppendUint16(msgs, uint16(len(q)))
-		msgs = append(msgs, q...)
-	}
-	// One byte at a time: queries split across writes still get answered.
-	for i := range msgs {
-		if _, err := c.Write(msgs[i : i+1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.CloseWrite()
-	if _, err := c.Write([]byte{0}); err == nil {
-		t.Fatal("Write after CloseWrite succeeded")
-	}
-	all, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 {
-		n := int(binary.BigEndian.Uint16(all))
-		p := parseReply(t, all[2:2+n])
-		if p.id != uint16(i) || p.an != 1 {
-			t.Fatalf("answer %d: %+v", i, p)
-		}
-		all = all[2+n:]
-	}
-	if len(all) != 0 {
-		t.Fatalf("%d bytes left over", len(all))
-	}
+// datagrams shows a flow to Go's resolver as a net.PacketConn, which it
+// needs to speak DNS over UDP rather than over TCP.
+type datagrams struct{ net.Conn }
+
+func (c datagrams) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, err := c.Read(b)
+	return n, c.RemoteAddr(), err
 }
 
-func TestDatagrams(t *testing.T) {
+func (c datagrams) WriteTo(b []byte, _ net.Addr) (int, error) { return c.Write(b) }
+
+// Go's own resolver, speaking DNS over UDP and over TCP to the in-process
+// server at an arbitrary address, gets addresses that map back to the
+// name; no DNS flow reaches the next dialer, and a flow to the answer
+// reaches it by name.
+func TestGoResolverThroughStack(t *testing.T) {
 	res := mustNew(t, Options{})
-	c := newLocalConn(res, nil, false)
-	c.Write([]byte("junk"))
-	c.Write(query(9, "x.test", typeAAAA))
-	buf := make([]byte, 512)
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := parseReply(t, buf[:n]); p.id != 9 || p.an != 1 {
-		t.Fatalf("answer %+v", p)
-	}
-	for range maxQueuedDatagrams + 10 {
-		c.Write(query(1, "x.test", typeA))
-	}
-	if len(c.datagrams) != maxQueuedDatagrams {
-		t.Fatalf("%d answers queued", len(c.datagrams))
-	}
-	done := make(chan error)
-	go func() {
-		for {
-			if _, err := c.Read(buf); err != nil {
-				done <- err
-				return
+	next := &recorder{}
+	d := newStack(t, res, next)
+	for _, network := range []string{"udp", "tcp"} {
+		gr := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			if network == "udp" {
+				c, err := d.DialPacket(ctx, "udp4", "192.0.2.53:53")
+				return datagrams{c}, err
+			}
+			return d.DialContext(ctx, "tcp6", "[2001:db8::53]:53")
+		}}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		addrs, err := gr.LookupNetIP(ctx, "ip", "svc.corp.example")
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", network, err)
+		}
+		if len(addrs) != 2 {
+			t.Fatalf("%s: got %v, want one IPv4 and one IPv6 address", network, addrs)
+		}
+		for _, a := range addrs {
+			if name, ok := res.Name(a); !ok || name != "svc.corp.example" {
+				t.Errorf("%s: %s names %q", network, a, name)
 			}
 		}
-	}()
-	c.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("Read after Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Read still blocked after Close")
 	}
-}
-
-func TestStreamBoundsUnread(t *testing.T) {
-	res := mustNew(t, Options{})
-	c := newLocalConn(res, nil, true)
-	q := query(1, "a.test", typeA)
-	frame := append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...)
-	var err error
-	for i := 0; err == nil && i < 10000; i++ {
-		_, err = c.Write(frame)
+	if len(next.dials) != 0 {
+		t.Fatalf("DNS flows reached the next dialer: %q", next.dials)
 	}
-	if !errors.Is(err, errTooMuchUnread) {
-		t.Fatalf("client that never reads: %v", err)
+	v4, _ := res.Lookup("svc.corp.example")
+	d.DialContext(context.Background(), "tcp4", netip.AddrPortFrom(v4, 443).String())
+	if want := []string{"tcp svc.corp.example:443"}; !slices.Equal(next.dials, want) {
+		t.Fatalf("next dialed %q, want %q", next.dials, want)
 	}
 }

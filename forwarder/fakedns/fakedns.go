@@ -5,9 +5,10 @@
 // a Tor-style proxy or a split-horizon corporate network resolves it on its
 // side, and no query leaves the host. Resolver hands out one address per
 // name (an IPv4 one from Prefix4 for A queries and the matching IPv6 one
-// from Prefix6 for AAAA) and Dialer, a wrapper around the upstream dialer,
-// answers every DNS flow (port 53, any destination, UDP and TCP) in-process
-// and dials flows to a handed-out address as "name:port".
+// from Prefix6 for AAAA): it is the Answerer of a forwarder/dns Resolver
+// that catches every DNS flow (port 53, any destination, UDP and TCP), and
+// Dialer, a wrapper around the upstream dialer, dials flows to a
+// handed-out address as "name:port".
 //
 // Answers carry a short TTL (DefaultTTL), but an address keeps its name for
 // as long as the table has room: programs that cache answers longer than
@@ -58,8 +59,8 @@ type Options struct {
 	TTL time.Duration
 }
 
-// Resolver is the table of names and their addresses, and the DNS server
-// that fills it. It is safe for concurrent use.
+// Resolver is the table of names and their addresses, and the DNS
+// answerer that fills it. It is safe for concurrent use.
 type Resolver struct {
 	prefix4, prefix6 netip.Prefix
 	size             int

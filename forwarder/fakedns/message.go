@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"strings"
+
+	"github.com/tungate/tungate/forwarder/dns"
 )
 
 // DNS message layout and codes (RFC 1035 4.1, RFC 3596).
@@ -21,11 +23,13 @@ const (
 	rcodeNotImp   = 4
 )
 
-// Answer returns the response to one DNS query (without the TCP length
-// prefix), or nil for a message that is not a query at all, which is best
-// dropped. It never fails and never blocks; network ("udp" or "tcp") and ctx
-// are there for the shape of forwarder/dns's Answerer, and unused: answers
-// are a few hundred bytes at most, never truncated.
+var _ dns.Answerer = (*Resolver)(nil)
+
+// Answer implements forwarder/dns's Answerer: it returns the response to one
+// DNS query (without the TCP length prefix), or nil for a message that is
+// not a query at all, which is best dropped. It never fails and never
+// blocks (so dns.Options.Inline holds); network ("udp" or "tcp") and ctx
+// are unused: answers are a few hundred bytes at most, never truncated.
 //
 // A and AAAA queries for a host name get one address from the table;
 // queries of other types for a host name get an empty answer (NOERROR, as
