@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -242,6 +243,25 @@ func TestRunStdinStdout(t *testing.T) {
 	host, _ := os.ReadFile("/etc/resolv.conf")
 	if bytes.Contains(host, []byte("198.18.0.2")) {
 		t.Error("the host's /etc/resolv.conf was changed")
+	}
+}
+
+// --user runs CMD as that user, with that user's HOME, USER and LOGNAME,
+// and keeps the rest of the environment.
+func TestRunUser(t *testing.T) {
+	netlab.RequireRoot(t)
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody here: %v", err)
+	}
+	cmd := netlab.TungateCommand(t, context.Background(), "run", "--user", "nobody", "--",
+		"sh", "-c", `id -u; echo "$HOME $USER $LOGNAME $TUNGATE_TEST_VAR"`)
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), "HOME=/root", "USER=root", "LOGNAME=root", "TUNGATE_TEST_VAR=kept")
+	r := runCmd(t, cmd, nil).mustSucceed(t, "run --user nobody")
+	want := u.Uid + "\n" + u.HomeDir + " nobody nobody kept\n"
+	if r.stdout != want {
+		t.Errorf("run --user nobody printed %q, want %q", r.stdout, want)
 	}
 }
 

@@ -59,7 +59,7 @@ func parseRunFlags(args []string, stdout io.Writer) (*runConfig, error) {
 	fs.BoolVar(&rc.allowHostLoopback, "allow-host-loopback", false, "let 198.18.0.3 and fd74:6761:7465::3 inside the namespace reach the host's 127.0.0.1 and ::1")
 	fs.VarP(&rc.publish, "publish", "p", "publish a port of the namespace on the host, [HOSTADDR:]HOSTPORT:NSPORT[/tcp|/udp], repeatable")
 	fs.StringVar(&rc.netnsPath, "netns-path", "", "run no command: keep the namespace, bind-mounted at this path (for nsenter or ip netns exec), until tungate is stopped; needs root")
-	fs.StringVar(&rc.user, "user", "", "as root, run CMD as this user (name or uid) instead of root")
+	fs.StringVar(&rc.user, "user", "", "as root, run CMD as this user (name or uid), with its HOME, USER and LOGNAME, instead of root")
 	help := fs.BoolP("help", "h", false, "show this help")
 	if err := fs.Parse(args); err != nil {
 		return nil, flagParseError(fmt.Errorf("run: %w", err))

@@ -142,7 +142,11 @@ func execCommand(req *setupRequest) (int, error) {
 	if os.Getppid() != req.ParentPID {
 		return 126, errors.New("tungate exited before the command started")
 	}
-	err = syscall.Exec(path, req.Command, os.Environ())
+	env := os.Environ()
+	if req.User != nil {
+		env = req.User.Env(env)
+	}
+	err = syscall.Exec(path, req.Command, env)
 	code := 126
 	if errors.Is(err, unix.ENOENT) {
 		code = 127

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/user"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,10 @@ import (
 type Credential struct {
 	UID, GID uint32
 	Groups   []uint32
+	// Name and Home are the user's name and home directory, which the
+	// command's HOME, USER and LOGNAME take (as runuser(1) sets them), so
+	// that it does not write to root's home.
+	Name, Home string
 }
 
 // LookupUser resolves a user name or numeric uid through the system's user
@@ -36,7 +41,7 @@ func LookupUser(name string) (*Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user %q has a non-numeric gid %q", name, u.Gid)
 	}
-	c := &Credential{UID: uint32(uid), GID: uint32(gid)}
+	c := &Credential{UID: uint32(uid), GID: uint32(gid), Name: u.Username, Home: u.HomeDir}
 	ids, err := u.GroupIds()
 	if err != nil {
 		ids = []string{u.Gid}
@@ -67,4 +72,30 @@ func (c *Credential) apply() error {
 		return fmt.Errorf("set uid %d: %w", c.UID, e)
 	}
 	return nil
+}
+
+// Env returns environ with HOME, USER and LOGNAME set for c, where c knows
+// them; the rest of the environment is kept.
+func (c *Credential) Env(environ []string) []string {
+	set := map[string]string{}
+	if c.Home != "" {
+		set["HOME"] = c.Home
+	}
+	if c.Name != "" {
+		set["USER"] = c.Name
+		set["LOGNAME"] = c.Name
+	}
+	out := make([]string, 0, len(environ)+len(set))
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[k]; !ok {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range []string{"HOME", "USER", "LOGNAME"} {
+		if v, ok := set[k]; ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }
