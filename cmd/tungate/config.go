@@ -29,6 +29,7 @@ type gatewayConfig struct {
 	fwmark         uint32
 	connectTimeout time.Duration
 	udpTimeout     time.Duration
+	cpus           int
 	logLevel       logLevel
 	proxy          proxyConfig
 }
@@ -44,6 +45,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.Var(durationValue{&c.connectTimeout}, "connect-timeout", "give up on an outbound TCP connect after this long")
 	c.udpTimeout = forwarder.DefaultUDPTimeout
 	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session after this long without a datagram")
+	fs.Var(intValue{&c.cpus, 0, 1024}, "cpus", "CPUs that run tungate's own code at once (GOMAXPROCS); 0 picks half of the usable CPUs, at least 1")
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
 	addProxyFlags(fs, &c.proxy)

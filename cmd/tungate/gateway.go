@@ -76,6 +76,7 @@ type gatewayHooks struct {
 // newGateway serves the TUN device fd (which it does not take ownership
 // of).
 func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks, onDeviceGone func(error)) (*gateway, error) {
+	setCPUs(cfg.cpus, log)
 	up, err := newUpstream(&cfg.proxy, &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}, log)
 	if err != nil {
 		return nil, err
