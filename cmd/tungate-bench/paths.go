@@ -148,7 +148,11 @@ func startTungateRun(ctx context.Context, b *bench, mtu int) (*session, error) {
 			if err != nil {
 				return err
 			}
-			s.netns = fmt.Sprintf("/proc/%d/ns/net", pid)
+			ns := fmt.Sprintf("/proc/%d/ns/net", pid)
+			if err := widenPorts(ctx, ns); err != nil {
+				return err
+			}
+			s.netns = ns
 		}
 		return b.probe(ctx, s.netns)
 	})
