@@ -14,25 +14,28 @@ import (
 // the relay wait for data without holding a buffer (ReadWaiter) and keeps
 // half-close and reset working through the wrapper.
 //
-// For TCP it also reads and writes with raw system calls inside the
-// runtime poller's callbacks. The socket is non-blocking, so a call never
-// blocks; a regular one would still tell the runtime it might, which hands
-// the thread's P to another thread and wakes the sysmon thread whenever the
-// process was otherwise idle. On a busy relay that costs a tenth of the
-// gateway's CPU time (in a virtual machine, where every sysmon wakeup is a
-// costly context switch), for nothing.
+// For TCP and UDP it also reads and writes with raw system calls inside
+// the runtime poller's callbacks. The socket is non-blocking, so a call
+// never blocks; a regular one would still tell the runtime it might, which
+// hands the thread's P to another thread and keeps the sysmon thread
+// waking every 20 µs. In a virtual machine, where each of those wakeups is
+// a costly context switch, that cost a busy TCP relay a tenth of the
+// gateway's CPU time, and a UDP request/response load half of it.
 type hostConn struct {
 	net.Conn
-	rc     syscall.RawConn
-	stream bool // a TCP socket: Read and Write go raw
+	rc       syscall.RawConn
+	raw      bool // a TCP or UDP socket: Read and Write go raw
+	datagram bool // UDP: a read of 0 bytes is an empty datagram, not EOF
 
 	// The read side's state, used by the one goroutine that reads:
 	// callbacks are bound once, because a closure made per call would
 	// allocate.
-	peekFn, readFn func(fd uintptr) bool
-	rbuf           []byte
-	rn             int
-	rerr           unix.Errno
+	peekFn, readFn, readLentFn func(fd uintptr) bool
+	rbuf                       []byte
+	rn                         int
+	rerr                       unix.Errno
+	lender                     bufferLender
+	lent                       *[]byte
 
 	// The write side's state, used by the one goroutine that writes.
 	writeFn func(fd uintptr) bool
@@ -52,8 +55,9 @@ func wrapHost(c net.Conn) net.Conn {
 		return c
 	}
 	_, stream := c.(*net.TCPConn)
-	h := &hostConn{Conn: c, rc: rc, stream: stream}
-	h.peekFn, h.readFn, h.writeFn = h.peek, h.read, h.write
+	_, datagram := c.(*net.UDPConn)
+	h := &hostConn{Conn: c, rc: rc, raw: stream || datagram, datagram: datagram}
+	h.peekFn, h.readFn, h.readLentFn, h.writeFn = h.peek, h.read, h.readLentFD, h.write
 	return h
 }
 
@@ -82,10 +86,58 @@ func (c *hostConn) peek(fd uintptr) bool {
 	return true
 }
 
-// Read reads from a TCP socket with a raw system call; other sockets read
-// as usual.
+// bufferLender lends read buffers, so that a reader takes one only once
+// there is data to read.
+type bufferLender interface {
+	get() *[]byte
+	// giveBack returns a buffer that no read used.
+	giveBack(bp *[]byte)
+}
+
+// readLent is WaitReadable and Read in one system call: it parks in the
+// poller until the socket is readable, then reads into a buffer from l.
+// A read that would block gives the buffer back before parking, so an idle
+// flow holds none. It returns the buffer, or nil if it took none; c must
+// be raw.
+func (c *hostConn) readLent(l bufferLender) (*[]byte, int, error) {
+	c.lender = l
+	err := c.rc.Read(c.readLentFn)
+	bp := c.lent
+	c.lender, c.lent = nil, nil
+	switch {
+	case err != nil:
+		if bp != nil {
+			l.giveBack(bp)
+		}
+		return nil, 0, err
+	case c.rerr != 0:
+		return bp, 0, c.opError("read", c.rerr)
+	case c.rn == 0 && !c.datagram:
+		return bp, 0, io.EOF
+	}
+	return bp, c.rn, nil
+}
+
+func (c *hostConn) readLentFD(fd uintptr) bool {
+	bp := c.lender.get()
+	for {
+		n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&(*bp)[0])), uintptr(len(*bp)))
+		switch errno {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			c.lender.giveBack(bp)
+			return false
+		}
+		c.lent, c.rn, c.rerr = bp, int(n), errno
+		return true
+	}
+}
+
+// Read reads from a TCP or connected UDP socket with a raw system call;
+// other sockets read as usual.
 func (c *hostConn) Read(b []byte) (int, error) {
-	if !c.stream || len(b) == 0 {
+	if !c.raw || len(b) == 0 {
 		return c.Conn.Read(b)
 	}
 	c.rbuf = b
@@ -96,7 +148,7 @@ func (c *hostConn) Read(b []byte) (int, error) {
 		return 0, err
 	case c.rerr != 0:
 		return 0, c.opError("read", c.rerr)
-	case c.rn == 0:
+	case c.rn == 0 && !c.datagram:
 		return 0, io.EOF
 	}
 	return c.rn, nil
@@ -116,10 +168,12 @@ func (c *hostConn) read(fd uintptr) bool {
 	}
 }
 
-// Write writes all of b to a TCP socket with raw system calls, parking in
-// the poller while the socket buffer is full; other sockets write as usual.
+// Write writes all of b to a TCP socket, or b as one datagram to a
+// connected UDP socket, with raw system calls, parking in the poller while
+// the socket buffer is full; other sockets write as usual. A datagram is
+// never split: the kernel sends all of it or fails.
 func (c *hostConn) Write(b []byte) (int, error) {
-	if !c.stream || len(b) == 0 {
+	if !c.raw || len(b) == 0 {
 		return c.Conn.Write(b)
 	}
 	c.wbuf, c.wn, c.werr = b, 0, 0

@@ -37,6 +37,15 @@ func (r *relayBuf) get() *[]byte {
 	return relayBufsSmall.Get().(*[]byte)
 }
 
+// giveBack returns a buffer that no read used.
+func (r *relayBuf) giveBack(bp *[]byte) {
+	if r.large {
+		relayBufsLarge.Put(bp)
+	} else {
+		relayBufsSmall.Put(bp)
+	}
+}
+
 // put returns bp to its pool and picks the size of the next read from n,
 // the bytes the last read returned.
 func (r *relayBuf) put(bp *[]byte, n int) {
@@ -107,18 +116,28 @@ func Relay(ctx context.Context, app, upstream net.Conn) error {
 func copyHalf(dst, src net.Conn, dir string) error {
 	var buf relayBuf
 	for {
-		if w, ok := src.(ReadWaiter); ok {
-			if err := w.WaitReadable(); err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return nil
-				}
-				return failHalf(dst, src, dir, err)
-			}
-		}
-		if end, err := copyChunk(dst, src, dir, &buf); end {
+		bp, n, err := readReady(src, &buf)
+		if end, err := writeChunk(dst, src, dir, &buf, bp, n, err); end {
 			return err
 		}
 	}
+}
+
+// readReady waits until src has data, EOF or an error, then reads into a
+// buffer from l, so that no buffer is held while waiting. It returns the
+// buffer, or nil if it took none.
+func readReady(src net.Conn, l bufferLender) (*[]byte, int, error) {
+	if h, ok := src.(*hostConn); ok && h.raw {
+		return h.readLent(l) // one system call where a peek and a read were two
+	}
+	if w, ok := src.(ReadWaiter); ok {
+		if err := w.WaitReadable(); err != nil {
+			return nil, 0, err
+		}
+	}
+	bp := l.get()
+	n, err := src.Read(*bp)
+	return bp, n, err
 }
 
 // notifiedHalf is copyHalf for a source that notifies: a goroutine copies
@@ -143,23 +162,31 @@ func (h *notifiedHalf) run() {
 	}
 }
 
-// copyChunk does one read from src (which should be readable, so that it
-// does not hold the buffer while waiting) and writes what it got to dst. It
-// reports whether the direction has ended, and how: an orderly end (EOF)
-// half-closes dst; on an error it resets both conns at once, which also
-// ends the other direction (its reads then fail as closed), so a reset on
-// one side becomes a reset on the other even while the other direction is
-// idle.
+// copyChunk does one read from src, which should be readable so that it
+// does not hold the buffer while waiting, and passes the result to
+// writeChunk.
 func copyChunk(dst, src net.Conn, dir string, buf *relayBuf) (bool, error) {
 	bp := buf.get()
-	n, rerr := src.Read(*bp)
+	n, err := src.Read(*bp)
+	return writeChunk(dst, src, dir, buf, bp, n, err)
+}
+
+// writeChunk writes the n bytes read into bp (nil if the read took no
+// buffer) to dst, gives bp back, and reports whether the direction has
+// ended, and how: an orderly end (EOF) half-closes dst; on an error it
+// resets both conns at once, which also ends the other direction (its
+// reads then fail as closed), so a reset on one side becomes a reset on
+// the other even while the other direction is idle.
+func writeChunk(dst, src net.Conn, dir string, buf *relayBuf, bp *[]byte, n int, rerr error) (bool, error) {
 	if n > 0 {
 		if _, werr := dst.Write((*bp)[:n]); werr != nil {
 			buf.put(bp, n)
 			return true, failHalf(dst, src, dir, fmt.Errorf("write: %w", werr))
 		}
 	}
-	buf.put(bp, n)
+	if bp != nil {
+		buf.put(bp, n)
+	}
 	switch {
 	case rerr == nil:
 		return false, nil

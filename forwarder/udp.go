@@ -166,32 +166,28 @@ func (s *UDPSession) passRefusal(src net.Conn, err error) bool {
 func (s *UDPSession) copy(dst, src net.Conn, dir string, closeBoth func()) error {
 	defer closeBoth()
 	for {
-		if w, ok := src.(ReadWaiter); ok {
-			if err := w.WaitReadable(); err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return nil // the sibling or the idle timer ended us
-				}
-				if s.passRefusal(src, err) {
-					continue
-				}
-				return fmt.Errorf("%s: %w", dir, err)
-			}
-		}
-		bp := datagramBufs.Get().(*[]byte)
-		n, err := src.Read(*bp)
+		bp, n, err := readReady(src, datagramLender{})
 		if err == nil {
 			s.idle.Reset(s.timeout)
 			_, err = dst.Write((*bp)[:n])
 		}
-		datagramBufs.Put(bp)
+		if bp != nil {
+			datagramBufs.Put(bp)
+		}
 		if err != nil && s.passRefusal(src, err) {
 			continue
 		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
-				return nil
+				return nil // the sibling or the idle timer ended us
 			}
 			return fmt.Errorf("%s: %w", dir, err)
 		}
 	}
 }
+
+// datagramLender lends datagram buffers from their pool.
+type datagramLender struct{}
+
+func (datagramLender) get() *[]byte        { return datagramBufs.Get().(*[]byte) }
+func (datagramLender) giveBack(bp *[]byte) { datagramBufs.Put(bp) }
