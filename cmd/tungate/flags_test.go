@@ -22,6 +22,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--device", "fd://x"}, "fd://N"},
 		{[]string{"--udp-timeout", "-1s"}, "--udp-timeout"},
 		{[]string{"--log-level", "loud"}, "debug, info, warn or error"},
+		{[]string{"--cpus", "-1"}, "--cpus"},
+		{[]string{"run", "--cpus", "many", "--", "true"}, "--cpus"},
 		{[]string{"extra"}, "unexpected argument"},
 	}
 	for _, tc := range cases {
