@@ -449,12 +449,16 @@ func TestRunHostLoopbackCrafted(t *testing.T) {
 func TestRunPublish(t *testing.T) {
 	netlab.RequireRoot(t)
 	netlab.RequireBinary(t, "socat")
-	tcpPort, udpPort := freePort(t), freePort(t)
+	tcpPort, tcp6Port, udpPort := freePort(t), freePort(t), freePort(t)
 	// The servers echo; the final cat holds CMD open until the test closes
-	// its stdin, and the socats left behind must be cleaned up after.
-	script := `socat TCP-LISTEN:8080,reuseaddr,fork EXEC:cat & socat UDP-RECVFROM:5353,fork EXEC:cat & cat`
+	// its stdin, and the socats left behind must be cleaned up after. The
+	// server on 8081 listens on IPv6 only, so it is reached at the
+	// namespace's IPv6 address once the IPv4 one refuses.
+	script := `socat TCP-LISTEN:8080,reuseaddr,fork EXEC:cat & socat TCP6-LISTEN:8081,ipv6only=1,reuseaddr,fork EXEC:cat & ` +
+		`socat UDP-RECVFROM:5353,fork EXEC:cat & cat`
 	cmd := netlab.TungateCommand(t, context.Background(), "run",
-		"-p", fmt.Sprintf("127.0.0.1:%d:8080", tcpPort), "--publish", fmt.Sprintf("%d:5353/udp", udpPort),
+		"-p", fmt.Sprintf("127.0.0.1:%d:8080", tcpPort), "-p", fmt.Sprintf("127.0.0.1:%d:8081", tcp6Port),
+		"--publish", fmt.Sprintf("%d:5353/udp", udpPort),
 		"--", "sh", "-c", script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
@@ -475,6 +479,9 @@ func TestRunPublish(t *testing.T) {
 	}()
 	if got := retryEcho(t, "tcp", fmt.Sprintf("127.0.0.1:%d", tcpPort), "published tcp"); got != "published tcp" {
 		t.Errorf("published TCP port echoed %q", got)
+	}
+	if got := retryEcho(t, "tcp", fmt.Sprintf("127.0.0.1:%d", tcp6Port), "published tcp6"); got != "published tcp6" {
+		t.Errorf("published TCP port of an IPv6-only server echoed %q", got)
 	}
 	for _, host := range []string{"127.0.0.1", "[::1]"} {
 		if got := retryEcho(t, "udp", fmt.Sprintf("%s:%d", host, udpPort), "published udp"); got != "published udp" {

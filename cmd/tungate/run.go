@@ -184,18 +184,26 @@ func (s *runSession) serve(rc *runConfig, d *runDNS, log *slog.Logger) error {
 	if len(rc.publish.values) == 0 {
 		return nil
 	}
-	target, ok := firstIPv4(rc.gw.addresses.values)
+	target, ok := firstAddr(rc.gw.addresses.values, netip.Addr.Is4)
 	if !ok {
 		return errors.New("run: --publish needs an IPv4 address on the device")
 	}
-	src := netip.PrefixFrom(nsResolverAddrs[0], 32)
-	if err := s.gw.stack.AddAddress(src); err != nil {
+	// Published flows come from the resolver addresses, which the stack
+	// must own to dial from them.
+	if err := s.gw.stack.AddAddress(netip.PrefixFrom(nsResolverAddrs[0], 32)); err != nil {
 		return fmt.Errorf("run: --publish: %w", err)
+	}
+	target6, ok := firstAddr(rc.gw.addresses.values, netip.Addr.Is6)
+	if ok {
+		if err := s.gw.stack.AddAddress(netip.PrefixFrom(nsResolverAddrs[1], 128)); err != nil {
+			return fmt.Errorf("run: --publish: %w", err)
+		}
 	}
 	s.pub, err = publish.Start(publish.Options{
 		Stack:          s.gw.stack.GVisor(),
 		NIC:            s.gw.stack.NIC(),
 		Target:         target,
+		Target6:        target6,
 		Ports:          rc.publish.values,
 		ConnectTimeout: rc.gw.connectTimeout,
 		UDPTimeout:     rc.gw.udpTimeout,
@@ -207,9 +215,11 @@ func (s *runSession) serve(rc *runConfig, d *runDNS, log *slog.Logger) error {
 	return nil
 }
 
-func firstIPv4(ps []netip.Prefix) (netip.Addr, bool) {
+// firstAddr returns the first address of ps that is of the family is
+// tests (netip.Addr.Is4 or Is6).
+func firstAddr(ps []netip.Prefix, is func(netip.Addr) bool) (netip.Addr, bool) {
 	for _, p := range ps {
-		if p.Addr().Is4() {
+		if is(p.Addr()) {
 			return p.Addr(), true
 		}
 	}

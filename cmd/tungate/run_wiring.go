@@ -15,7 +15,7 @@ import (
 // them into the device.
 var (
 	// nsResolverAddrs answer DNS on port 53; CMD's resolv.conf names them.
-	// Published ports also come from the IPv4 one.
+	// Flows into published ports come from them too.
 	nsResolverAddrs = []netip.Addr{
 		netip.MustParseAddr("198.18.0.2"),
 		netip.MustParseAddr("fd74:6761:7465::2"),

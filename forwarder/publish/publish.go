@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -34,6 +35,10 @@ type Options struct {
 	// Target is the namespace's address the ports are reached on (the
 	// device's address inside). Required.
 	Target netip.Addr
+	// Target6, if set, is the namespace's IPv6 address: a TCP connection
+	// that Target refuses is tried there, so a server listening on IPv6
+	// only is reachable too. The stack must own an IPv6 source address.
+	Target6 netip.Addr
 	// Ports to publish.
 	Ports []Port
 	// ConnectTimeout bounds connecting into the namespace; zero means forwarder.DefaultConnectTimeout.
@@ -106,11 +111,31 @@ func (p *Publisher) listen(port Port) error {
 	return nil
 }
 
-func (p *Publisher) proto() tcpip.NetworkProtocolNumber {
-	if p.opts.Target.Is4() {
+// refused reports whether a gonet dial failed with a reset (nothing
+// listening). gonet keeps only the text of gVisor's error.
+func refused(err error) bool {
+	return strings.HasSuffix(err.Error(), (&tcpip.ErrConnectionRefused{}).String())
+}
+
+// proto is the network protocol that reaches addr.
+func proto(addr tcpip.Address) tcpip.NetworkProtocolNumber {
+	if addr.Len() == header.IPv4AddressSize {
 		return header.IPv4ProtocolNumber
 	}
 	return header.IPv6ProtocolNumber
+}
+
+// dialTCP connects into the namespace at target, and at Target6 if target
+// refuses.
+func (p *Publisher) dialTCP(target tcpip.FullAddress) (*gonet.TCPConn, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, p.opts.ConnectTimeout)
+	defer cancel()
+	ns, err := gonet.DialContextTCP(ctx, p.opts.Stack, target, proto(target.Addr))
+	if err == nil || !p.opts.Target6.IsValid() || !refused(err) {
+		return ns, err
+	}
+	target.Addr = tcpip.AddrFromSlice(p.opts.Target6.AsSlice())
+	return gonet.DialContextTCP(ctx, p.opts.Stack, target, proto(target.Addr))
 }
 
 func (p *Publisher) serveTCP(ln net.Listener, target tcpip.FullAddress) {
@@ -130,9 +155,7 @@ func (p *Publisher) serveTCP(ln net.Listener, target tcpip.FullAddress) {
 }
 
 func (p *Publisher) forwardTCP(host net.Conn, target tcpip.FullAddress) {
-	ctx, cancel := context.WithTimeout(p.ctx, p.opts.ConnectTimeout)
-	ns, err := gonet.DialContextTCP(ctx, p.opts.Stack, target, p.proto())
-	cancel()
+	ns, err := p.dialTCP(target)
 	if err != nil {
 		p.log.Debug("publish: connect into the namespace failed", "from", host.RemoteAddr(), "port", target.Port, "err", err)
 		// A reset tells the host client at once, like a closed port.

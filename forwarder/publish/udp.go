@@ -68,7 +68,7 @@ func (p *Publisher) serveUDP(host *net.UDPConn, target tcpip.FullAddress) {
 // newUDPClient opens the session's socket into the namespace and starts
 // copying replies back to the client; done runs when the session ends.
 func (p *Publisher) newUDPClient(host *net.UDPConn, from netip.AddrPort, target tcpip.FullAddress, done func(*udpClient)) *udpClient {
-	ns, err := gonet.DialUDP(p.opts.Stack, nil, &target, p.proto())
+	ns, err := gonet.DialUDP(p.opts.Stack, nil, &target, proto(target.Addr))
 	if err != nil {
 		p.log.Debug("publish: open socket into the namespace failed", "from", from, "port", target.Port, "err", err)
 		return nil
