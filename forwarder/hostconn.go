@@ -104,34 +104,24 @@ func (c *hostConn) readLent(l bufferLender) (*[]byte, int, error) {
 	err := c.rc.Read(c.readLentFn)
 	bp := c.lent
 	c.lender, c.lent = nil, nil
-	switch {
-	case err != nil:
+	if err != nil {
 		if bp != nil {
 			l.giveBack(bp)
 		}
 		return nil, 0, err
-	case c.rerr != 0:
-		return bp, 0, c.opError("read", c.rerr)
-	case c.rn == 0 && !c.datagram:
-		return bp, 0, io.EOF
 	}
-	return bp, c.rn, nil
+	n, err := c.readResult()
+	return bp, n, err
 }
 
 func (c *hostConn) readLentFD(fd uintptr) bool {
 	bp := c.lender.get()
-	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&(*bp)[0])), uintptr(len(*bp)))
-		switch errno {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			c.lender.giveBack(bp)
-			return false
-		}
-		c.lent, c.rn, c.rerr = bp, int(n), errno
-		return true
+	if !c.readInto(fd, *bp) {
+		c.lender.giveBack(bp)
+		return false
 	}
+	c.lent = bp
+	return true
 }
 
 // Read reads from a TCP or connected UDP socket with a raw system call;
@@ -143,20 +133,19 @@ func (c *hostConn) Read(b []byte) (int, error) {
 	c.rbuf = b
 	err := c.rc.Read(c.readFn)
 	c.rbuf = nil
-	switch {
-	case err != nil:
+	if err != nil {
 		return 0, err
-	case c.rerr != 0:
-		return 0, c.opError("read", c.rerr)
-	case c.rn == 0 && !c.datagram:
-		return 0, io.EOF
 	}
-	return c.rn, nil
+	return c.readResult()
 }
 
-func (c *hostConn) read(fd uintptr) bool {
+func (c *hostConn) read(fd uintptr) bool { return c.readInto(fd, c.rbuf) }
+
+// readInto is one raw read of fd into b, retried on EINTR. It returns
+// false if the read would block, else records the outcome for readResult.
+func (c *hostConn) readInto(fd uintptr, b []byte) bool {
 	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
+		n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 		switch errno {
 		case unix.EINTR:
 			continue
@@ -166,6 +155,18 @@ func (c *hostConn) read(fd uintptr) bool {
 		c.rn, c.rerr = int(n), errno
 		return true
 	}
+}
+
+// readResult turns the outcome of the last raw read into Read's results:
+// a read of 0 bytes is EOF on a stream, an empty datagram on UDP.
+func (c *hostConn) readResult() (int, error) {
+	switch {
+	case c.rerr != 0:
+		return 0, c.opError("read", c.rerr)
+	case c.rn == 0 && !c.datagram:
+		return 0, io.EOF
+	}
+	return c.rn, nil
 }
 
 // Write writes all of b to a TCP socket, or b as one datagram to a

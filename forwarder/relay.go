@@ -49,11 +49,7 @@ func (r *relayBuf) giveBack(bp *[]byte) {
 // put returns bp to its pool and picks the size of the next read from n,
 // the bytes the last read returned.
 func (r *relayBuf) put(bp *[]byte, n int) {
-	if r.large {
-		relayBufsLarge.Put(bp)
-	} else {
-		relayBufsSmall.Put(bp)
-	}
+	r.giveBack(bp)
 	r.large = n >= relayBufSmall
 }
 
