@@ -1,0 +1,112 @@
+package udpnat
+
+import (
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tungate/tungate/forwarder/proxy"
+)
+
+// nopApp drops what it is given, without allocating.
+type nopApp struct{}
+
+func (nopApp) SendTo(_, _ netip.AddrPort, _ []byte) error { return nil }
+func (nopApp) PortUnreachable(_, _ netip.AddrPort) error  { return nil }
+
+// sink is a bound UDP socket that never answers.
+func sink(t *testing.T) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+func newNopTable(t *testing.T) *Table {
+	t.Helper()
+	direct := &proxy.Direct{}
+	tab, err := New(Options{App: nopApp{}, Route: func(_, _ netip.AddrPort) (proxy.PacketListener, bool) { return direct, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tab.Close() })
+	return tab
+}
+
+// waitMappings waits until n mappings have their socket open.
+func waitOpen(t *testing.T, tab *Table, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		open := 0
+		tab.mu.Lock()
+		for _, m := range tab.byID {
+			if m.conn != nil {
+				open++
+			}
+		}
+		tab.mu.Unlock()
+		if open >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("fewer than %d upstream sockets opened", n)
+}
+
+func TestPerDatagramPathDoesNotAllocate(t *testing.T) {
+	dst := sink(t)
+	tab := newNopTable(t)
+	src := ap("10.0.0.2:4000")
+	payload := make([]byte, 512)
+	tab.Send(src, dst, payload)
+	waitOpen(t, tab, 1)
+	if n := testing.AllocsPerRun(1000, func() { tab.Send(src, dst, payload) }); n != 0 {
+		t.Errorf("Send allocates %.1f times per datagram; want 0", n)
+	}
+	tab.mu.Lock()
+	m := tab.sessions[src].dests[dst]
+	tab.mu.Unlock()
+	if n := testing.AllocsPerRun(1000, func() { tab.deliver(m, dst, payload) }); n != 0 {
+		t.Errorf("deliver allocates %.1f times per datagram; want 0", n)
+	}
+	buf := make([]byte, maxDatagram)
+	if n := testing.AllocsPerRun(1000, func() { recvFrom(m.fd, buf) }); n != 0 {
+		t.Errorf("recvFrom allocates %.1f times; want 0", n)
+	}
+}
+
+// TestCostPerSession measures, and logs, the memory and goroutines that
+// idle direct sessions cost (the figures the README quotes), and bounds
+// them loosely so that a regression to a goroutine per session fails.
+func TestCostPerSession(t *testing.T) {
+	const n = 2000
+	dst := sink(t)
+	tab := newNopTable(t)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	goBefore := runtime.NumGoroutine()
+	for i := range n {
+		tab.Send(netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), uint16(1000+i)), dst, []byte("x"))
+	}
+	waitOpen(t, tab, n)
+	time.Sleep(50 * time.Millisecond) // let every opening goroutine return
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perSession := float64(after.HeapAlloc-before.HeapAlloc) / n
+	goroutines := float64(runtime.NumGoroutine()-goBefore) / n
+	t.Logf("%d idle direct sessions: %.0f bytes of Go heap and %.3f goroutines per session (plus one host socket each in the kernel)",
+		n, perSession, goroutines)
+	if goroutines > 0.01 {
+		t.Errorf("%.3f goroutines per idle session; want none", goroutines)
+	}
+	if perSession > 4096 {
+		t.Errorf("%.0f bytes per idle session; want under 4 KiB", perSession)
+	}
+}

@@ -1,0 +1,335 @@
+package udpnat
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tungate/tungate/forwarder/proxy"
+)
+
+// Limits of one session's state.
+const (
+	// maxDests bounds a session's routing cache (and the address/port
+	// filter's memory of where the app sent to). Past it the session
+	// forgets every destination and starts over: a scan of 10,000
+	// destinations costs 4,096 entries at most.
+	maxDests = 4096
+	// maxPending bounds the datagrams a mapping holds while its upstream
+	// socket opens; more are dropped and counted.
+	maxPending = 16
+	// maxDatagram holds any UDP payload.
+	maxDatagram = 64 << 10
+)
+
+// session is one app source address and port.
+type session struct {
+	app     netip.AddrPort
+	last    time.Time // the last datagram either way
+	replied bool      // something came back
+	// dests is the routing cache: the mapping each destination leaves
+	// through, nil for a refused one.
+	dests map[netip.AddrPort]*mapping
+	// maps has one mapping per upstream; usually one.
+	maps       []*mapping
+	prev, next *session // the LRU list: next is more recent
+}
+
+// mapping is a session's socket toward one upstream.
+type mapping struct {
+	id uint64
+	s  *session
+	up proxy.PacketListener
+
+	// closed is set under the table's lock, and read without it by
+	// whoever holds mu.
+	closed atomic.Bool
+
+	// Guarded by the table's lock.
+	conn    proxy.PacketConn // nil while opening
+	fd      int              // the host socket, or -1 if conn is none
+	pending []pendingDatagram
+	addrs   map[netip.Addr]struct{} // FilterAddress: where the app sent to
+
+	// mu is held for reading by whoever uses conn or fd outside the
+	// table's lock, and for writing to close them, so that a raw fd is
+	// never used after close (and so never refers to another socket). It
+	// is the innermost lock: nobody takes the table's lock holding it.
+	mu sync.RWMutex
+}
+
+type pendingDatagram struct {
+	dst  netip.AddrPort
+	data []byte
+}
+
+// network is the socket network for sessions of app's family.
+func network(app netip.AddrPort) string {
+	if app.Addr().Is4() {
+		return "udp4"
+	}
+	return "udp6"
+}
+
+// newSessionLocked adds a session for app, closing the least recently
+// used one at the cap; the caller releases that one after unlocking.
+func (t *Table) newSessionLocked(app netip.AddrPort, now time.Time) (s, evicted *session) {
+	if len(t.sessions) >= t.opts.MaxSessions && t.lru.back != nil {
+		evicted = t.lru.back
+		t.removeLocked(evicted)
+		t.evicted.Add(1)
+		if now.Sub(t.lastCapLog) >= time.Second {
+			t.lastCapLog = now
+			t.log.Warn("udp session cap reached: closing the least recently used sessions; raise the cap if apps need more",
+				"max_sessions", t.opts.MaxSessions, "evicted_total", t.evicted.Load())
+		}
+	}
+	s = &session{app: app, last: now, dests: make(map[netip.AddrPort]*mapping, 1)}
+	t.sessions[app] = s
+	t.lru.pushFront(s)
+	t.opened.Add(1)
+	return s, evicted
+}
+
+// routeLocked asks the route about dst and records the answer in s's
+// cache, opening a mapping for a new upstream. It returns nil if refused.
+func (t *Table) routeLocked(s *session, dst netip.AddrPort) *mapping {
+	if len(s.dests) >= maxDests {
+		clear(s.dests)
+		for _, m := range s.maps {
+			clear(m.addrs)
+		}
+	}
+	up, ok := t.opts.Route(s.app, dst)
+	if !ok || up == nil {
+		s.dests[dst] = nil
+		return nil
+	}
+	var m *mapping
+	for _, have := range s.maps {
+		if have.up == up {
+			m = have
+			break
+		}
+	}
+	if m == nil {
+		m = t.newMappingLocked(s, up)
+	}
+	s.dests[dst] = m
+	if t.opts.Filter == FilterAddress {
+		m.addrs[dst.Addr()] = struct{}{}
+	}
+	return m
+}
+
+func (t *Table) newMappingLocked(s *session, up proxy.PacketListener) *mapping {
+	t.nextID++
+	m := &mapping{id: t.nextID, s: s, up: up, fd: -1}
+	if t.opts.Filter == FilterAddress {
+		m.addrs = make(map[netip.Addr]struct{})
+	}
+	t.byID[m.id] = m
+	s.maps = append(s.maps, m)
+	if !t.group.Go(func() { t.open(m) }) {
+		m.closed.Store(true) // closing: the datagram is lost
+	}
+	return m
+}
+
+// removeLocked takes s out of the table and marks its mappings closed;
+// the caller releases s after unlocking.
+func (t *Table) removeLocked(s *session) {
+	if t.sessions[s.app] != s {
+		return
+	}
+	delete(t.sessions, s.app)
+	t.lru.remove(s)
+	for _, m := range s.maps {
+		m.closed.Store(true)
+		delete(t.byID, m.id)
+	}
+}
+
+// dropMappingLocked forgets a mapping that failed, so that the session's
+// next datagram to those destinations opens a new one.
+func (t *Table) dropMappingLocked(m *mapping) {
+	s := m.s
+	m.closed.Store(true)
+	delete(t.byID, m.id)
+	for dst, have := range s.dests {
+		if have == m {
+			delete(s.dests, dst)
+		}
+	}
+	for i, have := range s.maps {
+		if have == m {
+			s.maps = append(s.maps[:i], s.maps[i+1:]...)
+			break
+		}
+	}
+}
+
+// release closes the sockets of a removed session (nil does nothing). It
+// waits for writers and raw readers using them, so call it unlocked.
+func (t *Table) release(s *session) {
+	if s == nil {
+		return
+	}
+	for _, m := range s.maps {
+		m.closeConn()
+	}
+}
+
+func (m *mapping) closeConn() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn != nil {
+		m.conn.Close()
+	}
+}
+
+// enqueue holds a datagram until the upstream socket is open.
+func (m *mapping) enqueue(dst netip.AddrPort, payload []byte, dropped *atomic.Uint64) {
+	if m.closed.Load() || len(m.pending) >= maxPending {
+		dropped.Add(1)
+		return
+	}
+	m.pending = append(m.pending, pendingDatagram{dst: dst, data: append([]byte(nil), payload...)})
+}
+
+// write sends one datagram on conn, with a raw system call on fd if it is
+// a host socket; the caller holds m.mu for reading, or the table's lock
+// before m is closed.
+func write(conn proxy.PacketConn, fd int, p []byte, dst netip.AddrPort) error {
+	if fd >= 0 {
+		return sendTo(fd, p, dst)
+	}
+	return conn.WriteTo(p, dst)
+}
+
+// open opens m's upstream socket, sends what waited for it, and then
+// reads it: the table's poller does for a host socket, this goroutine for
+// any other conn.
+func (t *Table) open(m *mapping) {
+	ctx, cancel := t.ctxWithOpenTimeout()
+	conn, err := m.up.ListenPacket(ctx, network(m.s.app))
+	cancel()
+	fd := -1
+	if err == nil {
+		fd, err = rawSocket(conn)
+	}
+	t.mu.Lock()
+	if err != nil || m.closed.Load() {
+		pending := m.pending
+		m.pending = nil
+		failed := err != nil && !m.closed.Load()
+		if failed {
+			t.dropMappingLocked(m)
+		}
+		app := m.s.app
+		t.mu.Unlock()
+		if conn != nil {
+			conn.Close()
+		}
+		if failed {
+			t.openFailed.Add(1)
+			t.log.Debug("udp upstream socket failed", "src", app, "err", err)
+			t.refuseAll(app, pending)
+		}
+		return
+	}
+	m.conn, m.fd = conn, fd
+	for _, d := range m.pending {
+		if write(conn, fd, d.data, d.dst) != nil {
+			t.dropped.Add(1)
+		}
+	}
+	m.pending = nil
+	id := m.id
+	t.mu.Unlock()
+	if fd >= 0 {
+		if err := t.poll.add(fd, id); err != nil {
+			t.log.Warn("udp socket not read: poller refused it", "err", err)
+		}
+		return
+	}
+	t.readLoop(m, conn)
+}
+
+// refuseAll tells the app that every destination it waited on refused,
+// once each, as a failed dial does.
+func (t *Table) refuseAll(app netip.AddrPort, pending []pendingDatagram) {
+	seen := make(map[netip.AddrPort]bool, len(pending))
+	for _, d := range pending {
+		if !seen[d.dst] {
+			seen[d.dst] = true
+			t.opts.App.PortUnreachable(app, d.dst)
+		}
+	}
+}
+
+// readLoop reads a conn that is not a host socket until it closes. A conn
+// that ends by itself (a proxy closed the association) is forgotten, so
+// the next datagram opens a new one.
+func (t *Table) readLoop(m *mapping, conn proxy.PacketConn) {
+	buf := make([]byte, maxDatagram)
+	for {
+		n, src, err := conn.ReadFrom(buf)
+		switch {
+		case err == nil:
+			t.deliver(m, src, buf[:n])
+			continue
+		case errors.Is(err, syscall.ECONNREFUSED) && src.IsValid():
+			t.refused(m, src)
+			continue
+		}
+		t.mu.Lock()
+		if !m.closed.Load() {
+			t.dropMappingLocked(m)
+			t.log.Debug("udp upstream socket ended", "src", m.s.app, "err", err)
+		}
+		t.mu.Unlock()
+		conn.Close()
+		return
+	}
+}
+
+// lruList orders sessions by their last datagram: back is the least
+// recently used.
+type lruList struct{ front, back *session }
+
+func (l *lruList) pushFront(s *session) {
+	s.prev, s.next = l.front, nil
+	if l.front != nil {
+		l.front.next = s
+	}
+	l.front = s
+	if l.back == nil {
+		l.back = s
+	}
+}
+
+func (l *lruList) remove(s *session) {
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		l.back = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		l.front = s.prev
+	}
+	s.prev, s.next = nil, nil
+}
+
+func (l *lruList) moveToFront(s *session) {
+	if l.front == s {
+		return
+	}
+	l.remove(s)
+	l.pushFront(s)
+}
