@@ -103,8 +103,11 @@ func (s *Stack) configure(opts Options) error {
 	}
 	tcpFwd := tcp.NewForwarder(s.gv, opts.TCPReceiveWindow, opts.TCPMaxInFlight, opts.Handler.HandleTCP)
 	s.gv.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
-	udpFwd := udp.NewForwarder(s.gv, opts.Handler.HandleUDP)
-	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
+	udpPath := udp.NewForwarder(s.gv, opts.Handler.HandleUDP).HandlePacket
+	if dh, ok := opts.Handler.(DatagramHandler); ok {
+		udpPath = s.datagramPath(dh)
+	}
+	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, udpPath)
 	// Packets flow as soon as the NIC exists, and gVisor does not lock
 	// handler installation against delivery: the NIC comes last.
 	link := newEchoTap(opts.Link, s.gv, opts.Handler)
