@@ -13,6 +13,7 @@ import (
 
 	"github.com/tungate/tungate/forwarder/internal/owned"
 	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/forwarder/udpnat"
 	"github.com/tungate/tungate/stack"
 )
 
@@ -34,19 +35,32 @@ type Options struct {
 	// ConnectTimeout bounds each upstream TCP dial. Zero means
 	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
-	// UDPTimeout is how long a UDP session lives without traffic. Zero
-	// means DefaultUDPTimeout.
+	// UDPTimeout is how long a UDP session that got a reply lives
+	// without traffic (--udp-timeout). Zero means DefaultUDPTimeout.
 	UDPTimeout time.Duration
 	// Allow, if set, is asked before each new flow (network "tcp", "udp"
 	// or "icmp"; dst is the address the app sent to). A refused TCP flow is
 	// reset, a refused UDP flow gets ICMP port unreachable, a refused echo
 	// gets no reply. It runs on the packet path and must not block.
 	Allow func(network string, dst netip.AddrPort) bool
-	// PortUnreachable, if set, is called when a UDP destination refuses a
-	// session's datagrams (the host socket got ICMP port unreachable), so
-	// the app can be told the same; see stack.Stack.PortUnreachable. It
-	// must not block.
-	PortUnreachable func(src, dst netip.AddrPort)
+	// UDPApp delivers UDP replies and refusals to apps: the stack, through
+	// a LateStack. Required.
+	UDPApp udpnat.AppSender
+	// UDPFilter says which sources may send to a UDP session's mapping
+	// (--udp-filter); the zero value admits any (endpoint-independent).
+	UDPFilter udpnat.Filter
+	// UDPUnrepliedTimeout ends a UDP session that never got a reply after
+	// this long without traffic. Zero means udpnat's default.
+	UDPUnrepliedTimeout time.Duration
+	// UDPMaxSessions caps UDP sessions (app source ports); at the cap the
+	// least recently used one is closed. Zero means udpnat's default.
+	UDPMaxSessions int
+	// SharedUDP, if set, names the upstream whose one socket per session
+	// carries datagrams to dst (endpoint-independent mapping); nil sends
+	// them through Dialer on a socket of dst's own, for the destinations
+	// that a Dialer wrapper answers or renames (in-process DNS, fake
+	// addresses, redirects). Without it every destination has its own.
+	SharedUDP func(dst netip.AddrPort) proxy.PacketListener
 	// Logger receives per-flow messages at debug level and failures at
 	// warn level; nil discards them.
 	Logger *slog.Logger
@@ -59,16 +73,18 @@ type Forwarder struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	flows  owned.Group
-	udp    *udpTable
-	echo   *echoTable
+	// packets is Dialer's UDP side, nil if it carries none.
+	packets proxy.PacketDialer
+	udp     *udpnat.Table
+	echo    *echoTable
 }
 
 var _ stack.Handler = (*Forwarder)(nil)
 
 // New returns a Forwarder, to be given to stack.New as its Handler.
 func New(opts Options) (*Forwarder, error) {
-	if opts.Dialer == nil {
-		return nil, errors.New("forwarder: Dialer is required")
+	if opts.Dialer == nil || opts.UDPApp == nil {
+		return nil, errors.New("forwarder: Dialer and UDPApp are required")
 	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = DefaultConnectTimeout
@@ -81,8 +97,22 @@ func New(opts Options) (*Forwarder, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel}
-	f.udp = newUDPTable()
+	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel, packets: packetDialer(opts.Dialer)}
+	udpTable, err := udpnat.New(udpnat.Options{
+		Route:            f.routeUDP,
+		App:              opts.UDPApp,
+		Filter:           opts.UDPFilter,
+		Timeout:          opts.UDPTimeout,
+		UnrepliedTimeout: opts.UDPUnrepliedTimeout,
+		MaxSessions:      opts.UDPMaxSessions,
+		OpenTimeout:      opts.ConnectTimeout,
+		Logger:           log,
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	f.udp = udpTable
 	f.echo = newEchoTable()
 	return f, nil
 }
@@ -102,6 +132,7 @@ func (f *Forwarder) allowed(network string, dst netip.AddrPort) bool {
 func (f *Forwarder) Close() error {
 	f.flows.Close()
 	f.cancel()
+	err := f.udp.Close()
 	f.flows.Wait()
-	return nil
+	return err
 }

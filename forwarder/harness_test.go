@@ -3,8 +3,6 @@ package forwarder_test
 import (
 	"context"
 	"net"
-	"net/netip"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,15 +73,8 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	}
 	app.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: 1}})
 
-	var gwStack atomic.Pointer[stack.Stack]
-	fwd, err := forwarder.New(forwarder.Options{
-		Dialer: d,
-		PortUnreachable: func(src, dst netip.AddrPort) {
-			if s := gwStack.Load(); s != nil {
-				s.PortUnreachable(src, dst)
-			}
-		},
-	})
+	var gwStack forwarder.LateStack
+	fwd, err := forwarder.New(forwarder.Options{Dialer: d, UDPApp: &gwStack})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +82,7 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwStack.Store(gw)
+	gwStack.Set(gw)
 	return fwd, app, func() {
 		gw.Close()
 		app.Close()

@@ -3,191 +3,138 @@ package forwarder
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"sync"
+	"sync/atomic"
 	"syscall"
-	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
-	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/forwarder/udpnat"
 	"github.com/tungate/tungate/stack"
 )
 
-// maxDatagram holds any UDP payload, so datagrams up to the MTU (and
-// reassembled ones beyond it) pass whole.
+var _ stack.DatagramHandler = (*Forwarder)(nil)
+
+// maxDatagram holds any datagram payload (the echo relay's buffers).
 const maxDatagram = 64 << 10
 
-var datagramBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
-
-// udpKey names a session: one app source talking to one destination.
-type udpKey struct{ src, dst netip.AddrPort }
-
-// UDPSession relays the datagrams of one (app source, destination) pair
-// through its own upstream socket. It ends after Options.UDPTimeout without
-// a datagram in either direction.
-type UDPSession struct {
-	key      udpKey
-	app      net.Conn
-	upstream net.Conn
-	idle     *time.Timer
-	timeout  time.Duration
-	// refused tells the app that the destination refused a datagram.
-	refused func()
-}
-
-// udpTable tracks live sessions so that each pair has exactly one.
-type udpTable struct {
-	mu       sync.Mutex
-	sessions map[udpKey]*UDPSession
-}
-
-func newUDPTable() *udpTable { return &udpTable{sessions: make(map[udpKey]*UDPSession)} }
-
-// add registers s unless its pair already has a session.
-func (t *udpTable) add(s *UDPSession) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.sessions[s.key]; ok {
-		return false
+// HandleUDPDatagram implements stack.DatagramHandler: every datagram goes
+// through the session table, which keeps one mapping per app source port
+// and upstream. A destination that the policy or the upstream refuses gets
+// ICMP port unreachable.
+func (f *Forwarder) HandleUDPDatagram(src, dst netip.AddrPort, payload []byte) bool {
+	err := f.udp.Send(src, dst, payload)
+	if err != nil && !errors.Is(err, udpnat.ErrRefused) {
+		f.log.Debug("udp datagram lost", "src", src, "dst", dst, "err", err)
 	}
-	t.sessions[s.key] = s
-	return true
+	return !errors.Is(err, udpnat.ErrRefused)
 }
 
-func (t *udpTable) remove(s *UDPSession) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.sessions[s.key] == s {
-		delete(t.sessions, s.key)
-	}
-}
-
-// Len returns the number of live sessions.
-func (t *udpTable) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.sessions)
-}
+// HandleUDP implements stack.Handler. The stack never calls it, since the
+// Forwarder takes datagrams one by one (HandleUDPDatagram).
+func (f *Forwarder) HandleUDP(*udp.ForwarderRequest) bool { return false }
 
 // udpCapable is implemented by dialers that are PacketDialers in type but
 // may not be able to carry UDP in fact (a chain of HTTP hops, say).
 type udpCapable interface{ CanCarryUDP() bool }
 
-// HandleUDP implements stack.Handler. It runs on the packet path, so it
-// only creates the app-side endpoint and leaves the upstream dial to the
-// session's goroutine; datagrams that arrive meanwhile wait in the
-// endpoint's queue.
-func (f *Forwarder) HandleUDP(r *udp.ForwarderRequest) bool {
-	pd, ok := f.opts.Dialer.(proxy.PacketDialer)
-	if c, isChain := f.opts.Dialer.(udpCapable); isChain && !c.CanCarryUDP() {
+// packetDialer returns the dialer's UDP side, or nil if it carries none.
+func packetDialer(d proxy.Dialer) proxy.PacketDialer {
+	pd, ok := d.(proxy.PacketDialer)
+	if c, isChain := d.(udpCapable); isChain && !c.CanCarryUDP() {
 		ok = false
 	}
 	if !ok {
-		return false // the stack answers ICMP port unreachable
+		return nil
 	}
-	src, dst := endpoints(r.ID())
-	if !f.allowed("udp", dst) {
-		f.log.Debug("udp refused by policy", "src", src, "dst", dst)
-		return false
+	return pd
+}
+
+// routeUDP is the session table's route: the policy first, then the
+// shared upstream socket if Options.SharedUDP names one for dst, else a
+// socket of dst's own through Dialer. It runs under the table's lock, once
+// per destination of a session.
+func (f *Forwarder) routeUDP(_, dst netip.AddrPort) (proxy.PacketListener, bool) {
+	if f.packets == nil || !f.allowed("udp", dst) {
+		return nil, false
 	}
-	var wq waiter.Queue
-	ep, err := r.CreateEndpoint(&wq)
+	if f.opts.SharedUDP != nil {
+		if l := f.opts.SharedUDP(dst); l != nil {
+			return l, true
+		}
+	}
+	return pairUpstream{dialer: f.packets, dst: dst}, true
+}
+
+// pairUpstream carries one destination's datagrams through a
+// PacketDialer, for paths that know only connected conns (in-process DNS,
+// fake DNS names, redirects). Its values compare equal for the same
+// destination, so a session keeps one such conn per destination.
+type pairUpstream struct {
+	dialer proxy.PacketDialer
+	dst    netip.AddrPort
+}
+
+func (u pairUpstream) ListenPacket(ctx context.Context, network string) (proxy.PacketConn, error) {
+	c, err := u.dialer.DialPacket(ctx, network, u.dst.String())
 	if err != nil {
-		f.log.Debug("udp endpoint failed", "src", src, "dst", dst, "err", stack.AsError(err))
-		return true
+		return nil, err
 	}
-	s := &UDPSession{key: udpKey{src, dst}, app: newAppDatagrams(&wq, ep), timeout: f.opts.UDPTimeout}
-	if hook := f.opts.PortUnreachable; hook != nil {
-		s.refused = func() { hook(src, dst) }
-	}
-	if !f.udp.add(s) {
-		s.app.Close()
-		return true
-	}
-	if !f.goFlow(func(ctx context.Context) { f.runUDP(ctx, s, pd) }) {
-		f.udp.remove(s)
-		s.app.Close()
-	}
-	return true
+	return &pairConn{conn: wrapHost(c), dst: u.dst}, nil
 }
 
-func (f *Forwarder) runUDP(ctx context.Context, s *UDPSession, pd proxy.PacketDialer) {
-	defer f.udp.remove(s)
-	dialCtx, cancel := context.WithTimeout(ctx, f.opts.ConnectTimeout)
-	up, err := pd.DialPacket(dialCtx, network("udp", s.key.dst.Addr()), s.key.dst.String())
-	cancel()
-	if err != nil {
-		f.log.Debug("udp dial failed", "src", s.key.src, "dst", s.key.dst, "err", err)
-		s.app.Close()
-		return
-	}
-	s.upstream = wrapHost(up)
-	f.log.Debug("udp open", "src", s.key.src, "dst", s.key.dst)
-	if err := s.Run(ctx); err != nil {
-		f.log.Debug("udp session ended", "src", s.key.src, "dst", s.key.dst, "err", err)
-	}
+// pairConn is a conn to one destination as a PacketConn. It is never a
+// syscall.Conn, so the table reads it with a goroutine of its own.
+type pairConn struct {
+	conn net.Conn
+	dst  netip.AddrPort
 }
 
-// Run relays until the session is idle for its timeout, either side fails,
-// or ctx ends; then it closes both sides.
-func (s *UDPSession) Run(ctx context.Context) error {
-	closeBoth := func() {
-		s.app.Close()
-		s.upstream.Close()
-	}
-	s.idle = time.AfterFunc(s.timeout, closeBoth)
-	defer s.idle.Stop()
-	stop := context.AfterFunc(ctx, closeBoth)
-	defer stop()
-
-	errc := make(chan error, 1)
-	go func() { errc <- s.copy(s.upstream, s.app, "app -> upstream", closeBoth) }()
-	errDown := s.copy(s.app, s.upstream, "upstream -> app", closeBoth)
-	return errors.Join(<-errc, errDown)
+func (c *pairConn) WriteTo(p []byte, _ netip.AddrPort) error {
+	_, err := c.conn.Write(p)
+	return err
 }
 
-// passRefusal passes an upstream "port unreachable" on to the app and
-// reports whether it did; the session goes on, as a UDP socket does.
-func (s *UDPSession) passRefusal(src net.Conn, err error) bool {
-	if src != s.upstream || s.refused == nil || !errors.Is(err, syscall.ECONNREFUSED) {
-		return false
+// ReadFrom returns a refusal (ECONNREFUSED) with the destination, which
+// the table passes on to the app; the conn stays usable, as a UDP socket
+// does.
+func (c *pairConn) ReadFrom(p []byte) (int, netip.AddrPort, error) {
+	n, err := c.conn.Read(p)
+	if err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+		return 0, netip.AddrPort{}, err
 	}
-	s.refused()
-	return true
+	return n, c.dst, err
 }
 
-// copy moves datagrams from src to dst; when it stops it closes both
-// sides, which stops its sibling.
-func (s *UDPSession) copy(dst, src net.Conn, dir string, closeBoth func()) error {
-	defer closeBoth()
-	for {
-		bp, n, err := readReady(src, datagramLender{})
-		if err == nil {
-			s.idle.Reset(s.timeout)
-			_, err = dst.Write((*bp)[:n])
-		}
-		if bp != nil {
-			datagramBufs.Put(bp)
-		}
-		if err != nil && s.passRefusal(src, err) {
-			continue
-		}
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
-				return nil // the sibling or the idle timer ended us
-			}
-			return fmt.Errorf("%s: %w", dir, err)
-		}
+func (c *pairConn) Close() error { return c.conn.Close() }
+
+// LateStack delivers UDP replies to apps through a stack that is made
+// after the forwarder (the stack takes the forwarder as its Handler). What
+// comes before Set is dropped.
+type LateStack struct{ s atomic.Pointer[stack.Stack] }
+
+var _ udpnat.AppSender = (*LateStack)(nil)
+
+// errNoStack means a datagram came back before the stack was Set.
+var errNoStack = errors.New("forwarder: no stack yet")
+
+// Set names the stack; call it once, right after stack.New.
+func (l *LateStack) Set(s *stack.Stack) { l.s.Store(s) }
+
+// SendTo implements udpnat.AppSender.
+func (l *LateStack) SendTo(src, dst netip.AddrPort, payload []byte) error {
+	if s := l.s.Load(); s != nil {
+		return s.SendTo(src, dst, payload)
 	}
+	return errNoStack
 }
 
-// datagramLender lends datagram buffers from their pool.
-type datagramLender struct{}
-
-func (datagramLender) get() *[]byte        { return datagramBufs.Get().(*[]byte) }
-func (datagramLender) giveBack(bp *[]byte) { datagramBufs.Put(bp) }
+// PortUnreachable implements udpnat.AppSender.
+func (l *LateStack) PortUnreachable(app, dst netip.AddrPort) error {
+	if s := l.s.Load(); s != nil {
+		return s.PortUnreachable(app, dst)
+	}
+	return errNoStack
+}

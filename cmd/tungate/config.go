@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tungate/tungate/forwarder"
+	"github.com/tungate/tungate/forwarder/udpnat"
 )
 
 // Default device addresses: 198.18.0.0/15 is reserved for benchmarking
@@ -29,6 +30,7 @@ type gatewayConfig struct {
 	fwmark         uint32
 	connectTimeout time.Duration
 	udpTimeout     time.Duration
+	udpFilter      udpnat.Filter
 	cpus           int
 	logLevel       logLevel
 	proxy          proxyConfig
@@ -44,7 +46,8 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	c.connectTimeout = forwarder.DefaultConnectTimeout
 	fs.Var(durationValue{&c.connectTimeout}, "connect-timeout", "give up on an outbound TCP connect after this long")
 	c.udpTimeout = forwarder.DefaultUDPTimeout
-	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session after this long without a datagram")
+	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session that got a reply after this long without a datagram (one that never did ends after 30s, or this if shorter)")
+	addUDPNATFlags(fs, c)
 	fs.Var(intValue{&c.cpus, 0, 1024}, "cpus", "CPUs that run tungate's own code at once (GOMAXPROCS); 0 picks half of the usable CPUs, at least 1")
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")

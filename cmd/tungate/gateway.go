@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync/atomic"
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/forwarder/proxy"
@@ -71,6 +70,9 @@ type gatewayHooks struct {
 	wrapDialer func(proxy.Dialer) proxy.Dialer
 	// allow is forwarder.Options.Allow.
 	allow func(network string, dst netip.AddrPort) bool
+	// ownsUDP, if set, claims the UDP destinations that wrapDialer answers
+	// or redirects: they keep a socket of their own through the dialer.
+	ownsUDP func(dst netip.AddrPort) bool
 }
 
 // newGateway serves the TUN device fd (which it does not take ownership
@@ -89,15 +91,13 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks
 	if up.proxied {
 		echo = nil // a proxy carries no ICMP, and nothing may go around it
 	}
-	// The forwarder is the stack's handler, so it exists first; the hook
-	// finds the stack once it does.
-	var st atomic.Pointer[stack.Stack]
+	// The forwarder is the stack's handler, so it exists first; UDP
+	// replies find the stack once it does.
+	var st forwarder.LateStack
 	fwd, err := forwarder.New(forwarder.Options{
-		PortUnreachable: func(src, dst netip.AddrPort) {
-			if s := st.Load(); s != nil {
-				s.PortUnreachable(src, dst)
-			}
-		},
+		UDPApp:         &st,
+		UDPFilter:      cfg.udpFilter,
+		SharedUDP:      up.sharedUDP(hooks.ownsUDP),
 		Dialer:         up.outer(dialer),
 		Allow:          up.allow(hooks.allow),
 		Echo:           echo,
@@ -119,7 +119,7 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks
 		fwd.Close()
 		return nil, err
 	}
-	st.Store(s)
+	st.Set(s)
 	return &gateway{stack: s, fwd: fwd}, nil
 }
 

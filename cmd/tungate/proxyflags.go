@@ -77,8 +77,13 @@ type upstream struct {
 	// outer sets rename's Next. Both are nil without --dns-mode fake. fake
 	// answers inline, so it starts no goroutine, and its flows end with the
 	// forwarder's: it needs no Close.
-	fake     *dns.Resolver
-	rename   *fakedns.Dialer
+	fake   *dns.Resolver
+	rename *fakedns.Dialer
+	// fakeTable is fake DNS's table of addresses, nil without it.
+	fakeTable *fakedns.Resolver
+	// listener carries a UDP session's datagrams to every destination
+	// from one socket: the UDP side of --udp, nil if it has none.
+	listener proxy.PacketListener
 	blockUDP bool
 	proxied  bool
 }
@@ -88,6 +93,7 @@ type upstream struct {
 func newUpstream(c *proxyConfig, direct *proxy.Direct, log *slog.Logger) (*upstream, error) {
 	u := &upstream{proxied: c.proxied(), blockUDP: c.udp.mode == "block"}
 	chain := proxy.NewChain(c.hops.hops, direct, c.handshakeTimeout)
+	bare := chain
 	if u.proxied {
 		chain = &failLog{next: chain, log: log, last: make(map[string]time.Time)}
 		log.Info("upstream proxy", "chain", c.hops.String(), "udp", c.udp.mode, "dns_mode", c.dns.mode)
@@ -95,9 +101,10 @@ func newUpstream(c *proxyConfig, direct *proxy.Direct, log *slog.Logger) (*upstr
 	var packets proxy.PacketDialer
 	switch c.udp.mode {
 	case "direct":
-		packets = direct
+		packets, u.listener = direct, direct
 	case "proxy":
 		packets, _ = chain.(proxy.PacketDialer)
+		u.listener, _ = bare.(proxy.PacketListener)
 	}
 	u.dialer = &udpVia{Dialer: chain, packets: packets}
 	if c.dns.mode == "fake" {
@@ -105,7 +112,7 @@ func newUpstream(c *proxyConfig, direct *proxy.Direct, log *slog.Logger) (*upstr
 		if err != nil {
 			return nil, fmt.Errorf("fake DNS: %w", err)
 		}
-		u.rename = &fakedns.Dialer{Resolver: table}
+		u.rename, u.fakeTable = &fakedns.Dialer{Resolver: table}, table
 		u.fake, err = dns.New(dns.Options{EveryAddr: true, Inline: true, Answerer: table, Next: u.rename, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("fake DNS: %w", err)

@@ -158,7 +158,8 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 func (s *runSession) serve(rc *runConfig, d *runDNS, log *slog.Logger) error {
 	var wrapErr error
 	hooks := gatewayHooks{
-		allow: runPolicy(rc.allowHostLoopback),
+		allow:   runPolicy(rc.allowHostLoopback),
+		ownsUDP: runOwnsUDP,
 		wrapDialer: func(base proxy.Dialer) proxy.Dialer {
 			wrapped, r, err := d.wrapDialer(rc, base, log)
 			if err != nil {
