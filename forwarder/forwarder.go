@@ -1,20 +1,34 @@
-// Package forwarder decides what happens to each flow that the stack hands
-// over: it dials the flow's destination through an upstream proxy.Dialer,
-// completes or refuses the app's connection accordingly, and relays bytes
-// both ways. It covers TCP connections, UDP sessions and ICMP echo.
+// Package forwarder carries out what happens to each flow that the stack
+// hands over: it asks a Router (package forwarder/route) once for the
+// flow's fate, then refuses it, answers it in-process, or dials its
+// destination through the chosen upstream and only then completes the
+// app's side, and relays bytes both ways. It covers TCP connections, UDP
+// sessions and ICMP echo. It sees the stack only through package flow's
+// types and net.Conn: no gVisor package is imported here, so every part
+// can be tested with plain fakes.
+//
+// # Data path
+//
+// A newcomer reads, in order: tcp.go (HandleTCP: describe the flow, decide,
+// dial first, accept, relay), udp.go (HandleUDPDatagram: each datagram to
+// package udpnat's session table, which keeps one mapping per app source
+// port and upstream and asks routeUDP once per destination), echo.go (echo
+// through host ICMP sockets), dial.go (the one place a Decision becomes a
+// connection, and where dial failures are logged); then relay.go and
+// hostconn.go for how bytes move without allocating.
+// The decision itself is package route's (route.Router.Decide, whose doc
+// lists the built-in rules in order); the upstreams are package proxy's.
 package forwarder
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/netip"
 	"time"
 
 	"github.com/tungate/tungate/forwarder/internal/owned"
-	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/forwarder/udpnat"
-	"github.com/tungate/tungate/stack"
 )
 
 // Defaults for the zero values of Options, and for the flags that set them.
@@ -23,28 +37,28 @@ const (
 	DefaultUDPTimeout     = 60 * time.Second
 )
 
+// Router decides each new flow's fate; *route.Router is one.
+type Router interface {
+	// Decide is called once per new flow, on the packet path: it must not
+	// block. It may fill in f.Name.
+	Decide(f *route.Flow) route.Decision
+}
+
 // Options configures a Forwarder.
 type Options struct {
-	// Dialer reaches destinations. If it also implements
-	// proxy.PacketDialer, UDP is carried; otherwise UDP is refused with
-	// ICMP port unreachable. Required.
-	Dialer proxy.Dialer
-	// Echo forwards ICMP echo requests; nil refuses them silently (no
-	// reply, as from a dead host).
+	// Router decides each new flow's fate. Required.
+	Router Router
+	// Echo opens the host sockets that echo requests leave through; nil
+	// refuses echo (no reply, as from a dead host).
 	Echo EchoSender
-	// ConnectTimeout bounds each upstream TCP dial. Zero means
+	// ConnectTimeout bounds each upstream dial. Zero means
 	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// UDPTimeout is how long a UDP session that got a reply lives
 	// without traffic (--udp-timeout). Zero means DefaultUDPTimeout.
 	UDPTimeout time.Duration
-	// Allow, if set, is asked before each new flow (network "tcp", "udp"
-	// or "icmp"; dst is the address the app sent to). A refused TCP flow is
-	// reset, a refused UDP flow gets ICMP port unreachable, a refused echo
-	// gets no reply. It runs on the packet path and must not block.
-	Allow func(network string, dst netip.AddrPort) bool
 	// UDPApp delivers UDP replies and refusals to apps: the stack, through
-	// a LateStack. Required.
+	// a LateApp. nil drops them (for tests of other flows).
 	UDPApp udpnat.AppSender
 	// UDPFilter says which sources may send to a UDP session's mapping
 	// (--udp-filter); the zero value admits any (endpoint-independent).
@@ -55,36 +69,30 @@ type Options struct {
 	// UDPMaxSessions caps UDP sessions (app source ports); at the cap the
 	// least recently used one is closed. Zero means udpnat's default.
 	UDPMaxSessions int
-	// SharedUDP, if set, names the upstream whose one socket per session
-	// carries datagrams to dst (endpoint-independent mapping); nil sends
-	// them through Dialer on a socket of dst's own, for the destinations
-	// that a Dialer wrapper answers or renames (in-process DNS, fake
-	// addresses, redirects). Without it every destination has its own.
-	SharedUDP func(dst netip.AddrPort) proxy.PacketListener
-	// Logger receives per-flow messages at debug level and failures at
-	// warn level; nil discards them.
+	// Logger receives each flow's decision and fate at debug level and
+	// proxy failures at warn level; nil discards them.
 	Logger *slog.Logger
 }
 
 // Forwarder implements stack.Handler. Its flows live until Close.
 type Forwarder struct {
-	opts   Options
-	log    *slog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	flows  owned.Group
-	// packets is Dialer's UDP side, nil if it carries none.
-	packets proxy.PacketDialer
-	udp     *udpnat.Table
-	echo    *echoTable
+	opts     Options
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	flows    owned.Group
+	udp      *udpnat.Table
+	echo     *echoTable
+	failures *failureLog
 }
-
-var _ stack.Handler = (*Forwarder)(nil)
 
 // New returns a Forwarder, to be given to stack.New as its Handler.
 func New(opts Options) (*Forwarder, error) {
-	if opts.Dialer == nil || opts.UDPApp == nil {
-		return nil, errors.New("forwarder: Dialer and UDPApp are required")
+	if opts.Router == nil {
+		return nil, errors.New("forwarder: Router is required")
+	}
+	if opts.UDPApp == nil {
+		opts.UDPApp = &LateApp{} // never Set: drops everything
 	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = DefaultConnectTimeout
@@ -97,7 +105,7 @@ func New(opts Options) (*Forwarder, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel, packets: packetDialer(opts.Dialer)}
+	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel, failures: newFailureLog(log)}
 	udpTable, err := udpnat.New(udpnat.Options{
 		Route:            f.routeUDP,
 		App:              opts.UDPApp,
@@ -121,11 +129,6 @@ func New(opts Options) (*Forwarder, error) {
 // false (and does not run fn) once Close has begun.
 func (f *Forwarder) goFlow(fn func(ctx context.Context)) bool {
 	return f.flows.Go(func() { fn(f.ctx) })
-}
-
-// allowed applies Options.Allow.
-func (f *Forwarder) allowed(network string, dst netip.AddrPort) bool {
-	return f.opts.Allow == nil || f.opts.Allow(network, dst)
 }
 
 // Close ends every flow and waits for their goroutines. It is idempotent.

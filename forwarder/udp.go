@@ -8,22 +8,21 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
-
 	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/forwarder/udpnat"
-	"github.com/tungate/tungate/stack"
+	"github.com/tungate/tungate/stack/flow"
 )
 
-var _ stack.DatagramHandler = (*Forwarder)(nil)
+var _ flow.DatagramHandler = (*Forwarder)(nil)
 
 // maxDatagram holds any datagram payload (the echo relay's buffers).
 const maxDatagram = 64 << 10
 
-// HandleUDPDatagram implements stack.DatagramHandler: every datagram goes
+// HandleUDPDatagram implements flow.DatagramHandler: every datagram goes
 // through the session table, which keeps one mapping per app source port
-// and upstream. A destination that the policy or the upstream refuses gets
-// ICMP port unreachable.
+// and upstream. A destination that the router refuses, or whose upstream
+// cannot be opened, gets ICMP port unreachable.
 func (f *Forwarder) HandleUDPDatagram(src, dst netip.AddrPort, payload []byte) bool {
 	err := f.udp.Send(src, dst, payload)
 	if err != nil && !errors.Is(err, udpnat.ErrRefused) {
@@ -34,59 +33,65 @@ func (f *Forwarder) HandleUDPDatagram(src, dst netip.AddrPort, payload []byte) b
 
 // HandleUDP implements stack.Handler. The stack never calls it, since the
 // Forwarder takes datagrams one by one (HandleUDPDatagram).
-func (f *Forwarder) HandleUDP(*udp.ForwarderRequest) bool { return false }
+func (f *Forwarder) HandleUDP(r flow.UDPRequest) { r.Refuse() }
 
-// udpCapable is implemented by dialers that are PacketDialers in type but
-// may not be able to carry UDP in fact (a chain of HTTP hops, say).
-type udpCapable interface{ CanCarryUDP() bool }
-
-// packetDialer returns the dialer's UDP side, or nil if it carries none.
-func packetDialer(d proxy.Dialer) proxy.PacketDialer {
-	pd, ok := d.(proxy.PacketDialer)
-	if c, isChain := d.(udpCapable); isChain && !c.CanCarryUDP() {
-		ok = false
-	}
-	if !ok {
-		return nil
-	}
-	return pd
-}
-
-// routeUDP is the session table's route: the policy first, then the
-// shared upstream socket if Options.SharedUDP names one for dst, else a
-// socket of dst's own through Dialer. It runs under the table's lock, once
-// per destination of a session.
-func (f *Forwarder) routeUDP(_, dst netip.AddrPort) (proxy.PacketListener, bool) {
-	if f.packets == nil || !f.allowed("udp", dst) {
+// routeUDP is the session table's route, asked once per destination of a
+// session (the table caches the answer): the router's decision, carried
+// on the session's one socket toward the chosen upstream when the
+// upstream can send to any address and the datagram goes to the address
+// the app sent to; otherwise (in-process DNS, a name behind a fake
+// address, an address mapped elsewhere) on a socket of the destination's
+// own, whose replies come from that destination.
+func (f *Forwarder) routeUDP(src, dst netip.AddrPort) (proxy.PacketListener, bool) {
+	fl := route.Flow{Proto: route.UDP, Src: src, Dst: dst}
+	d := f.decide(&fl)
+	if d.Kind == route.Refuse {
 		return nil, false
 	}
-	if f.opts.SharedUDP != nil {
-		if l := f.opts.SharedUDP(dst); l != nil {
-			return l, true
+	if d.Kind == route.Dial && d.Dst.Name == "" && d.Dst.Addr == dst {
+		if l, ok := d.Upstream.Packets.(proxy.PacketListener); ok {
+			return sharedUpstream{fw: f, up: d.Upstream, l: l}, true
 		}
 	}
-	return pairUpstream{dialer: f.packets, dst: dst}, true
+	return pairUpstream{fw: f, fl: fl, d: d}, true
 }
 
-// pairUpstream carries one destination's datagrams through a
-// PacketDialer, for paths that know only connected conns (in-process DNS,
-// fake DNS names, redirects). Its values compare equal for the same
-// destination, so a session keeps one such conn per destination.
+// sharedUpstream opens a session's one socket toward an upstream. Its
+// values are equal for the same upstream, so a session keeps one.
+type sharedUpstream struct {
+	fw *Forwarder
+	up *route.Upstream
+	l  proxy.PacketListener
+}
+
+func (u sharedUpstream) ListenPacket(ctx context.Context, network string) (proxy.PacketConn, error) {
+	c, err := u.l.ListenPacket(ctx, network)
+	if err != nil && u.up.Proxied {
+		// The socket serves every destination: the log names none.
+		u.fw.failures.report(ctx, &route.Flow{Proto: route.UDP}, route.Decision{Upstream: u.up, Dst: route.NameTarget("*", 0)}, err)
+	}
+	return c, err
+}
+
+// pairUpstream carries one destination's datagrams on a conn of its own,
+// opened as the decision says (Forwarder.open).
 type pairUpstream struct {
-	dialer proxy.PacketDialer
-	dst    netip.AddrPort
+	fw *Forwarder
+	fl route.Flow
+	d  route.Decision
 }
 
-func (u pairUpstream) ListenPacket(ctx context.Context, network string) (proxy.PacketConn, error) {
-	c, err := u.dialer.DialPacket(ctx, network, u.dst.String())
+func (u pairUpstream) ListenPacket(ctx context.Context, _ string) (proxy.PacketConn, error) {
+	c, err := u.fw.open(ctx, &u.fl, u.d)
 	if err != nil {
 		return nil, err
 	}
-	return &pairConn{conn: wrapHost(c), dst: u.dst}, nil
+	return &pairConn{conn: c, dst: u.fl.Dst}, nil
 }
 
-// pairConn is a conn to one destination as a PacketConn. It is never a
-// syscall.Conn, so the table reads it with a goroutine of its own.
+// pairConn is a conn to one destination as a PacketConn: what it reads
+// comes from the address the app sent to. It is never a syscall.Conn, so
+// the table reads it with a goroutine of its own.
 type pairConn struct {
 	conn net.Conn
 	dst  netip.AddrPort
@@ -110,31 +115,33 @@ func (c *pairConn) ReadFrom(p []byte) (int, netip.AddrPort, error) {
 
 func (c *pairConn) Close() error { return c.conn.Close() }
 
-// LateStack delivers UDP replies to apps through a stack that is made
-// after the forwarder (the stack takes the forwarder as its Handler). What
-// comes before Set is dropped.
-type LateStack struct{ s atomic.Pointer[stack.Stack] }
+// LateApp delivers UDP replies to apps through a stack that is made after
+// the forwarder (the stack takes the forwarder as its Handler). What comes
+// before Set is dropped.
+type LateApp struct {
+	app atomic.Pointer[udpnat.AppSender]
+}
 
-var _ udpnat.AppSender = (*LateStack)(nil)
+var _ udpnat.AppSender = (*LateApp)(nil)
 
-// errNoStack means a datagram came back before the stack was Set.
-var errNoStack = errors.New("forwarder: no stack yet")
+// errNoApp means a datagram came back before the stack was Set.
+var errNoApp = errors.New("forwarder: no stack to deliver UDP to yet")
 
-// Set names the stack; call it once, right after stack.New.
-func (l *LateStack) Set(s *stack.Stack) { l.s.Store(s) }
+// Set names the stack (*stack.Stack); call it once, right after stack.New.
+func (l *LateApp) Set(app udpnat.AppSender) { l.app.Store(&app) }
 
 // SendTo implements udpnat.AppSender.
-func (l *LateStack) SendTo(src, dst netip.AddrPort, payload []byte) error {
-	if s := l.s.Load(); s != nil {
-		return s.SendTo(src, dst, payload)
+func (l *LateApp) SendTo(src, dst netip.AddrPort, payload []byte) error {
+	if app := l.app.Load(); app != nil {
+		return (*app).SendTo(src, dst, payload)
 	}
-	return errNoStack
+	return errNoApp
 }
 
 // PortUnreachable implements udpnat.AppSender.
-func (l *LateStack) PortUnreachable(app, dst netip.AddrPort) error {
-	if s := l.s.Load(); s != nil {
-		return s.PortUnreachable(app, dst)
+func (l *LateApp) PortUnreachable(app, dst netip.AddrPort) error {
+	if a := l.app.Load(); a != nil {
+		return (*a).PortUnreachable(app, dst)
 	}
-	return errNoStack
+	return errNoApp
 }

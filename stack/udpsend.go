@@ -11,24 +11,12 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/tungate/tungate/stack/flow"
 )
 
-// DatagramHandler is implemented by a Handler that takes UDP one datagram
-// at a time instead of as sessions of (source, destination) pairs: the
-// stack then creates no UDP endpoints (HandleUDP is never called), so a
-// handler can give one app source port one mapping whatever it sends to,
-// and answers through SendTo from any address.
-type DatagramHandler interface {
-	// HandleUDPDatagram is called on the packet-dispatch path for every
-	// UDP datagram from the device whose length and checksum are valid
-	// (malformed ones are dropped and counted first). payload is valid
-	// only during the call. It must not block. Returning false makes the
-	// stack answer with ICMP port unreachable.
-	HandleUDPDatagram(src, dst netip.AddrPort, payload []byte) bool
-}
-
-// datagramPath is the UDP transport handler for a DatagramHandler.
-func (s *Stack) datagramPath(h DatagramHandler) func(gvstack.TransportEndpointID, *gvstack.PacketBuffer) bool {
+// datagramPath is the UDP transport handler for a flow.DatagramHandler.
+func (s *Stack) datagramPath(h flow.DatagramHandler) func(gvstack.TransportEndpointID, *gvstack.PacketBuffer) bool {
 	return func(id gvstack.TransportEndpointID, pkt *gvstack.PacketBuffer) bool {
 		hdr := header.UDP(pkt.TransportHeader().Slice())
 		nh := pkt.Network()

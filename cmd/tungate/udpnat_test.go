@@ -3,14 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"net/netip"
+	"github.com/tungate/tungate/forwarder/udpnat"
 	"strings"
 	"testing"
-
-	"github.com/tungate/tungate/forwarder/dns"
-	"github.com/tungate/tungate/forwarder/fakedns"
-	"github.com/tungate/tungate/forwarder/proxy"
-	"github.com/tungate/tungate/forwarder/udpnat"
 )
 
 func TestUDPFilterFlag(t *testing.T) {
@@ -33,39 +28,5 @@ func TestUDPFilterFlag(t *testing.T) {
 	first, _, _ := strings.Cut(stderr.String(), "\n")
 	if code != exitUsage || !strings.Contains(first, "endpoint, address or port") {
 		t.Fatalf("--udp-filter cone: %v, %q; want a usage error naming the modes", err, first)
-	}
-}
-
-func TestSharedUDPLeavesInterceptedDestinationsTheirOwnSocket(t *testing.T) {
-	table, err := fakedns.New(fakedns.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct := &proxy.Direct{}
-	fake, _ := table.Lookup("example.com")
-	plain := &upstream{listener: direct}
-	// Only whether fake DNS is on matters here.
-	withFake := &upstream{listener: direct, fake: new(dns.Resolver), fakeTable: table}
-	for _, tc := range []struct {
-		u      *upstream
-		own    func(netip.AddrPort) bool
-		dst    string
-		shared bool
-	}{
-		{plain, nil, "192.0.2.1:3478", true},
-		{plain, nil, "192.0.2.1:53", true},
-		{withFake, nil, "192.0.2.1:3478", true},
-		{withFake, nil, "192.0.2.1:53", false},
-		{withFake, nil, netip.AddrPortFrom(fake, 443).String(), false},
-		{plain, runOwnsUDP, "198.18.0.2:53", false},
-		{plain, runOwnsUDP, "198.18.0.3:9", false},
-	} {
-		got := tc.u.sharedUDP(tc.own)(netip.MustParseAddrPort(tc.dst)) != nil
-		if got != tc.shared {
-			t.Errorf("%s: shared %v; want %v", tc.dst, got, tc.shared)
-		}
-	}
-	if (&upstream{}).sharedUDP(nil) != nil {
-		t.Error("an upstream without a listener shares nothing")
 	}
 }
