@@ -31,6 +31,9 @@ func (f *Forwarder) HandleUDPDatagram(src, dst netip.AddrPort, payload []byte) b
 	return !errors.Is(err, udpnat.ErrRefused)
 }
 
+// UDPStats returns the UDP session table's counters.
+func (f *Forwarder) UDPStats() udpnat.Stats { return f.udp.Stats() }
+
 // HandleUDP implements stack.Handler. The stack never calls it, since the
 // Forwarder takes datagrams one by one (HandleUDPDatagram).
 func (f *Forwarder) HandleUDP(r flow.UDPRequest) { r.Refuse() }

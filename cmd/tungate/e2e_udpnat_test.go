@@ -254,3 +254,23 @@ func TestUDPThroughDanteOneAssociation(t *testing.T) {
 		})
 	}
 }
+
+// TestUDPLargeDatagramsPassWhole: replies larger than the MTU reach the
+// app whole (the stack writes them into the device as one packet, which
+// the kernel delivers as it is).
+func TestUDPLargeDatagramsPassWhole(t *testing.T) {
+	t.Parallel()
+	tp := newTopo(t)
+	var listen []string
+	for _, fam := range families {
+		listen = append(listen, "-udp-echo", tp.srvPort(fam.v6, portUDPEcho1))
+	}
+	netlab.StartPeer(t, tp.srv, listen...)
+	for _, fam := range families {
+		for _, size := range []int{4000, 65000} {
+			t.Run(fmt.Sprintf("%s/%d-bytes", fam.name, size), func(t *testing.T) {
+				tp.peer(t, "udp", "-size", fmt.Sprint(size), "-addr", tp.srvPort(fam.v6, portUDPEcho1))
+			})
+		}
+	}
+}

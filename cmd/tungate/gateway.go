@@ -49,9 +49,9 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		err = nil
 	case err = <-devGone:
 	}
-	drops := gw.stack.Counters()
+	drops, udp := gw.stack.Counters(), gw.fwd.UDPStats()
 	gw.Close()
-	log.Info("stopped", "device", dev.Name(), "drops", drops)
+	log.Info("stopped", "device", dev.Name(), "drops", drops, "udp", udp)
 	return err
 }
 

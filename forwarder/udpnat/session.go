@@ -248,15 +248,18 @@ func (t *Table) open(m *mapping) {
 		}
 	}
 	m.pending = nil
-	id := m.id
-	t.mu.Unlock()
 	if fd >= 0 {
-		if err := t.poll.add(fd, id); err != nil {
-			t.log.Warn("udp socket not read: poller refused it", "err", err)
-		}
-		return
+		// Under the lock: Close closes the poller only after it has
+		// marked every mapping closed, and m is not.
+		err = t.poll.add(fd, m.id)
 	}
-	t.readLoop(m, conn)
+	t.mu.Unlock()
+	switch {
+	case err != nil:
+		t.log.Warn("udp socket not read: poller refused it", "err", err)
+	case fd < 0:
+		t.readLoop(m, conn)
+	}
 }
 
 // refuseAll tells the app that every destination it waited on refused,

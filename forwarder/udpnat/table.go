@@ -117,6 +117,16 @@ type Stats struct {
 	OpenFailed uint64 // upstream sockets that could not be opened
 }
 
+// LogValue implements slog.LogValuer.
+func (s Stats) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int("sessions", s.Sessions), slog.Uint64("opened", s.Opened),
+		slog.Uint64("expired", s.Expired), slog.Uint64("evicted", s.Evicted),
+		slog.Uint64("filtered", s.Filtered), slog.Uint64("dropped", s.Dropped),
+		slog.Uint64("open_failed", s.OpenFailed),
+	)
+}
+
 // Table is the session table. Its methods are safe for concurrent use.
 type Table struct {
 	opts   Options
@@ -200,7 +210,7 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 	if m == nil {
 		t.mu.Unlock()
 		t.release(evicted)
-		return fmt.Errorf("udp %s -> %s: %w", src, dst, ErrRefused)
+		return ErrRefused // bare: a refused flood must not allocate
 	}
 	s.last = now
 	t.lru.moveToFront(s)
