@@ -117,6 +117,7 @@ func parseConds(match string) (conds, string) {
 // add parses one condition into c, returning what is wrong with it.
 func (c *conds) add(cond string, all *bool) string {
 	key, val, hasColon := strings.Cut(cond, ":")
+	key, val = strings.TrimSpace(key), strings.TrimSpace(val)
 	switch {
 	case cond == "":
 		return "empty condition (two ',' in a row, or one at an end): " + wantCondition
