@@ -274,3 +274,36 @@ func TestUDPLargeDatagramsPassWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPOneMappingPerUpstream: a rule sends one destination of a session
+// direct while the other goes through dante: each keeps its own stable
+// mapping (dante's relay for one, the host's socket for the other), and
+// both reply to the one app socket.
+func TestUDPOneMappingPerUpstream(t *testing.T) {
+	t.Parallel()
+	l := newProxyLab(t, 1<<10)
+	l.startDante(t, portDante, false)
+	viaProxy := netip.AddrPortFrom(l.srvAddr(false), portReflector)
+	direct := netip.AddrPortFrom(l.srvAddr(false), portReflector+1)
+	app, _ := l.gateway(t, "--proxy", l.proxyURL("socks5", nil, portDante),
+		"--route", fmt.Sprintf("udp,port:%d=direct", direct.Port()))
+	startReflector(t, l.srv, viaProxy)
+	startReflector(t, l.srv, direct)
+	c := openUDP(t, app, false, netip.AddrPort{})
+	relay, host := mappedBy(t, c, viaProxy), mappedBy(t, c, direct)
+	if relay == host {
+		t.Fatalf("both destinations saw %v; want dante's relay for one and the host's socket for the other", relay)
+	}
+	if relay.Addr() != l.srvAddr(false) || host.Addr() != l.net.V4(hostGateway) {
+		t.Fatalf("mappings %v (through dante) and %v (direct); want dante's address and the host's", relay, host)
+	}
+	for range 2 {
+		if again := mappedBy(t, c, viaProxy); again != relay {
+			t.Fatalf("through dante: mapping %v, then %v", relay, again)
+		}
+		if again := mappedBy(t, c, direct); again != host {
+			t.Fatalf("direct: mapping %v, then %v", host, again)
+		}
+	}
+	t.Logf("one session, two mappings: %v through dante, %v direct", relay, host)
+}
