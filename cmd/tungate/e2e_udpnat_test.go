@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tungate/tungate/cmd/internal/netlab"
 )
@@ -306,4 +309,89 @@ func TestUDPOneMappingPerUpstream(t *testing.T) {
 		}
 	}
 	t.Logf("one session, two mappings: %v through dante, %v direct", relay, host)
+}
+
+// TestUDPPortUnreachableForThatDestinationOnly: one app socket talks to a
+// reflector and to a closed port on S. The closed port's ICMP port
+// unreachable reaches the app naming that destination (the socket's error
+// queue, IP_RECVERR), and the reflector goes on answering.
+func TestUDPPortUnreachableForThatDestinationOnly(t *testing.T) {
+	t.Parallel()
+	l := newNATLab(t)
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			live := netip.AddrPortFrom(l.addr(hostServer, fam.v6), portReflector)
+			closed := netip.AddrPortFrom(l.addr(hostReflector2, fam.v6), 9)
+			startReflector(t, l.srv, live)
+			c := openUDP(t, l.app, fam.v6, netip.AddrPort{})
+			recvErr(t, c, fam.v6)
+			mapped := mappedBy(t, c, live)
+			if _, err := c.WriteToUDPAddrPort([]byte("anyone?"), closed); err != nil {
+				t.Fatal(err)
+			}
+			if got := refusedBy(t, c); got != closed {
+				t.Fatalf("port unreachable from %v; want %v", got, closed)
+			}
+			if again := mappedBy(t, c, live); again != mapped {
+				t.Fatalf("mapping %v after the refusal; want %v", again, mapped)
+			}
+		})
+	}
+}
+
+// recvErr turns on c's error queue, which names the destination of each
+// ICMP error even on an unconnected socket.
+func recvErr(t *testing.T, c *net.UDPConn, v6 bool) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	level, opt := unix.SOL_IP, unix.IP_RECVERR
+	if v6 {
+		level, opt = unix.SOL_IPV6, unix.IPV6_RECVERR
+	}
+	var setErr error
+	if err := rc.Control(func(fd uintptr) { setErr = unix.SetsockoptInt(int(fd), level, opt, 1) }); err != nil || setErr != nil {
+		t.Fatalf("IP_RECVERR: %v %v", err, setErr)
+	}
+}
+
+// refusedBy waits for an ECONNREFUSED in c's error queue and returns the
+// destination it names.
+func refusedBy(t *testing.T, c *net.UDPConn) netip.AddrPort {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var from unix.Sockaddr
+		var readErr error
+		oob := make([]byte, 512)
+		rc.Control(func(fd uintptr) {
+			var oobn int
+			_, oobn, _, from, readErr = unix.Recvmsg(int(fd), make([]byte, 64), oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			oob = oob[:oobn]
+		})
+		if readErr != nil {
+			continue
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob)
+		if err != nil || len(msgs) == 0 || len(msgs[0].Data) < 4 {
+			t.Fatalf("error queue: %v, %d messages", err, len(msgs))
+		}
+		if errno := unix.Errno(binary.NativeEndian.Uint32(msgs[0].Data)); errno != unix.ECONNREFUSED {
+			t.Fatalf("error queue: %v; want ECONNREFUSED", errno)
+		}
+		switch sa := from.(type) {
+		case *unix.SockaddrInet4:
+			return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+		case *unix.SockaddrInet6:
+			return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
+		}
+		t.Fatalf("error queue names %T", from)
+	}
+	t.Fatal("no ICMP port unreachable reached the app")
+	return netip.AddrPort{}
 }
