@@ -73,13 +73,15 @@ func (p *poller) run(handle func(id uint64, events uint32, buf []byte)) {
 }
 
 // wait collects ready sockets without blocking; false parks run until the
-// set is readable.
+// set is readable. The call never blocks (timeout 0), so it goes raw, as
+// hostConn's reads do: a regular system call would hand the thread's P
+// away and keep sysmon waking.
 func (p *poller) wait(fd uintptr) bool {
-	n, err := unix.EpollWait(int(fd), p.events[:], 0)
-	if err != nil || n <= 0 {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+	if errno != 0 || n == 0 {
 		return false
 	}
-	p.n = n
+	p.n = int(n)
 	return true
 }
 
