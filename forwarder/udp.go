@@ -22,13 +22,18 @@ const maxDatagram = 64 << 10
 // HandleUDPDatagram implements flow.DatagramHandler: every datagram goes
 // through the session table, which keeps one mapping per app source port
 // and upstream. A destination that the router refuses, or whose upstream
-// cannot be opened, gets ICMP port unreachable.
+// cannot be opened, gets ICMP port unreachable, and so does every datagram
+// once the Forwarder is closing.
 func (f *Forwarder) HandleUDPDatagram(src, dst netip.AddrPort, payload []byte) bool {
 	err := f.udp.Send(src, dst, payload)
-	if err != nil && !errors.Is(err, udpnat.ErrRefused) {
-		f.log.Debug("udp datagram lost", "src", src, "dst", dst, "err", err)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, udpnat.ErrRefused), errors.Is(err, udpnat.ErrClosed):
+		return false
 	}
-	return !errors.Is(err, udpnat.ErrRefused)
+	f.log.Debug("udp datagram lost", "src", src, "dst", dst, "err", err)
+	return true
 }
 
 // UDPStats returns the UDP session table's counters.
