@@ -110,3 +110,24 @@ func TestCostPerSession(t *testing.T) {
 		t.Errorf("%.0f bytes per idle session; want under 4 KiB", perSession)
 	}
 }
+
+// TestScanIsOneSessionWithABoundedCache: 10,000 destinations from one
+// source port are one session on one socket, and the routing cache stays
+// within maxDests.
+func TestScanIsOneSessionWithABoundedCache(t *testing.T) {
+	sinkAddr := sink(t)
+	tab := newNopTable(t)
+	src := ap("10.0.0.2:4000")
+	tab.Send(src, sinkAddr, []byte("x"))
+	waitOpen(t, tab, 1)
+	for i := range 10000 {
+		tab.Send(src, netip.AddrPortFrom(sinkAddr.Addr(), uint16(20000+i)), []byte("x"))
+	}
+	st := tab.Stats()
+	tab.mu.Lock()
+	cached := len(tab.sessions[src].dests)
+	tab.mu.Unlock()
+	if st.Sessions != 1 || st.Mappings != 1 || cached > maxDests {
+		t.Fatalf("stats %+v, %d cached destinations; want 1 session, 1 mapping, at most %d", st, cached, maxDests)
+	}
+}
