@@ -99,10 +99,29 @@ func (u pairUpstream) ListenPacket(ctx context.Context, _ string) (proxy.PacketC
 
 // pairConn is a conn to one destination as a PacketConn: what it reads
 // comes from the address the app sent to. It is never a syscall.Conn, so
-// the table reads it with a goroutine of its own.
+// the table reads it with a goroutine of its own; that goroutine waits
+// without a buffer when the conn can (ReadWaiter: host sockets, the DNS
+// resolver's flows).
 type pairConn struct {
 	conn net.Conn
 	dst  netip.AddrPort
+	// refused is a refusal that WaitReadable consumed, for the next
+	// ReadFrom to report; the table's one reader uses it.
+	refused bool
+}
+
+// WaitReadable waits as conn does, if it can, else returns at once.
+func (c *pairConn) WaitReadable() error {
+	w, ok := c.conn.(ReadWaiter)
+	if !ok {
+		return nil
+	}
+	err := w.WaitReadable()
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		c.refused = true
+		return nil
+	}
+	return err
 }
 
 func (c *pairConn) WriteTo(p []byte, _ netip.AddrPort) error {
@@ -114,6 +133,10 @@ func (c *pairConn) WriteTo(p []byte, _ netip.AddrPort) error {
 // the table passes on to the app; the conn stays usable, as a UDP socket
 // does.
 func (c *pairConn) ReadFrom(p []byte) (int, netip.AddrPort, error) {
+	if c.refused {
+		c.refused = false
+		return 0, c.dst, syscall.ECONNREFUSED
+	}
 	n, err := c.conn.Read(p)
 	if err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
 		return 0, netip.AddrPort{}, err

@@ -274,16 +274,36 @@ func (t *Table) refuseAll(app netip.AddrPort, pending []pendingDatagram) {
 	}
 }
 
-// readLoop reads a conn that is not a host socket until it closes. A conn
-// that ends by itself (a proxy closed the association) is forgotten, so
-// the next datagram opens a new one.
+// readWaiter is a conn that can wait for a datagram without a buffer.
+type readWaiter interface{ WaitReadable() error }
+
+// readBufs lends datagram buffers to readLoops; a cache holding nothing
+// between uses.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
+
+// readLoop reads a conn that is not a host socket until it closes, with a
+// buffer only while a datagram is ready if the conn can wait without one.
+// A conn that ends by itself (a proxy closed the association) is
+// forgotten, so the next datagram opens a new one.
 func (t *Table) readLoop(m *mapping, conn proxy.PacketConn) {
-	buf := make([]byte, maxDatagram)
+	w, waits := conn.(readWaiter)
 	for {
-		n, src, err := conn.ReadFrom(buf)
+		var n int
+		var src netip.AddrPort
+		var err error
+		if waits {
+			err = w.WaitReadable()
+		}
+		if err == nil {
+			bp := readBufs.Get().(*[]byte)
+			n, src, err = conn.ReadFrom(*bp)
+			if err == nil {
+				t.deliver(m, src, (*bp)[:n])
+			}
+			readBufs.Put(bp)
+		}
 		switch {
 		case err == nil:
-			t.deliver(m, src, buf[:n])
 			continue
 		case errors.Is(err, syscall.ECONNREFUSED) && src.IsValid():
 			t.refused(m, src)
