@@ -43,7 +43,9 @@ type Handler interface {
 	// HandleUDP is called on the packet-dispatch path for the first
 	// datagram of a session that has no endpoint yet. It must not block.
 	// It calls r.Accept, or r.Refuse (ICMP port unreachable), or neither
-	// (the datagram is dropped).
+	// (the datagram is dropped). A Handler that is also a
+	// flow.DatagramHandler gets every datagram there instead, and this is
+	// never called.
 	HandleUDP(r flow.UDPRequest)
 	// HandleEcho is called on the packet-dispatch path for every ICMP or
 	// ICMPv6 echo request, which the stack never answers itself. It must
