@@ -72,6 +72,15 @@ func (s *runSession) close() {
 }
 
 func runInNamespace(ctx context.Context, rc *runConfig, log *slog.Logger, sigs <-chan os.Signal, stderr io.Writer) error {
+	if rc.netnsPath != "" {
+		cleared, err := appns.ClearStaleNetNS(rc.netnsPath)
+		if err != nil {
+			return fmt.Errorf("run: --netns-path: %w", err)
+		}
+		if cleared {
+			log.Warn("removed a namespace left at --netns-path by an instance that was killed (no process was in it); making a new one", "path", rc.netnsPath)
+		}
+	}
 	s, err := startSession(rc, log)
 	if err != nil {
 		return err

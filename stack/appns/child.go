@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -45,7 +42,7 @@ func ChildMain() {
 		// gave up.
 		os.Exit(0)
 	}
-	code, err := execCommand(&req)
+	code, err := superviseCommand(&req)
 	send(childFD, reply{Error: err.Error(), Code: code})
 	os.Exit(code)
 }
@@ -57,6 +54,11 @@ func setUp(req *setupRequest) (fd int, warning string, err error) {
 	// Mounts made from here on must not propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return -1, "", fmt.Errorf("make mounts private in the new mount namespace: %w", err)
+	}
+	// This process is PID 1 of a new PID namespace: the command's ps,
+	// pgrep and kill see its processes only.
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return -1, "", fmt.Errorf("mount /proc for the new PID namespace: %w", err)
 	}
 	lo, err := netlink.LinkByName("lo")
 	if err == nil {
@@ -104,54 +106,6 @@ func bindResolvConf(src string) error {
 		return fmt.Errorf("bind-mount %s over %s: %w", src, target, err)
 	}
 	return nil
-}
-
-// execCommand replaces this process with the command. It returns only if
-// that fails, with the status a shell would use (127 not found, 126 found but
-// not runnable).
-func execCommand(req *setupRequest) (int, error) {
-	if len(req.Command) == 0 {
-		return 1, errors.New("no command")
-	}
-	path, err := exec.LookPath(req.Command[0])
-	if err != nil {
-		code := 127
-		if errors.Is(err, os.ErrPermission) {
-			code = 126
-		}
-		return code, err
-	}
-	// Credentials, capabilities and the parent-death signal belong to a
-	// thread; execve keeps only the calling one, so all changes go there.
-	runtime.LockOSThread()
-	if req.User != nil {
-		if err := req.User.apply(); err != nil {
-			return 126, err
-		}
-	}
-	// Capabilities the setup needed (ambient ones, without root) must not
-	// reach the command.
-	if err := dropInheritable(); err != nil {
-		return 126, err
-	}
-	// The command dies with tungate, which holds its only network. A change
-	// of credentials cleared the setting made at fork, so set it again.
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-		return 126, fmt.Errorf("set parent-death signal: %w", err)
-	}
-	if os.Getppid() != req.ParentPID {
-		return 126, errors.New("tungate exited before the command started")
-	}
-	env := os.Environ()
-	if req.User != nil {
-		env = req.User.Env(env)
-	}
-	err = syscall.Exec(path, req.Command, env)
-	code := 126
-	if errors.Is(err, unix.ENOENT) {
-		code = 127
-	}
-	return code, fmt.Errorf("exec %q: %w", req.Command[0], err)
 }
 
 // dropInheritable clears the ambient and inheritable capability sets of
