@@ -125,14 +125,14 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 	}
 	d := newRunDNS(rc.dns.values, log)
 	rc.dns.values = d.servers
-	resolv := ""
+	var files nsFiles
 	if len(rc.command) > 0 {
 		var err error
-		if resolv, err = writeResolvConf(d.keep); err != nil {
+		if files, err = writeNSFiles(d.keep); err != nil {
 			return nil, err
 		}
-		// The setup process has bind-mounted it once Start returns.
-		defer os.Remove(resolv)
+		// The setup process has bind-mounted them once Start returns.
+		defer files.remove()
 	}
 	s := &runSession{}
 	var err error
@@ -141,7 +141,9 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 		Device:     nsDevice,
 		MTU:        rc.gw.mtu,
 		Addresses:  rc.gw.addresses.values,
-		ResolvConf: resolv,
+		ResolvConf: files.resolvConf,
+		NSSwitch:   files.nsswitch,
+		Hide:       appns.ResolverSockets(),
 		Rootless:   rootless,
 		Command:    rc.command,
 		User:       cred,
@@ -233,27 +235,6 @@ func firstAddr(ps []netip.Prefix, is func(netip.Addr) bool) (netip.Addr, bool) {
 		}
 	}
 	return netip.Addr{}, false
-}
-
-// writeResolvConf writes the file CMD will see as /etc/resolv.conf.
-func writeResolvConf(keep []string) (string, error) {
-	f, err := os.CreateTemp("", "tungate-resolv-*.conf")
-	if err != nil {
-		return "", fmt.Errorf("run: write the namespace's resolv.conf: %w", err)
-	}
-	err = dns.WriteResolvConf(f, nsResolverAddrs, keep)
-	if err == nil {
-		// Readable by CMD when --user drops root.
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("run: write the namespace's resolv.conf: %w", err)
-	}
-	return f.Name(), nil
 }
 
 // logServing says that the namespace is ready (msg=serving, as the

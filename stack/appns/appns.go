@@ -1,8 +1,9 @@
 // Package appns gives one command a network of its own: a new network
 // namespace holding only lo and a TUN device (addresses, link up, default
 // routes for IPv4 and IPv6), a private mount namespace where
-// /etc/resolv.conf can be replaced without touching the host's file, and a
-// PID namespace (with its own /proc) that dies as a whole with the caller.
+// /etc/resolv.conf and /etc/nsswitch.conf are replaced without touching the
+// host's files, sysfs shows the new network namespace and the host's
+// resolver sockets are hidden (see ResolverSockets), and a PID namespace (with its own /proc) that dies as a whole with the caller.
 // The caller serves the device (it gets the fd) and decides when the
 // command runs.
 //
@@ -22,7 +23,8 @@
 // Without root, the caller's uid and gid map to themselves inside the user
 // namespace (as unshare --map-current-user does), so the command runs as the
 // caller's own uid; the setup process gets CAP_NET_ADMIN and CAP_SYS_ADMIN
-// in that namespace as ambient capabilities, and clears them before exec.
+// in that namespace as ambient capabilities, and clears them before it
+// starts the command.
 package appns
 
 import (
@@ -54,6 +56,15 @@ type Config struct {
 	// /etc/resolv.conf (bind-mounted in its mount namespace only). It is
 	// read before Start returns; the caller may remove it then.
 	ResolvConf string
+	// NSSwitch, if set, is a file that the command sees as
+	// /etc/nsswitch.conf (see NSSwitchConf), like ResolvConf. Nothing is
+	// mounted if the host has no /etc/nsswitch.conf.
+	NSSwitch string
+	// Hide are paths the command must not reach (see ResolverSockets): a
+	// directory is covered with an empty tmpfs, anything else with
+	// /dev/null, in the command's mount namespace only. Paths that do not
+	// exist are skipped.
+	Hide []string
 	// Rootless creates a user namespace mapping the caller's uid and gid to
 	// themselves. Required when the caller is not root.
 	Rootless bool
@@ -166,6 +177,8 @@ func (n *Namespace) setUp(cfg *Config) error {
 		MTU:        cfg.MTU,
 		Addresses:  cfg.Addresses,
 		ResolvConf: cfg.ResolvConf,
+		NSSwitch:   cfg.NSSwitch,
+		Hide:       cfg.Hide,
 		Command:    cfg.Command,
 		User:       cfg.User,
 	}

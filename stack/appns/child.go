@@ -78,10 +78,8 @@ func setUp(req *setupRequest) (fd int, warning string, err error) {
 	case err != nil:
 		return -1, "", err
 	}
-	if req.ResolvConf != "" {
-		if err := bindResolvConf(req.ResolvConf); err != nil {
-			return -1, "", err
-		}
+	if err := isolateFiles(req); err != nil {
+		return -1, "", err
 	}
 	return dev.FD(), warning, nil
 }
@@ -95,15 +93,46 @@ func tunHint(err error) string {
 	return ""
 }
 
-// bindResolvConf mounts src over /etc/resolv.conf (over the file a symlink
-// there points to), in this mount namespace only.
-func bindResolvConf(src string) error {
-	target, err := filepath.EvalSymlinks(resolvConfPath)
-	if err != nil {
-		return fmt.Errorf("give the command its resolv.conf: %w: %s must exist (a bind mount covers it, the file is not changed)", err, resolvConfPath)
+// isolateFiles makes the command's view of the files that describe its
+// network tell the truth, in this mount namespace only: sysfs for the new
+// network namespace (/sys/class/net lists lo and the device), the host's
+// resolver sockets covered, and the namespace's resolv.conf and
+// nsswitch.conf over the host's (which are never changed).
+func isolateFiles(req *setupRequest) error {
+	// Targets are resolved before anything is covered: on systemd hosts
+	// /etc/resolv.conf points into a directory that gets hidden.
+	var resolvTarget, nssTarget string
+	if req.ResolvConf != "" {
+		var err error
+		if resolvTarget, err = filepath.EvalSymlinks(resolvConfPath); err != nil {
+			return fmt.Errorf("give the command its resolv.conf: %w: %s must exist (a bind mount covers it, the file is not changed)", err, resolvConfPath)
+		}
 	}
-	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind-mount %s over %s: %w", src, target, err)
+	if req.NSSwitch != "" {
+		// Without the file, glibc's default (dns, files) asks no other
+		// service either.
+		t, err := filepath.EvalSymlinks(NSSwitchPath)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("give the command its nsswitch.conf: %w", err)
+		}
+		nssTarget = t
+	}
+	if err := unix.Mount("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount sysfs for the new network namespace: %w", err)
+	}
+	hidden, err := hidePaths(req.Hide)
+	if err != nil {
+		return err
+	}
+	if resolvTarget != "" {
+		if err := bindOver(req.ResolvConf, resolvTarget, hidden); err != nil {
+			return fmt.Errorf("give the command its resolv.conf: %w", err)
+		}
+	}
+	if nssTarget != "" {
+		if err := bindOver(req.NSSwitch, nssTarget, hidden); err != nil {
+			return fmt.Errorf("give the command its nsswitch.conf: %w", err)
+		}
 	}
 	return nil
 }

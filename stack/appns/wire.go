@@ -34,6 +34,8 @@ type setupRequest struct {
 	MTU        int
 	Addresses  []netip.Prefix
 	ResolvConf string
+	NSSwitch   string
+	Hide       []string
 	Command    []string
 	User       *Credential
 }
