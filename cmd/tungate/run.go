@@ -87,8 +87,14 @@ func runInNamespace(ctx context.Context, rc *runConfig, log *slog.Logger, sigs <
 	}
 	defer s.close()
 	if rc.netnsPath != "" {
-		return keepNamespace(ctx, s, rc, log, sigs)
+		undo, err := s.ns.BindNetNS(rc.netnsPath)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		dropPrivileges(runCaps(rc), log)
+		return keepNamespace(ctx, s, rc, undo, log, sigs)
 	}
+	dropPrivileges(runCaps(rc), log)
 	logServing(s, rc, log)
 	select {
 	case sig := <-sigs:
@@ -248,13 +254,9 @@ func logServing(s *runSession, rc *runConfig, log *slog.Logger) {
 		"resolver", nsResolverAddrs[0], "upstream_dns", fmt.Sprint(rc.dns.values))
 }
 
-// keepNamespace serves the namespace, bind-mounted at path, until ctx ends
-// or a signal comes.
-func keepNamespace(ctx context.Context, s *runSession, rc *runConfig, log *slog.Logger, sigs <-chan os.Signal) error {
-	undo, err := s.ns.BindNetNS(rc.netnsPath)
-	if err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
+// keepNamespace serves the namespace, bind-mounted at its path, until ctx
+// ends or a signal comes, and then runs undo (which unmounts it).
+func keepNamespace(ctx context.Context, s *runSession, rc *runConfig, undo func() error, log *slog.Logger, sigs <-chan os.Signal) error {
 	logServing(s, rc, log)
 	select {
 	case <-ctx.Done():
