@@ -32,19 +32,21 @@ import (
 // signalMessage asks the setup process to send Signal to the command.
 type signalMessage struct{ Signal int }
 
-// swallowed are the signals the setup process catches and ignores, so that
-// none kills it: the Go runtime would otherwise exit on SIGINT, SIGTERM,
-// SIGHUP and SIGQUIT. Catching, not ignoring: an ignored signal would stay
-// ignored in the command.
-var swallowed = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT,
-	unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM, unix.SIGPIPE, unix.SIGTTIN, unix.SIGTTOU, unix.SIGTSTP}
+// swallowedSignals are the signals the setup process catches and ignores,
+// so that none kills it: the Go runtime would otherwise exit on SIGINT,
+// SIGTERM, SIGHUP and SIGQUIT. Catching, not ignoring: an ignored signal
+// would stay ignored in the command.
+func swallowedSignals() []os.Signal {
+	return []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT,
+		unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM, unix.SIGPIPE, unix.SIGTTIN, unix.SIGTTOU, unix.SIGTSTP}
+}
 
 // superviseCommand starts the command and serves as the namespace's init
 // until it exits. It returns only if the command could not be started, with
 // the status a shell would use (127 not found, 126 found but not runnable).
 func superviseCommand(req *setupRequest) (int, error) {
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, swallowed...)
+	signal.Notify(sigs, swallowedSignals()...)
 	go func() {
 		for range sigs {
 		}
