@@ -1,11 +1,11 @@
 // Package appns gives one command a network of its own: a new network
 // namespace holding only lo and a TUN device (addresses, link up, default
-// routes for IPv4 and IPv6), a private mount namespace where
+// routes for IPv4 and IPv6); a private mount namespace where
 // /etc/resolv.conf and /etc/nsswitch.conf are replaced without touching the
 // host's files, sysfs shows the new network namespace and the host's
-// resolver sockets are hidden (see ResolverSockets), and a PID namespace (with its own /proc) that dies as a whole with the caller.
-// The caller serves the device (it gets the fd) and decides when the
-// command runs.
+// resolver sockets are hidden (see ResolverSockets); and a PID namespace,
+// with its own /proc, that dies as a whole with the caller. The caller
+// serves the device (it gets the fd) and decides when the command runs.
 //
 // The namespaces are made by a re-executed copy of the program (the setup
 // process, see ChildMain) started with CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWPID,
