@@ -607,9 +607,8 @@ func TestRunLeavesNothing(t *testing.T) {
 	if left := nsProcesses(out[1]); len(left) > 0 {
 		t.Errorf("processes left in the namespace: %v", left)
 	}
-	if err := syscall.Kill(atoi(t, out[0]), 0); err == nil && !zombie(out[0]) {
-		t.Errorf("background process %s still runs", out[0])
-	}
+	// out[0] is the background process's PID inside CMD's PID namespace,
+	// which names another process here; the check above covers it.
 	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
 		t.Errorf("files left in TMPDIR: %v", ents)
 	}

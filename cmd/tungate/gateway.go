@@ -46,6 +46,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	dropPrivileges(gatewayCaps(cfg), log)
 	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
 	select {
 	case <-ctx.Done():
