@@ -64,12 +64,7 @@ func searchCapacity(ctx context.Context, unlimited udpTrial, steps int, try func
 	carriedRate, failedRate := 0.0, unlimited.sent // offered rates bracketing the capacity
 	rate := 0.95 * unlimited.received
 	for range steps {
-		if rate < minTrialRate {
-			if carriedRate > 0 {
-				break
-			}
-			rate = minTrialRate
-		}
+		rate = max(rate, minTrialRate) // only while nothing was carried
 		t, err := try(ctx, rate)
 		if err != nil {
 			return 0, err
