@@ -190,6 +190,9 @@ func (f *failLog) report(ctx context.Context, network, address string, err error
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return // tungate is stopping
 	}
+	if warnUDPRefused(f.log, address, err) {
+		return
+	}
 	hop, index := "", 0
 	if he, ok := errors.AsType[*proxy.HopError](err); ok {
 		hop, index = he.Hop, he.Index

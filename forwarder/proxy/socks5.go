@@ -134,7 +134,7 @@ func socks5Request(rw io.ReadWriter, cmd byte, target hostPort) (hostPort, error
 	bound, err := readSOCKS5Reply(rw)
 	if err != nil {
 		if cmd == cmdUDPAssociate && errors.Is(err, errCmdNotSupported) {
-			err = fmt.Errorf("%w: %w", ErrUDPUnsupported, err)
+			err = fmt.Errorf("%w (%w): %w", ErrUDPRefused, ErrUDPUnsupported, err)
 		}
 		return hostPort{}, fmt.Errorf("%s: %w", what, err)
 	}
