@@ -47,11 +47,13 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
+	cfg.ready.signalReady(log)
 	select {
 	case <-ctx.Done():
 		err = nil
 	case err = <-devGone:
 	}
+	signalStopping(log)
 	drops := gw.stack.Counters()
 	gw.Close()
 	log.Info("stopped", "device", dev.Name(), "drops", drops)

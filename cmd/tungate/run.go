@@ -77,6 +77,7 @@ func runInNamespace(ctx context.Context, rc *runConfig, log *slog.Logger, sigs <
 		return err
 	}
 	defer s.close()
+	defer signalStopping(log)
 	if rc.netnsPath != "" {
 		return keepNamespace(ctx, s, rc, log, sigs)
 	}
@@ -256,6 +257,7 @@ func logServing(s *runSession, rc *runConfig, log *slog.Logger) {
 	}
 	log.Info("serving", "device", nsDevice, "netns", netns, "pid", s.ns.Pid(), "mtu", rc.gw.mtu,
 		"resolver", nsResolverAddrs[0], "upstream_dns", fmt.Sprint(rc.dns.values))
+	rc.gw.ready.signalReady(log)
 }
 
 // keepNamespace serves the namespace, bind-mounted at path, until ctx ends
