@@ -50,3 +50,18 @@ func TestHelpPlaceholders(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpDocumentsSocks5h: socks5h:// is accepted, so --help says what it
+// is.
+func TestHelpDocumentsSocks5h(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "socks5h://") {
+		t.Errorf("tungate --help does not mention socks5h://")
+	}
+	if err := run(context.Background(), []string{"--proxy", "socks5h://127.0.0.1:1080", "--version"}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Errorf("--proxy socks5h://: %v", err)
+	}
+}

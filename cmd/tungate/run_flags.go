@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -81,6 +82,8 @@ func parseRunFlags(args []string, stdout io.Writer) (*runConfig, error) {
 		return nil, usageErrorf("run: no command: want tungate run [flags] -- CMD [ARGS...], or --netns-path PATH")
 	case len(rc.command) > 0 && rc.netnsPath != "":
 		return nil, usageErrorf("run: --netns-path runs no command, but %q was given", rc.command[0])
+	case rc.netnsPath != "" && os.Geteuid() != 0:
+		return nil, usageErrorf("run: --netns-path needs root: the namespace is bind-mounted in the host's mount namespace; run tungate run -- CMD instead, or as root")
 	}
 	if err := rc.gw.validate(); err != nil {
 		return nil, err
