@@ -26,6 +26,10 @@ type SOCKS5 struct {
 	// HandshakeTimeout bounds the exchange after the TCP connection is up;
 	// zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// UDPResolver, if set, resolves a destination name for DialPacket, so
+	// that the datagrams carry an address; see UDPResolver. Nil sends the
+	// name (remote DNS).
+	UDPResolver UDPResolver
 }
 
 var (
