@@ -118,7 +118,7 @@ func TestRunHostLoopbackCrafted(t *testing.T) {
 	netlab.RequireRoot(t)
 	netlab.RequireBinary(t, "python3")
 	hs := startHostLoopbackServer(t)
-	script, err := filepath.Abs("testdata/craft_syn.py")
+	script, err := filepath.Abs("../../testdata/craft_syn.py")
 	if err != nil {
 		t.Fatal(err)
 	}
