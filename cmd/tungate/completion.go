@@ -61,11 +61,16 @@ type completionSet struct {
 	flags []*pflag.Flag
 }
 
+// completionSets is plain tungate's flags, then those of each subcommand
+// that has flags.
 func completionSets() []completionSet {
-	return []completionSet{
-		{"", sortedFlags(newGatewayFlags(&gatewayConfig{}))},
-		{"run", sortedFlags(newRunFlags(&runConfig{}))},
+	sets := []completionSet{{"", sortedFlags(newGatewayFlags(&gatewayConfig{}))}}
+	for _, c := range subcommands() {
+		if c.flags != nil {
+			sets = append(sets, completionSet{c.name, sortedFlags(c.flags())})
+		}
 	}
+	return sets
 }
 
 func sortedFlags(fs *pflag.FlagSet) []*pflag.Flag {

@@ -95,8 +95,10 @@ func TestCompletionChoicesAreAccepted(t *testing.T) {
 			found := false
 			for _, s := range completionSets() {
 				fs := newGatewayFlags(&gatewayConfig{})
-				if s.name == "run" {
-					fs = newRunFlags(&runConfig{})
+				for _, c := range subcommands() {
+					if c.name == s.name {
+						fs = c.flags()
+					}
 				}
 				if fs.Lookup(name) == nil {
 					continue

@@ -12,14 +12,18 @@ import (
 type subcommand struct {
 	name    string
 	summary string
+	// flags, if not nil, makes the command's flag set (bound to a throwaway
+	// config), for the completions.
+	flags func() *pflag.FlagSet
 }
 
 // subcommands lists tungate's subcommands in the order --help shows them.
-// A new subcommand adds one row here, next to its dispatch line in run.
+// A new subcommand adds one row here, next to its dispatch line in run;
+// the completions then offer it, and its flags if flags is set.
 func subcommands() []subcommand {
 	return []subcommand{
-		{"run", "run a command in a network namespace of its own whose only way out is tungate"},
-		{"completion", "print a bash, zsh or fish completion script"},
+		{"run", "run a command in a network namespace of its own whose only way out is tungate", func() *pflag.FlagSet { return newRunFlags(&runConfig{}) }},
+		{"completion", "print a bash, zsh or fish completion script", nil},
 	}
 }
 
