@@ -22,8 +22,10 @@ func versionLine() string {
 // formatVersion builds the --version line from an -ldflags override (may be
 // empty) and the build information (may be nil): "tungate VERSION (GO,
 // gvisor GVISOR)". VERSION is, in order of preference, the override, the
-// module version that `go install module@version` records, or the VCS
-// revision (12 hex digits, "-dirty" if the tree had changes); else "dev".
+// main module's version (what `go install module@version` records; in a
+// checkout, Go 1.24 and later record a pseudo-version naming the commit,
+// "+dirty" if the tree had changes), or the VCS revision (12 hex digits,
+// "-dirty" if the tree had changes) where Go recorded "(devel)"; else "dev".
 func formatVersion(override string, bi *debug.BuildInfo) string {
 	v := override
 	var extra []string
