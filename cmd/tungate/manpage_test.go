@@ -80,6 +80,20 @@ func TestManPages(t *testing.T) {
 	}
 }
 
+// TestManPageCommands: tungate.1 lists every subcommand of --help.
+func TestManPageCommands(t *testing.T) {
+	b, err := os.ReadFile("../../docs/tungate.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	for _, c := range subcommands() {
+		if !strings.Contains(page, ".TP\n.B "+c.name) {
+			t.Errorf("docs/tungate.1: COMMANDS lacks %q (add .TP, .B %s and a line)", c.name, c.name)
+		}
+	}
+}
+
 // manFlagName finds the long names in an OPTIONS section.
 var manFlagName = regexp.MustCompile(`(?m)^\.TP\n(?:\\-[a-zA-Z], )?\\-\\-((?:[a-z0-9]|\\-)+)`)
 

@@ -27,6 +27,7 @@ func TestFormatVersion(t *testing.T) {
 		{"no vcs", "", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Deps: deps}, "tungate dev" + tail},
 		{"ldflags override", "1.3.0-rc1", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.0"}, Deps: deps, Settings: vcs(rev, "true")}, "tungate 1.3.0-rc1" + tail},
 		{"replaced gvisor", "", &debug.BuildInfo{GoVersion: "go1.26.8", Deps: []*debug.Module{{Path: gvisorModule, Version: "v1", Replace: &debug.Module{Path: "../gvisor", Version: "(devel)"}}}}, "tungate dev (go1.26.8, gvisor (devel))"},
+		{"checkout, Go 1.24+", "", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.0.0-20261201220816-4a1cbf0c0b27+dirty"}, Deps: deps, Settings: vcs(rev, "true")}, "tungate v0.0.0-20261201220816-4a1cbf0c0b27+dirty" + tail},
 		{"no build info", "", nil, "tungate dev"},
 	}
 	for _, tc := range cases {
