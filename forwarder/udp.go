@@ -123,6 +123,9 @@ func (f *Forwarder) runUDP(ctx context.Context, s *UDPSession, pd proxy.PacketDi
 	cancel()
 	if err != nil {
 		f.log.Debug("udp dial failed", "src", s.key.src, "dst", s.key.dst, "err", err)
+		if s.refused != nil && errors.Is(err, proxy.ErrUDPRefused) {
+			s.refused() // the app hears it now, not after its own timeout
+		}
 		s.app.Close()
 		return
 	}

@@ -86,6 +86,7 @@ func runInNamespace(ctx context.Context, rc *runConfig, log *slog.Logger, sigs <
 		return err
 	}
 	defer s.close()
+	defer signalStopping(log)
 	if rc.netnsPath != "" {
 		undo, err := s.ns.BindNetNS(rc.netnsPath)
 		if err != nil {
@@ -252,6 +253,7 @@ func logServing(s *runSession, rc *runConfig, log *slog.Logger) {
 	}
 	log.Info("serving", "device", nsDevice, "netns", netns, "pid", s.ns.Pid(), "mtu", rc.gw.mtu,
 		"resolver", nsResolverAddrs[0], "upstream_dns", fmt.Sprint(rc.dns.values))
+	rc.gw.ready.signalReady(log)
 }
 
 // keepNamespace serves the namespace, bind-mounted at its path, until ctx

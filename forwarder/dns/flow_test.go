@@ -7,10 +7,11 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tungate/tungate/internal/leaktest"
 )
 
 // modes are the two ways a Resolver answers: on the writer's goroutine
@@ -287,7 +288,7 @@ func TestSlowAnswersAreBounded(t *testing.T) {
 // Closing the resolver hangs up every flow (reads end with EOF), stops the
 // queries being answered and leaves no goroutine behind.
 func TestResolverCloseStopsFlows(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leaktest.Take()
 	a := &blockingAnswerer{}
 	r, err := New(Options{EveryAddr: true, Answerer: a, Next: &recordingDialer{}})
 	if err != nil {
@@ -313,11 +314,5 @@ func TestResolverCloseStopsFlows(t *testing.T) {
 	if _, err := r.DialContext(context.Background(), "tcp", "192.0.2.53:53"); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("dial after Close: %v, want net.ErrClosed", err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	leaks.Wait(t, 0)
 }
