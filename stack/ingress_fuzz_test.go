@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/tungate/tungate/stack/flow"
 	"github.com/tungate/tungate/stack/tunlink"
 )
 
@@ -30,7 +30,7 @@ func newFuzzLink(t testing.TB, vnet bool) *fuzzLink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &recordingHandler{tcp: make(chan gvstack.TransportEndpointID, 1), echo: make(chan *EchoRequest, 1)}
+	h := &recordingHandler{tcp: make(chan flow.TCPRequest, 1), echo: make(chan *flow.EchoRequest, 1)}
 	s, err := New(Options{Link: ep, Handler: h})
 	if err != nil {
 		t.Fatal(err)

@@ -1,20 +1,18 @@
 // Package dns answers DNS in-process: flows on port 53, UDP and TCP, that
 // tungate answers itself instead of dialing them.
 //
-// Resolver is the upstream dialer wrapper that catches those flows and
-// hands each query to an Answerer; every other flow goes to the next dialer.
-// It catches the flows to its own addresses (the resolver of an app's
-// namespace, named in the app's resolv.conf) and, with EveryAddr, every
-// flow to port 53 whatever its address (fake DNS, where no query may leave
-// the host). What answers is a separate, small interface: Forward relays
-// queries to real resolvers (--dns, or the host's resolv.conf); fake DNS
-// (forwarder/fakedns) answers from its table of names.
+// Resolver serves those flows and hands each query to an Answerer: the
+// router (forwarder/route) decides which flows it gets (its built-in
+// rules for the resolver's own addresses and for fake DNS), and the
+// forwarder opens each with Open. What answers is a separate, small
+// interface: Forward relays queries to real resolvers (--dns, or the
+// host's resolv.conf); fake DNS (forwarder/fakedns) answers from its table
+// of names.
 package dns
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -22,7 +20,6 @@ import (
 	"time"
 
 	"github.com/tungate/tungate/forwarder/internal/owned"
-	"github.com/tungate/tungate/forwarder/proxy"
 )
 
 // Port is the port the resolver answers on.
@@ -43,13 +40,6 @@ type Answerer interface {
 
 // Options configures a Resolver.
 type Options struct {
-	// Addrs are the addresses the resolver answers on (port 53); flows to
-	// their other ports are refused with ErrRefused. Required unless
-	// EveryAddr is set.
-	Addrs []netip.Addr
-	// EveryAddr makes the resolver answer every flow to port 53, whatever
-	// its address, besides Addrs.
-	EveryAddr bool
 	// Answerer answers the queries. Required.
 	Answerer Answerer
 	// Inline says that Answerer never blocks (it answers from memory, as
@@ -58,8 +48,6 @@ type Options struct {
 	// false for an Answerer that can block (Forward): its queries are
 	// answered on goroutines each flow owns.
 	Inline bool
-	// Next dials every flow not addressed to the resolver. Required.
-	Next proxy.Dialer
 	// QueryTimeout bounds one Answer call; zero means 10 s.
 	QueryTimeout time.Duration
 	// Logger receives failed queries at debug level; nil discards them.
@@ -70,16 +58,10 @@ type Options struct {
 // before the resolver hangs up.
 const tcpIdle = 2 * time.Minute
 
-// ErrRefused is returned for flows to the resolver's addresses on ports
-// other than 53.
-var ErrRefused = fmt.Errorf("resolver answers on port %d only: %w", Port, proxy.ErrRefused)
-
-// Resolver is a proxy.Dialer and proxy.PacketDialer. The flows it serves
-// are answered in-process until Close; the rest go to Options.Next.
+// Resolver answers the flows it is given (Open) in-process until Close.
 type Resolver struct {
 	opts   Options
 	log    *slog.Logger
-	addrs  map[netip.Addr]bool
 	ctx    context.Context // ends with Close; bounds every answer
 	cancel context.CancelFunc
 	talks  owned.Group   // the flows' answering goroutines
@@ -90,15 +72,10 @@ type Resolver struct {
 	closed bool
 }
 
-var (
-	_ proxy.Dialer       = (*Resolver)(nil)
-	_ proxy.PacketDialer = (*Resolver)(nil)
-)
-
 // New returns a Resolver.
 func New(opts Options) (*Resolver, error) {
-	if (len(opts.Addrs) == 0 && !opts.EveryAddr) || opts.Answerer == nil || opts.Next == nil {
-		return nil, errors.New("dns: Addrs (or EveryAddr), Answerer and Next are required")
+	if opts.Answerer == nil {
+		return nil, errors.New("dns: Answerer is required")
 	}
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = 10 * time.Second
@@ -107,63 +84,16 @@ func New(opts Options) (*Resolver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Resolver{opts: opts, log: log, idle: tcpIdle, addrs: make(map[netip.Addr]bool), flows: make(map[*flow]struct{})}
-	for _, a := range opts.Addrs {
-		r.addrs[a] = true
-	}
+	r := &Resolver{opts: opts, log: log, idle: tcpIdle, flows: make(map[*flow]struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
 
-// Serves reports whether dst is one of the resolver's addresses (any
-// port); EveryAddr does not count.
-func (r *Resolver) Serves(dst netip.AddrPort) bool {
-	return r.addrs[dst.Addr().Unmap()] || r.addrs[dst.Addr()]
-}
-
-// DialContext implements proxy.Dialer: a connection the resolver serves is
-// a DNS-over-TCP conversation answered in-process.
-func (r *Resolver) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	dst, ok, err := r.match(address)
-	if !ok {
-		return r.opts.Next.DialContext(ctx, network, address)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return r.newFlow(dst, true)
-}
-
-// DialPacket implements proxy.PacketDialer: each datagram written is a
-// query, and its answer is read back.
-func (r *Resolver) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
-	dst, ok, err := r.match(address)
-	if !ok {
-		pd, ok := r.opts.Next.(proxy.PacketDialer)
-		if !ok {
-			return nil, fmt.Errorf("dial %s %s: %w", network, address, proxy.ErrUDPUnsupported)
-		}
-		return pd.DialPacket(ctx, network, address)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return r.newFlow(dst, false)
-}
-
-// match says whether the resolver serves address, and if so whether it
-// answers there or refuses (another port of its addresses).
-func (r *Resolver) match(address string) (netip.AddrPort, bool, error) {
-	dst, err := netip.ParseAddrPort(address)
-	switch {
-	case err != nil:
-		return dst, false, nil
-	case dst.Port() == Port && (r.opts.EveryAddr || r.Serves(dst)):
-		return dst, true, nil
-	case r.Serves(dst):
-		return dst, true, fmt.Errorf("dial %s: %w", address, ErrRefused)
-	}
-	return dst, false, nil
+// Open implements route.Server: the resolver's side of a flow to dst, a
+// DNS-over-TCP conversation (stream) or a datagram one, answered
+// in-process until Close. It never blocks.
+func (r *Resolver) Open(dst netip.AddrPort, stream bool) (net.Conn, error) {
+	return r.newFlow(dst, stream)
 }
 
 // answer runs the Answerer for a flow whose context is ctx, turning a
