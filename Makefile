@@ -4,11 +4,15 @@
 GO ?= go
 BENCHFLAGS ?=
 FUZZTIME ?= 20s
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: build test bench fuzz clean
+.PHONY: build test bench fuzz clean install uninstall
 
+# Without cgo: tungate drops its capabilities in every thread after set-up,
+# which the Go runtime refuses in a binary that uses cgo.
 build:
-	$(GO) build -o bin/tungate ./cmd/tungate
+	CGO_ENABLED=0 $(GO) build -o bin/tungate ./cmd/tungate
 
 test:
 	$(GO) test -count=1 -timeout 15m ./...
@@ -34,3 +38,24 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# Installs the binary, the man pages and the bash, zsh and fish completions
+# under $(DESTDIR)$(PREFIX).
+install: build
+	install -D -m 0755 bin/tungate $(DESTDIR)$(PREFIX)/bin/tungate
+	install -D -m 0644 docs/tungate.1 $(DESTDIR)$(PREFIX)/share/man/man1/tungate.1
+	install -D -m 0644 docs/tungate-run.1 $(DESTDIR)$(PREFIX)/share/man/man1/tungate-run.1
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	bin/tungate completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/tungate
+	bin/tungate completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_tungate
+	bin/tungate completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/tungate.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/tungate \
+		$(DESTDIR)$(PREFIX)/share/man/man1/tungate.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man1/tungate-run.1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tungate \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_tungate \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/tungate.fish

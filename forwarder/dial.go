@@ -90,6 +90,9 @@ func (l *failureLog) report(ctx context.Context, f *route.Flow, d route.Decision
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return // tungate is stopping
 	}
+	if warnUDPRefused(l.log, d.Dst.String(), err) {
+		return
+	}
 	key, index := failureKey{chain: d.Upstream.Name}, 0
 	if he, ok := errors.AsType[*proxy.HopError](err); ok {
 		key.hop, index = he.Hop, he.Index

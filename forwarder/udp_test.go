@@ -3,7 +3,6 @@ package forwarder_test
 import (
 	"bytes"
 	"net"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/internal/leaktest"
 )
 
 // udpEcho starts a loopback UDP echo server.
@@ -112,7 +112,7 @@ func TestUDPRefusedByDestinationReachesApp(t *testing.T) {
 }
 
 func TestCloseStopsEveryFlow(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leaktest.Take()
 	tcpAddr := listen(t, func(c *net.TCPConn) { time.Sleep(time.Hour) })
 	udpAddr := udpEcho(t)
 	fwd, app, closeGW := newGateway(t, packetDialer{loopbackTo(tcpAddr), loopbackTo(udpAddr)})
@@ -131,16 +131,9 @@ func TestCloseStopsEveryFlow(t *testing.T) {
 	closeGW()
 	u.Close()
 	c.Close()
-	deadline := time.Now().Add(3 * time.Second)
 	// Server goroutines of this test (the sleeping handler, listeners)
 	// account for a few; flows must not.
-	for runtime.NumGoroutine() > before+4 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before+4 {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	leaks.Wait(t, 4)
 }
 
 var _ proxy.PacketDialer = packetDialer{}

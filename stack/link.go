@@ -14,10 +14,19 @@ import (
 // segmentation and checksum offload when fd carries a virtio_net_hdr
 // (IFF_VNET_HDR), plain packets otherwise. It does not take ownership of
 // fd. onGone, if not nil, is called once when the device goes away.
+//
+// The endpoint drops what a gateway does not forward (see notForwarded:
+// broadcast and multicast, the host's directed broadcasts as they are
+// now), counted in Counters.NotForwarded.
 func NewTUNLink(fd int, mtu uint32, log *slog.Logger, onGone func(error)) (gvstack.LinkEndpoint, error) {
 	vnet, err := tun.HasVnetHdr(fd)
 	if err != nil {
 		return nil, err
+	}
+	drop, err := notForwarded()
+	if err != nil && log != nil {
+		// Broadcast and multicast are still dropped.
+		log.Warn("directed broadcasts of the host's subnets will be forwarded", "err", err)
 	}
 	ep, err := tunlink.New(tunlink.Options{
 		FD:         fd,
@@ -26,6 +35,7 @@ func NewTUNLink(fd int, mtu uint32, log *slog.Logger, onGone func(error)) (gvsta
 		VnetHdrLen: tun.VnetHdrLen,
 		Logger:     log,
 		OnFatal:    onGone,
+		Drop:       drop,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create link endpoint: %w", err)

@@ -75,6 +75,7 @@ const nicID tcpip.NICID = 1
 // Stack is a running gVisor stack with one NIC.
 type Stack struct {
 	gv        *gvstack.Stack
+	link      gvstack.LinkEndpoint // Options.Link, for its counters
 	log       *slog.Logger
 	closeOnce sync.Once
 }
@@ -99,7 +100,7 @@ func New(opts Options) (*Stack, error) {
 		// there is nothing local to loop back.
 		HandleLocal: false,
 	})
-	s := &Stack{gv: gv, log: log}
+	s := &Stack{gv: gv, link: opts.Link, log: log}
 	if err := s.configure(opts); err != nil {
 		gv.Close()
 		gv.Wait()

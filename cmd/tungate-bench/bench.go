@@ -23,16 +23,25 @@ type config struct {
 	tungateMTU int           // tungate's best MTU
 	outDir     string        // where the JSON goes
 	only       []string      // paths to measure; empty means all
+	rows       []string      // row groups to measure (rowGroups); empty means all
+	udpSteps   int           // UDP capacity trials after the unlimited run
 }
+
+// rowGroups are the names -rows accepts, each a group of rows measured
+// together.
+var rowGroups = []string{"tcp", "conn", "udprr", "udpbulk", "idle"}
+
+// row reports whether row group g is to be measured.
+func (c config) row(g string) bool { return len(c.rows) == 0 || slices.Contains(c.rows, g) }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("tungate-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
 	var quick bool
-	var only string
+	var only, rows string
 	fs.StringVar(&cfg.tungate, "tungate", "bin/tungate", "tungate binary to measure")
-	fs.BoolVar(&quick, "quick", false, "one run, 1-second load tests, 1,000 idle connections: for trying it out")
+	fs.BoolVar(&quick, "quick", false, "one run, 1-second load tests, 1,000 idle connections, 3 UDP capacity trials: for trying it out")
 	fs.IntVar(&cfg.runs, "runs", 3, "runs of each measurement; the median is reported")
 	fs.DurationVar(&cfg.iperfTime, "iperf-time", 2*time.Second, "length of one iperf3 run (whole seconds)")
 	fs.DurationVar(&cfg.loadTime, "load-time", 2*time.Second, "length of one connection-rate or UDP run")
@@ -40,6 +49,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.tungateMTU, "tungate-mtu", 65520, "tungate's best MTU")
 	fs.StringVar(&cfg.outDir, "out", "bench/results", "directory for the JSON results")
 	fs.StringVar(&only, "only", "", "comma-separated paths to measure (kernel,tungate,tungate-run,pasta,slirp4netns); default all")
+	fs.StringVar(&rows, "rows", "", "comma-separated row groups to measure ("+strings.Join(rowGroups, ",")+"); default all")
+	fs.IntVar(&cfg.udpSteps, "udp-steps", 6, "trials of the UDP capacity search after the unlimited run")
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -48,12 +59,21 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	if quick {
 		cfg.runs, cfg.iperfTime, cfg.loadTime, cfg.idleConns = 1, 2*time.Second, time.Second, 1000
+		cfg.udpSteps = min(cfg.udpSteps, 3)
 	}
-	if cfg.runs < 1 || cfg.iperfTime < time.Second || cfg.loadTime <= 0 || cfg.idleConns < 1 {
-		return cfg, fmt.Errorf("%w: -runs, -idle-conns must be >= 1, -iperf-time >= 1s, -load-time > 0", errUsage)
+	if cfg.runs < 1 || cfg.iperfTime < time.Second || cfg.loadTime <= 0 || cfg.idleConns < 1 || cfg.udpSteps < 0 {
+		return cfg, fmt.Errorf("%w: -runs, -idle-conns must be >= 1, -udp-steps >= 0, -iperf-time >= 1s, -load-time > 0", errUsage)
 	}
 	if only != "" {
 		cfg.only = strings.Split(only, ",")
+	}
+	if rows != "" {
+		cfg.rows = strings.Split(rows, ",")
+		for _, g := range cfg.rows {
+			if !slices.Contains(rowGroups, g) {
+				return cfg, fmt.Errorf("%w: -rows: unknown group %q (want some of %s)", errUsage, g, strings.Join(rowGroups, ","))
+			}
+		}
 	}
 	return cfg, nil
 }

@@ -22,10 +22,16 @@ const idleOpenTime = 30 * time.Second
 // within a round so that load from elsewhere on a shared machine spreads
 // over all of them instead of landing on one. Each session is fresh. The
 // small-packet tests run at MTU 1500 only, since MTU does not matter to
-// them; the idle-memory test runs in the last round only, as it is slow.
+// them, and so do the UDP bulk tests (1,400-byte datagrams); the
+// idle-memory test and the UDP capacity search run in the last round only,
+// as they are slow. The best-MTU scenario has only TCP rows.
 func (b *bench) measureRounds(ctx context.Context, ps []path) {
+	scenarios := []string{"1500"}
+	if b.cfg.row("tcp") {
+		scenarios = append(scenarios, "best")
+	}
 	for run := 1; run <= b.cfg.runs; run++ {
-		for _, sc := range []string{"1500", "best"} {
+		for _, sc := range scenarios {
 			core := 1500
 			if sc == "best" {
 				core = coreBestMTU
@@ -61,9 +67,14 @@ func (b *bench) measureSession(ctx context.Context, p path, sc string, last bool
 	if sc == "best" && last {
 		b.res.add(p.name, "best_mtu", float64(mtu))
 	}
-	b.measureThroughput(ctx, p.name, s, sc)
+	if b.cfg.row("tcp") {
+		b.measureThroughput(ctx, p.name, s, sc)
+	}
 	if sc == "1500" {
 		b.measureSmall(ctx, p.name, s, last)
+		if b.cfg.row("udpbulk") {
+			b.measureUDPBulk(ctx, p.name, s, last)
+		}
 	}
 	if s.gateway != nil {
 		if err := s.gateway.exited(); err != nil {
@@ -78,28 +89,26 @@ func (b *bench) measureThroughput(ctx context.Context, name string, s *session, 
 	if !b.hasPerf {
 		return
 	}
-	for _, streams := range []int{1, 4} {
-		for _, dir := range []string{"up", "down"} {
-			if ctx.Err() != nil {
-				return
-			}
-			id := fmt.Sprintf("%s_p%d_%s", dir, streams, sc)
-			cpu0, cpuErr := b.gatewayCPU(s)
-			r, err := b.iperf(ctx, s.netns, dir == "down", streams)
-			if err != nil {
-				b.res.fail(name, fmt.Errorf("tcp %s: %w", id, err))
-				continue
-			}
-			cpu1, cpuErr1 := b.gatewayCPU(s)
-			b.res.add(name, "tcp_"+id, r.bitsPerSecond/1e9)
-			msg := fmt.Sprintf("%s: tcp %s: %.2f Gbit/s", name, id, r.bitsPerSecond/1e9)
-			if s.gateway != nil && cpuErr == nil && cpuErr1 == nil {
-				perGB := (cpu1 - cpu0) / (r.bytes / 1e9)
-				b.res.add(name, "cpu_"+id, perGB)
-				msg += fmt.Sprintf(", %.2f CPU s/GB", perGB)
-			}
-			b.logf("%s", msg)
+	for _, f := range flows() {
+		if ctx.Err() != nil {
+			return
 		}
+		id := f.id() + "_" + sc
+		cpu0, cpuErr := b.gatewayCPU(s)
+		r, err := b.iperf(ctx, s.netns, f.dir == "down", f.streams)
+		if err != nil {
+			b.res.fail(name, fmt.Errorf("tcp %s: %w", id, err))
+			continue
+		}
+		cpu1, cpuErr1 := b.gatewayCPU(s)
+		b.res.add(name, "tcp_"+id, r.bitsPerSecond/1e9)
+		msg := fmt.Sprintf("%s: tcp %s: %.2f Gbit/s", name, id, r.bitsPerSecond/1e9)
+		if s.gateway != nil && cpuErr == nil && cpuErr1 == nil && r.bytes > 0 {
+			perGB := (cpu1 - cpu0) / (r.bytes / 1e9)
+			b.res.add(name, "cpu_"+id, perGB)
+			msg += fmt.Sprintf(", %.2f CPU s/GB", perGB)
+		}
+		b.logf("%s", msg)
 	}
 	if s.gateway != nil {
 		if hwm, err := memoryBytes(s.gateway.pid(), "VmHWM"); err == nil {
@@ -115,29 +124,50 @@ func (b *bench) gatewayCPU(s *session) (float64, error) {
 	return cpuSeconds(s.gateway.pid())
 }
 
-// measureSmall runs the connection-rate and UDP tests, and in the last
-// round the idle-memory test.
+// measureSmall runs the connection-rate and UDP request/response tests,
+// and in the last round the idle-memory test.
 func (b *bench) measureSmall(ctx context.Context, name string, s *session, last bool) {
-	d := b.cfg.loadTime.String()
-	var cr connRateResult
-	if err := b.clientJSON(ctx, s.netns, &cr, "connrate", "-addr", serverAddrPort(requestPort), "-c", "50", "-d", d); err != nil {
-		b.res.fail(name, err)
-	} else {
-		b.res.add(name, "conn_rate", cr.PerSecond)
-		b.logf("%s: connrate: %.0f/s (%d errors)", name, cr.PerSecond, cr.Errors)
+	if b.cfg.row("conn") {
+		b.measureConnRate(ctx, name, s)
 	}
+	if b.cfg.row("udprr") {
+		b.measureUDPRoundTrips(ctx, name, s)
+	}
+	if b.cfg.row("idle") && last && s.gateway != nil && ctx.Err() == nil {
+		if err := b.measureIdle(ctx, name, s); err != nil {
+			b.res.fail(name, fmt.Errorf("idle connections: %w", err))
+		}
+	}
+}
+
+// measureConnRate runs the connection-rate test and the gateway's CPU
+// seconds per 1,000 connections during it.
+func (b *bench) measureConnRate(ctx context.Context, name string, s *session) {
+	var cr connRateResult
+	cpu0, cpuErr := b.gatewayCPU(s)
+	if err := b.clientJSON(ctx, s.netns, &cr, "connrate", "-addr", serverAddrPort(requestPort), "-c", "50", "-d", b.cfg.loadTime.String()); err != nil {
+		b.res.fail(name, err)
+		return
+	}
+	cpu1, cpuErr1 := b.gatewayCPU(s)
+	b.res.add(name, "conn_rate", cr.PerSecond)
+	msg := fmt.Sprintf("%s: connrate: %.0f/s (%d errors)", name, cr.PerSecond, cr.Errors)
+	if s.gateway != nil && cpuErr == nil && cpuErr1 == nil && cr.Connections > 0 {
+		perK := (cpu1 - cpu0) / (float64(cr.Connections) / 1000)
+		b.res.add(name, "cpu_per_kconn", perK)
+		msg += fmt.Sprintf(", %.3f CPU s per 1,000", perK)
+	}
+	b.logf("%s", msg)
+}
+
+func (b *bench) measureUDPRoundTrips(ctx context.Context, name string, s *session) {
 	var ur udpResult
-	if err := b.clientJSON(ctx, s.netns, &ur, "udprr", "-addr", serverAddrPort(udpEchoPort), "-c", "8", "-d", d); err != nil {
+	if err := b.clientJSON(ctx, s.netns, &ur, "udprr", "-addr", serverAddrPort(udpEchoPort), "-c", "8", "-d", b.cfg.loadTime.String()); err != nil {
 		b.res.fail(name, err)
 	} else {
 		b.res.add(name, "udp_rate", ur.PerSecond)
 		b.res.add(name, "udp_median_us", ur.MedianUS)
 		b.logf("%s: udp: %.0f/s, median %.0f µs (%d lost)", name, ur.PerSecond, ur.MedianUS, ur.Lost)
-	}
-	if last && s.gateway != nil && ctx.Err() == nil {
-		if err := b.measureIdle(ctx, name, s); err != nil {
-			b.res.fail(name, fmt.Errorf("idle connections: %w", err))
-		}
 	}
 }
 

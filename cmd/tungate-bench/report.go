@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -37,7 +38,7 @@ func (r *results) printTable(w io.Writer) {
 	cols := r.ratioColumns()
 	if len(cols) > 0 {
 		fmt.Fprintf(w, "\nratios a/b of the medians above (same run); k=kernel tg=tungate run=tungate-run slirp=slirp4netns\n")
-		fmt.Fprintf(w, "(Gbit/s, conn/s, rt/s: above 1 means a is better; s/GB, MiB, µs, bytes: below 1 means a is better)\n\n")
+		fmt.Fprintf(w, "(%s)\n\n", ratioLegend(r.Metrics))
 		var heads []string
 		for _, c := range cols {
 			heads = append(heads, shortName[c.a]+"/"+shortName[c.b])
@@ -59,6 +60,26 @@ func (r *results) printTable(w io.Writer) {
 			fmt.Fprintf(w, "%s: error: %s\n", p.Name, e)
 		}
 	}
+}
+
+// ratioLegend says, by unit, which way each ratio reads, from the
+// metrics' own direction.
+func ratioLegend(ms []metric) string {
+	var higher, lower []string
+	for _, m := range ms {
+		if m.ID == "best_mtu" {
+			continue // a setting, not a result: it has no ratios
+		}
+		side := &lower
+		if m.HigherIsBetter {
+			side = &higher
+		}
+		if !slices.Contains(*side, m.Unit) {
+			*side = append(*side, m.Unit)
+		}
+	}
+	return fmt.Sprintf("%s: above 1 means a is better; %s: below 1 means a is better",
+		strings.Join(higher, ", "), strings.Join(lower, ", "))
 }
 
 // printRows prints one row per metric that has any cell, with columns cols.

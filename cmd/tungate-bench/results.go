@@ -26,28 +26,43 @@ func metrics() []metric {
 			mtu = "best MTU"
 			m = append(m, metric{"best_mtu", "best MTU", "bytes", true})
 		}
-		for _, streams := range []int{1, 4} {
-			for _, dir := range []string{"up", "down"} {
-				id := fmt.Sprintf("%s_p%d_%s", dir, streams, sc)
-				m = append(m, metric{"tcp_" + id, fmt.Sprintf("TCP %s x%d, %s", dir, streams, mtu), "Gbit/s", true})
-			}
+		for _, f := range flows() {
+			m = append(m, metric{"tcp_" + f.id() + "_" + sc, fmt.Sprintf("TCP %s x%d, %s", f.dir, f.streams, mtu), "Gbit/s", true})
 		}
-		for _, streams := range []int{1, 4} {
-			for _, dir := range []string{"up", "down"} {
-				id := fmt.Sprintf("%s_p%d_%s", dir, streams, sc)
-				m = append(m, metric{"cpu_" + id, fmt.Sprintf("CPU/GB %s x%d, %s", dir, streams, mtu), "s/GB", false})
-			}
+		for _, f := range flows() {
+			m = append(m, metric{"cpu_" + f.id() + "_" + sc, fmt.Sprintf("CPU/GB %s x%d, %s", f.dir, f.streams, mtu), "s/GB", false})
 		}
 		m = append(m, metric{"peak_rss_" + sc, "peak RSS, " + mtu, "MiB", false})
 	}
-	return append(m,
+	m = append(m,
 		metric{"conn_rate", "TCP connections (50 clients)", "conn/s", true},
+		metric{"cpu_per_kconn", "CPU per 1,000 TCP connections", "s/1k conns", false},
 		metric{"udp_rate", "UDP 60 B round trips (8 clients)", "rt/s", true},
 		metric{"udp_median_us", "UDP round trip median", "µs", false},
+	)
+	m = append(m, udpBulkMetrics()...)
+	return append(m,
 		metric{"idle_open", fmt.Sprintf("idle conns opened within %v", idleOpenTime), "conns", true},
 		metric{"idle_rss", "RSS holding idle conns", "MiB", false},
 		metric{"idle_bytes_per_conn", "RSS per idle conn", "bytes", false},
 	)
+}
+
+// udpBulkMetrics are the UDP bulk rows (1,400-byte datagrams, MTU 1500):
+// for each kind, up and down with 1 and 4 streams.
+func udpBulkMetrics() []metric {
+	kinds := []struct{ prefix, label, unit string }{
+		{"udp_goodput_", "-b 0: arrives", "Gbit/s"},
+		{"udp_capacity_", "capacity (<1% lost)", "Gbit/s"},
+		{"udp_overload_", "-b 0 / capacity", "ratio"},
+	}
+	var m []metric
+	for _, k := range kinds {
+		for _, f := range flows() {
+			m = append(m, metric{k.prefix + f.id(), fmt.Sprintf("UDP %s x%d, %s", f.dir, f.streams, k.label), k.unit, true})
+		}
+	}
+	return m
 }
 
 // value is one metric of one path: every run and their median.

@@ -34,6 +34,7 @@ type gatewayConfig struct {
 	cpus           int
 	logLevel       logLevel
 	proxy          proxyConfig
+	ready          readyConfig
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -52,6 +53,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
 	addProxyFlags(fs, &c.proxy)
+	addReadyFlags(fs, &c.ready)
 }
 
 // addDeviceFlags registers the flags that only the gateway has.
@@ -66,6 +68,9 @@ func addDeviceFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 // validate checks what single flag values cannot; ranges and forms are
 // checked as each flag is parsed (intValue, durationValue, ...).
 func (c *gatewayConfig) validate() error {
+	if err := c.ready.validate(); err != nil {
+		return err
+	}
 	return c.proxy.validate()
 }
 

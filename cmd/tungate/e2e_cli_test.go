@@ -43,6 +43,30 @@ func TestCLIErrors(t *testing.T) {
 		{name: "address not an address", args: []string{"--address", "nonsense/24"}, wantCode: wantExitUsage, wantAny: []string{"--address"}},
 		{name: "device bogus scheme", args: []string{"--device", "bogus://x"}, wantCode: wantExitUsage, wantAny: []string{"--device"}},
 		{name: "missing netns", args: []string{"--netns", missingNS, "--device", "tun://" + netlab.UniqueName("tg")}, wantCode: wantExitRuntime, wantAny: []string{missingNS}},
+		{name: "netns path of no process", args: []string{"--netns", "/proc/999999/ns/net", "--device", "tun://" + netlab.UniqueName("tg")}, wantCode: wantExitRuntime, wantAny: []string{"no process 999999"}},
+		{
+			name: "default route clash",
+			setup: func(t *testing.T, cmd *exec.Cmd) []string {
+				ns := netlab.NewNS(t, "tgc")
+				name := netlab.UniqueName("vt")
+				ns.MustRun(t, "ip", "link", "add", name, "type", "veth", "peer", "name", netlab.UniqueName("vt"))
+				ns.MustRun(t, "ip", "link", "set", name, "up")
+				ns.MustRun(t, "ip", "route", "add", "default", "dev", name)
+				return []string{"--netns", ns.Name, "--device", "tun://" + netlab.UniqueName("tg")}
+			},
+			wantCode: wantExitRuntime,
+			wantAny:  []string{"--no-routes"},
+		},
+		{
+			name: "rootless run --netns-path",
+			setup: func(t *testing.T, cmd *exec.Cmd) []string {
+				cmd.Dir = "/"
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+				return []string{"run", "--netns-path", "/tmp/" + netlab.UniqueName("tgk")}
+			},
+			wantCode: wantExitUsage,
+			wantAny:  []string{"--netns-path needs root"},
+		},
 		{
 			name: "fd not a TUN",
 			setup: func(t *testing.T, cmd *exec.Cmd) []string {

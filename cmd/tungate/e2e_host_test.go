@@ -1,11 +1,13 @@
 package main_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -48,13 +50,25 @@ func testWholeHost(t *testing.T, mode string) {
 	} else {
 		args = append(args, "--interface", veth)
 	}
-	gw := host.Start(t, netlab.TungatePath(t), args...)
-	if err := gw.WaitOutput("msg=serving", 10*time.Second); err != nil {
-		t.Fatalf("tungate did not start: %v\n%s", err, gw.Output())
+	// As the README's recipe does: routes only once tungate says it is
+	// ready (--ready-fd), and a blackhole behind the device's route so that
+	// traffic fails closed when the device is gone.
+	ready, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
+	cmd := host.Exec(context.Background(), netlab.TungatePath(t), append(args, "--ready-fd", "3")...)
+	cmd.ExtraFiles = []*os.File{w}
+	gw := netlab.StartTungateCommand(t, cmd)
+	w.Close()
+	if line, err := bufio.NewReader(ready).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("--ready-fd: %q, %v", line, err)
 	}
 	for _, fam := range []string{"-4", "-6"} {
 		host.MustRun(t, "ip", append([]string{fam}, rule...)...)
 		host.MustRun(t, "ip", fam, "route", "add", "default", "dev", dev, "table", "166")
+		host.MustRun(t, "ip", fam, "route", "add", "blackhole", "default", "table", "166", "metric", "65535")
 	}
 
 	for _, v6 := range []bool{false, true} {
@@ -80,6 +94,15 @@ func testWholeHost(t *testing.T, mode string) {
 		want := fmt.Sprintf("dst=%s", netip.AddrPortFrom(addr, netlab.NginxPort))
 		if !strings.Contains(gw.Output(), "msg=\"tcp open\"") || !strings.Contains(gw.Output(), want) {
 			t.Fatalf("tungate's log shows no flow to %s:\n%s", addr, gw.Output())
+		}
+	}
+	// Fail closed: with tungate gone, its device and route go with it, and
+	// the blackhole keeps the host's traffic from leaving around it.
+	gw.Stop()
+	for _, addr := range []netip.Addr{sub.V4(2), sub.V6(2)} {
+		url := fmt.Sprintf("http://%s/", netip.AddrPortFrom(addr, netlab.NginxPort))
+		if out, err := runIn(t, host, 20*time.Second, "curl", "--silent", "--show-error", "--max-time", "5", url); err == nil {
+			t.Fatalf("curl %s with tungate stopped got through:\n%s", url, out)
 		}
 	}
 }

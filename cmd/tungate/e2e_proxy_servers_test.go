@@ -5,7 +5,6 @@ package main_test
 // configuration in a test directory.
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/tungate/tungate/cmd/internal/netlab"
@@ -49,28 +49,11 @@ func (l *proxyLab) startDante(t testing.TB, port uint16, user bool) *dante {
 		method = "username"
 	}
 	logFile := filepath.Join(dir, "danted.log")
-	conf := fmt.Sprintf(`logoutput: %s
-internal: %s port = %d
-internal: %s port = %d
-external: %s
-clientmethod: none
-socksmethod: %s
-user.privileged: root
-user.unprivileged: nobody
-client pass {
-	from: 0/0 to: 0/0
-	log: error
-}
-socks pass {
-	from: 0/0 to: 0/0
-	command: connect udpassociate bindreply udpreply
-	log: connect error
-}
-`, logFile, l.srvAddr(false), port, l.srvAddr(true), port, l.srvVeth, method)
 	path := filepath.Join(dir, "danted.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeTestdataTemplate(t, "dante.conf.tmpl", path, map[string]any{
+		"Log": logFile, "Addr4": l.srvAddr(false), "Addr6": l.srvAddr(true), "Port": port,
+		"External": l.srvVeth, "Method": method,
+	})
 	p := l.srv.Start(t, "danted", "-f", path, "-p", filepath.Join(dir, "danted.pid"))
 	if err := l.srv.WaitTCP(netip.AddrPortFrom(l.srvAddr(false), port).String(), 10*time.Second); err != nil {
 		b, _ := os.ReadFile(logFile)
@@ -124,20 +107,10 @@ func (l *proxyLab) startSSHDynamic(t *testing.T) netip.AddrPort {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "sshd_config")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`ListenAddress %s:%d
-HostKey %s
-AuthorizedKeysFile %s
-PidFile %s
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-AllowTcpForwarding yes
-`, l.srvAddr(false), portSSH, hostKey, authorized, filepath.Join(dir, "sshd.pid"))), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeTestdataTemplate(t, "sshd_config.tmpl", conf, map[string]any{
+		"Listen":  netip.AddrPortFrom(l.srvAddr(false), portSSH),
+		"HostKey": hostKey, "AuthorizedKeys": authorized, "PidFile": filepath.Join(dir, "sshd.pid"),
+	})
 	// sshd insists on its privilege separation directory.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatal(err)
@@ -154,6 +127,27 @@ AllowTcpForwarding yes
 		t.Fatalf("ssh -D: %v\n%s\nsshd:\n%s", err, ssh.Output(), sshd.Output())
 	}
 	return socks
+}
+
+// writeTestdataTemplate fills in the template testdata/NAME (at the top of
+// the module) with data and writes it to path.
+func writeTestdataTemplate(t testing.TB, name, path string, data any) {
+	t.Helper()
+	tmpl, err := template.ParseFiles(filepath.Join("..", "..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tmpl.Execute(f, data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("write %s from testdata/%s: %v", path, name, err)
+	}
 }
 
 // freeLoopbackPort returns a TCP port nobody listens on at 127.0.0.1 now.

@@ -27,9 +27,12 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 			Addresses:     cfg.addresses.values,
 			DefaultRoutes: cfg.netns != "" && !cfg.noRoutes,
 		})
-		if errors.Is(err, tun.ErrIPv6Disabled) {
+		switch {
+		case errors.Is(err, tun.ErrIPv6Disabled):
 			log.Warn("IPv6 is disabled in the device's namespace; serving IPv4 only", "err", err)
-		} else if err != nil {
+		case errors.Is(err, tun.ErrRouteExists):
+			return fmt.Errorf("%w, or run with --no-routes to add none (and route by hand)", err)
+		case err != nil:
 			return err
 		}
 	}
@@ -43,12 +46,15 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	dropPrivileges(gatewayCaps(cfg), log)
 	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
+	cfg.ready.signalReady(log)
 	select {
 	case <-ctx.Done():
 		err = nil
 	case err = <-devGone:
 	}
+	signalStopping(log)
 	drops, udp := gw.stack.Counters(), gw.fwd.UDPStats()
 	gw.Close()
 	log.Info("stopped", "device", dev.Name(), "drops", drops, "udp", udp)

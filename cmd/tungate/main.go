@@ -18,9 +18,6 @@ import (
 	gvlog "gvisor.dev/gvisor/pkg/log"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // Exit statuses.
 const (
 	exitOK      = 0
@@ -63,28 +60,39 @@ type exitError struct{ code int }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// newGatewayFlags is the flag set of plain `tungate`, bound to cfg. The
+// completions and the man page test read it too, so every flag added here
+// shows up there.
+func newGatewayFlags(cfg *gatewayConfig) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("tungate", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addDeviceFlags(fs, cfg)
+	addGatewayFlags(fs, cfg)
+	fs.Bool("version", false, "print the version and exit")
+	fs.BoolP("help", "h", false, "show this help")
+	return fs
+}
+
 // run is the whole program, minus the process: testable with any args and
 // writers.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "run" {
 		return runCommand(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "completion" {
+		return completionCommand(args[1:], stdout)
+	}
 	var cfg gatewayConfig
-	fs := pflag.NewFlagSet("tungate", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	addDeviceFlags(fs, &cfg)
-	addGatewayFlags(fs, &cfg)
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	help := fs.BoolP("help", "h", false, "show this help")
+	fs := newGatewayFlags(&cfg)
 	if err := fs.Parse(args); err != nil {
 		return flagParseError(err)
 	}
-	if *help {
-		fmt.Fprintf(stdout, "Usage: tungate [flags]\n\nServe a TUN device with a userspace TCP/IP stack and re-dial every flow through host sockets.\n\nFlags:\n%s", fs.FlagUsages())
+	if help, _ := fs.GetBool("help"); help {
+		printGatewayHelp(stdout, fs)
 		return nil
 	}
-	if *showVersion {
-		fmt.Fprintf(stdout, "tungate %s\n", version)
+	if v, _ := fs.GetBool("version"); v {
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	}
 	if fs.NArg() > 0 {

@@ -23,7 +23,7 @@ type proxyConfig struct {
 }
 
 func addProxyFlags(fs *pflag.FlagSet, c *proxyConfig) {
-	fs.VarP(&c.hops, "proxy", "x", "leave through this proxy, repeatable for a chain (first hop dialed from the host); NAME=URL hops form the chain NAME, for --route: direct://, socks5://[USER:PASS@]HOST:PORT, socks4://[USER@]HOST:PORT, socks4a://[USER@]HOST:PORT or http://[USER:PASS@]HOST:PORT (default direct://)")
+	fs.VarP(&c.hops, "proxy", "x", "leave through this proxy, repeatable for a chain (first hop dialed from the host); NAME=URL hops form the chain NAME, for --route: direct://, socks5://[USER:PASS@]HOST:PORT (socks5h:// is the same: names always go to the proxy unresolved), socks4://[USER@]HOST:PORT, socks4a://[USER@]HOST:PORT or http://[USER:PASS@]HOST:PORT (default direct://)")
 	fs.Var(&c.udp, "udp", "where UDP goes: proxy (SOCKS5 UDP ASSOCIATE), direct (host sockets, around the proxy) or block (refused with ICMP port unreachable) (default proxy if the proxy path carries UDP, else block)")
 	fs.Var(&c.dns, "dns-mode", "fake: answer DNS in tungate with addresses from 198.19.0.0/16 and fd74:6761:7465:fa4e::/64 and send the proxy the name; forward: DNS flows are ordinary flows (default fake with a proxy or with domain: routes, else forward)")
 	c.handshakeTimeout = proxy.DefaultHandshakeTimeout

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/tungate/tungate/forwarder/dns"
 	"github.com/tungate/tungate/forwarder/publish"
 	"github.com/tungate/tungate/stack/appns"
 )
@@ -67,14 +66,30 @@ func (s *runSession) close() {
 }
 
 func runInNamespace(ctx context.Context, rc *runConfig, log *slog.Logger, sigs <-chan os.Signal, stderr io.Writer) error {
+	if rc.netnsPath != "" {
+		cleared, err := appns.ClearStaleNetNS(rc.netnsPath)
+		if err != nil {
+			return fmt.Errorf("run: --netns-path: %w", err)
+		}
+		if cleared {
+			log.Warn("removed a namespace left at --netns-path by an instance that was killed (no process was in it); making a new one", "path", rc.netnsPath)
+		}
+	}
 	s, err := startSession(rc, log)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	defer signalStopping(log)
 	if rc.netnsPath != "" {
-		return keepNamespace(ctx, s, rc, log, sigs)
+		undo, err := s.ns.BindNetNS(rc.netnsPath)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		dropPrivileges(runCaps(rc), log)
+		return keepNamespace(ctx, s, rc, undo, log, sigs)
 	}
+	dropPrivileges(runCaps(rc), log)
 	logServing(s, rc, log)
 	select {
 	case sig := <-sigs:
@@ -111,14 +126,14 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 	}
 	d := newRunDNS(rc.dns.values, log)
 	rc.dns.values = d.servers
-	resolv := ""
+	var files nsFiles
 	if len(rc.command) > 0 {
 		var err error
-		if resolv, err = writeResolvConf(d.keep); err != nil {
+		if files, err = writeNSFiles(d.keep); err != nil {
 			return nil, err
 		}
-		// The setup process has bind-mounted it once Start returns.
-		defer os.Remove(resolv)
+		// The setup process has bind-mounted them once Start returns.
+		defer files.remove()
 	}
 	s := &runSession{}
 	var err error
@@ -127,7 +142,9 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 		Device:     nsDevice,
 		MTU:        rc.gw.mtu,
 		Addresses:  rc.gw.addresses.values,
-		ResolvConf: resolv,
+		ResolvConf: files.resolvConf,
+		NSSwitch:   files.nsswitch,
+		Hide:       appns.ResolverSockets(),
 		Rootless:   rootless,
 		Command:    rc.command,
 		User:       cred,
@@ -204,27 +221,6 @@ func firstAddr(ps []netip.Prefix, is func(netip.Addr) bool) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// writeResolvConf writes the file CMD will see as /etc/resolv.conf.
-func writeResolvConf(keep []string) (string, error) {
-	f, err := os.CreateTemp("", "tungate-resolv-*.conf")
-	if err != nil {
-		return "", fmt.Errorf("run: write the namespace's resolv.conf: %w", err)
-	}
-	err = dns.WriteResolvConf(f, nsResolverAddrs, keep)
-	if err == nil {
-		// Readable by CMD when --user drops root.
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("run: write the namespace's resolv.conf: %w", err)
-	}
-	return f.Name(), nil
-}
-
 // logServing says that the namespace is ready (msg=serving, as the
 // gateway says it).
 func logServing(s *runSession, rc *runConfig, log *slog.Logger) {
@@ -234,15 +230,12 @@ func logServing(s *runSession, rc *runConfig, log *slog.Logger) {
 	}
 	log.Info("serving", "device", nsDevice, "netns", netns, "pid", s.ns.Pid(), "mtu", rc.gw.mtu,
 		"resolver", nsResolverAddrs[0], "upstream_dns", fmt.Sprint(rc.dns.values))
+	rc.gw.ready.signalReady(log)
 }
 
-// keepNamespace serves the namespace, bind-mounted at path, until ctx ends
-// or a signal comes.
-func keepNamespace(ctx context.Context, s *runSession, rc *runConfig, log *slog.Logger, sigs <-chan os.Signal) error {
-	undo, err := s.ns.BindNetNS(rc.netnsPath)
-	if err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
+// keepNamespace serves the namespace, bind-mounted at its path, until ctx
+// ends or a signal comes, and then runs undo (which unmounts it).
+func keepNamespace(ctx context.Context, s *runSession, rc *runConfig, undo func() error, log *slog.Logger, sigs <-chan os.Signal) error {
 	logServing(s, rc, log)
 	select {
 	case <-ctx.Done():

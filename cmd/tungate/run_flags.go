@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -43,10 +44,9 @@ Inside the namespace:
 Flags:
 `
 
-// parseRunFlags parses `tungate run` arguments. It returns pflag.ErrHelp
-// after printing help to stdout.
-func parseRunFlags(args []string, stdout io.Writer) (*runConfig, error) {
-	rc := &runConfig{}
+// newRunFlags is the flag set of `tungate run`, bound to rc. The
+// completions and the man page test read it too.
+func newRunFlags(rc *runConfig) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("tungate run", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	// Flags after the command are the command's.
@@ -58,13 +58,21 @@ func parseRunFlags(args []string, stdout io.Writer) (*runConfig, error) {
 	fs.Var(&rc.dns, "dns", "DNS server for the namespace's resolver, ADDR[:PORT], repeatable (default: the nameservers of the host's /etc/resolv.conf)")
 	fs.BoolVar(&rc.allowHostLoopback, "allow-host-loopback", false, "let 198.18.0.3 and fd74:6761:7465::3 inside the namespace reach the host's 127.0.0.1 and ::1")
 	fs.VarP(&rc.publish, "publish", "p", "publish a port of the namespace on the host, [HOSTADDR:]HOSTPORT:NSPORT[/tcp|/udp], repeatable")
-	fs.StringVar(&rc.netnsPath, "netns-path", "", "run no command: keep the namespace, bind-mounted at this path (for nsenter or ip netns exec), until tungate is stopped; needs root")
-	fs.StringVar(&rc.user, "user", "", "as root, run CMD as this user (name or uid), with its HOME, USER and LOGNAME, instead of root")
-	help := fs.BoolP("help", "h", false, "show this help")
+	fs.StringVar(&rc.netnsPath, "netns-path", "", "run no command: keep the namespace, bind-mounted at `PATH` (for nsenter or ip netns exec), until tungate is stopped; needs root")
+	fs.StringVar(&rc.user, "user", "", "as root, run CMD as this user, `NAME|UID`, with its HOME, USER and LOGNAME, instead of root")
+	fs.BoolP("help", "h", false, "show this help")
+	return fs
+}
+
+// parseRunFlags parses `tungate run` arguments. It returns pflag.ErrHelp
+// after printing help to stdout.
+func parseRunFlags(args []string, stdout io.Writer) (*runConfig, error) {
+	rc := &runConfig{}
+	fs := newRunFlags(rc)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagParseError(fmt.Errorf("run: %w", err))
 	}
-	if *help {
+	if help, _ := fs.GetBool("help"); help {
 		fmt.Fprintf(stdout, "%s%s", runUsage, fs.FlagUsages())
 		return nil, pflag.ErrHelp
 	}
@@ -74,6 +82,8 @@ func parseRunFlags(args []string, stdout io.Writer) (*runConfig, error) {
 		return nil, usageErrorf("run: no command: want tungate run [flags] -- CMD [ARGS...], or --netns-path PATH")
 	case len(rc.command) > 0 && rc.netnsPath != "":
 		return nil, usageErrorf("run: --netns-path runs no command, but %q was given", rc.command[0])
+	case rc.netnsPath != "" && os.Geteuid() != 0:
+		return nil, usageErrorf("run: --netns-path needs root: the namespace is bind-mounted in the host's mount namespace; run tungate run -- CMD instead, or as root")
 	}
 	if err := rc.gw.validate(); err != nil {
 		return nil, err

@@ -8,10 +8,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tungate/tungate/internal/leaktest"
 )
 
 // modes are the two ways a Resolver answers: on the writer's goroutine
@@ -284,7 +285,7 @@ func TestSlowAnswersAreBounded(t *testing.T) {
 // Closing the resolver hangs up every flow (reads end with EOF), stops the
 // queries being answered and leaves no goroutine behind.
 func TestResolverCloseStopsFlows(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leaktest.Take()
 	a := &blockingAnswerer{}
 	r, err := New(Options{Answerer: a})
 	if err != nil {
@@ -310,11 +311,5 @@ func TestResolverCloseStopsFlows(t *testing.T) {
 	if _, err := r.Open(netip.MustParseAddrPort("192.0.2.53:53"), true); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("dial after Close: %v, want net.ErrClosed", err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	leaks.Wait(t, 0)
 }

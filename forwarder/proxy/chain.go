@@ -16,6 +16,8 @@ import (
 type Chain struct {
 	hops  []*Hop     // the proxy hops, without direct ones
 	outer *hopDialer // the last hop, which dials through all the others
+	// udpRefused remembers a refused UDP ASSOCIATE (see UDPRefusalMemory).
+	udpRefused udpRefusal
 }
 
 var (
@@ -51,7 +53,9 @@ func (c *Chain) DialContext(ctx context.Context, network, address string) (net.C
 }
 
 // DialPacket implements PacketDialer. Only a chain of exactly one SOCKS5 hop
-// carries UDP; otherwise the error matches ErrUDPUnsupported.
+// carries UDP; otherwise the error matches ErrUDPUnsupported. After the
+// proxy refused UDP ASSOCIATE, dials fail at once for UDPRefusalMemory with
+// ErrUDPRefused and ErrUDPRefusedRecently.
 func (c *Chain) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
 	if err := c.udpUnsupported(); err != nil {
 		return nil, err
@@ -60,9 +64,12 @@ func (c *Chain) DialPacket(ctx context.Context, network, address string) (net.Co
 	if !ok {
 		return nil, c.outer.wrap(ErrUDPUnsupported)
 	}
+	if err := c.udpRefused.check(time.Now()); err != nil {
+		return nil, c.outer.wrap(err)
+	}
 	conn, err := pd.DialPacket(ctx, network, address)
 	if err != nil {
-		return nil, c.outer.wrap(err)
+		return nil, c.outer.wrap(c.udpRefused.note(err, time.Now()))
 	}
 	return conn, nil
 }

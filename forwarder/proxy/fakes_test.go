@@ -137,6 +137,7 @@ type fakeSOCKS5 struct {
 	reply            byte // non-zero: answer CONNECT with this code
 	relayUnspecified bool // answer UDP ASSOCIATE with 0.0.0.0
 	junkFirst        bool // before each UDP reply, send a fragment and a stranger's datagram
+	refuseUDP        bool // answer UDP ASSOCIATE with reply 7, as microsocks does
 	*tserver
 
 	mu      sync.Mutex
@@ -147,6 +148,13 @@ type fakeSOCKS5 struct {
 func startSOCKS5(t *testing.T, f *fakeSOCKS5) *fakeSOCKS5 {
 	f.tserver = serve(t, f.handle)
 	return f
+}
+
+// requests counts the requests (CONNECT and UDP ASSOCIATE) it answered.
+func (f *fakeSOCKS5) requests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.targets)
 }
 
 func (f *fakeSOCKS5) lastTarget() string {
@@ -200,6 +208,8 @@ func (f *fakeSOCKS5) handle(c net.Conn) {
 	f.targets = append(f.targets, target)
 	f.mu.Unlock()
 	switch {
+	case req[1] == 3 && f.refuseUDP:
+		c.Write([]byte{5, 7, 0, 1, 0, 0, 0, 0, 0, 0})
 	case req[1] == 3:
 		f.associate(c)
 	case f.reply != 0:

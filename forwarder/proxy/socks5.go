@@ -26,6 +26,10 @@ type SOCKS5 struct {
 	// HandshakeTimeout bounds the exchange after the TCP connection is up;
 	// zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// UDPResolver, if set, resolves a destination name for DialPacket, so
+	// that the datagrams carry an address; see UDPResolver. Nil sends the
+	// name (remote DNS).
+	UDPResolver UDPResolver
 }
 
 var (
@@ -134,7 +138,7 @@ func socks5Request(rw io.ReadWriter, cmd byte, target hostPort) (hostPort, error
 	bound, err := readSOCKS5Reply(rw)
 	if err != nil {
 		if cmd == cmdUDPAssociate && errors.Is(err, errCmdNotSupported) {
-			err = fmt.Errorf("%w: %w", ErrUDPUnsupported, err)
+			err = fmt.Errorf("%w (%w): %w", ErrUDPRefused, ErrUDPUnsupported, err)
 		}
 		return hostPort{}, fmt.Errorf("%s: %w", what, err)
 	}

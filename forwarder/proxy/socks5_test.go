@@ -6,10 +6,11 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tungate/tungate/internal/leaktest"
 )
 
 // echoRoundTrip writes msg and expects it back.
@@ -205,7 +206,7 @@ func TestSOCKS5UDPNoLeak(t *testing.T) {
 	echo := startUDPEcho(t)
 	srv := startSOCKS5(t, &fakeSOCKS5{})
 	d := &SOCKS5{Address: srv.addr(), Forward: &Direct{}}
-	before := runtime.NumGoroutine()
+	leaks := leaktest.Take()
 	for range 20 {
 		conn, err := d.DialPacket(testCtx(t), "udp", echo)
 		if err != nil {
@@ -214,11 +215,5 @@ func TestSOCKS5UDPNoLeak(t *testing.T) {
 		echoRoundTrip(t, conn, "ping")
 		conn.Close()
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines, %d before the dials", n, before)
-	}
+	leaks.Wait(t, 0)
 }

@@ -32,6 +32,9 @@ func (s *SOCKS5) DialPacket(ctx context.Context, network, address string) (_ net
 	if err != nil {
 		return nil, err
 	}
+	if target, err = s.resolveUDP(ctx, network, target); err != nil {
+		return nil, err
+	}
 	ctrl, err := s.Forward.DialContext(ctx, "tcp", s.Address)
 	if err != nil {
 		return nil, err

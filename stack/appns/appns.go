@@ -1,22 +1,30 @@
 // Package appns gives one command a network of its own: a new network
 // namespace holding only lo and a TUN device (addresses, link up, default
-// routes for IPv4 and IPv6), and a private mount namespace where
-// /etc/resolv.conf can be replaced without touching the host's file. The
-// caller serves the device (it gets the fd) and decides when the command
-// runs.
+// routes for IPv4 and IPv6); a private mount namespace where
+// /etc/resolv.conf and /etc/nsswitch.conf are replaced without touching the
+// host's files, sysfs shows the new network namespace and the host's
+// resolver sockets are hidden (see ResolverSockets); and a PID namespace,
+// with its own /proc, that dies as a whole with the caller. The caller
+// serves the device (it gets the fd) and decides when the command runs.
 //
 // The namespaces are made by a re-executed copy of the program (the setup
-// process, see ChildMain) started with CLONE_NEWNET|CLONE_NEWNS, plus
-// CLONE_NEWUSER when the caller is not root. Only that process can work
+// process, see ChildMain) started with CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWPID,
+// plus CLONE_NEWUSER when the caller is not root. Only that process can work
 // inside them: a multithreaded Go process cannot join a user namespace, so
-// the setup process opens and configures the device itself, passes its fd
-// back over a socketpair (SCM_RIGHTS), and finally execs the command, which
-// therefore is the parent's direct child.
+// the setup process opens and configures the device itself and passes its
+// fd back over a socketpair (SCM_RIGHTS). It then starts the command and
+// stays PID 1 of the PID namespace: it reaps orphans, passes on the
+// signals the caller sends through Signal, and exits with the command's
+// status. It dies with the caller (parent-death signal SIGKILL), and the
+// kernel then kills every process left in the PID namespace, so no
+// descendant of the command outlives the caller, even one killed with
+// SIGKILL.
 //
 // Without root, the caller's uid and gid map to themselves inside the user
 // namespace (as unshare --map-current-user does), so the command runs as the
 // caller's own uid; the setup process gets CAP_NET_ADMIN and CAP_SYS_ADMIN
-// in that namespace as ambient capabilities, and clears them before exec.
+// in that namespace as ambient capabilities, and clears them before it
+// starts the command.
 package appns
 
 import (
@@ -48,6 +56,15 @@ type Config struct {
 	// /etc/resolv.conf (bind-mounted in its mount namespace only). It is
 	// read before Start returns; the caller may remove it then.
 	ResolvConf string
+	// NSSwitch, if set, is a file that the command sees as
+	// /etc/nsswitch.conf (see NSSwitchConf), like ResolvConf. Nothing is
+	// mounted if the host has no /etc/nsswitch.conf.
+	NSSwitch string
+	// Hide are paths the command must not reach (see ResolverSockets): a
+	// directory is covered with an empty tmpfs, anything else with
+	// /dev/null, in the command's mount namespace only. Paths that do not
+	// exist are skipped.
+	Hide []string
 	// Rootless creates a user namespace mapping the caller's uid and gid to
 	// themselves. Required when the caller is not root.
 	Rootless bool
@@ -135,9 +152,10 @@ func setupCommand(cfg *Config, sock *os.File) *exec.Cmd {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
 	cmd.ExtraFiles = []*os.File{sock}
 	attr := &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS,
+		Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
 		// Nothing must outlive tungate, which holds the namespace's only
-		// way out. ChildMain sets it again before exec.
+		// way out: when PID 1 of the PID namespace dies, the kernel kills
+		// every other process in it.
 		Pdeathsig: syscall.SIGKILL,
 	}
 	if cfg.Rootless {
@@ -159,9 +177,10 @@ func (n *Namespace) setUp(cfg *Config) error {
 		MTU:        cfg.MTU,
 		Addresses:  cfg.Addresses,
 		ResolvConf: cfg.ResolvConf,
+		NSSwitch:   cfg.NSSwitch,
+		Hide:       cfg.Hide,
 		Command:    cfg.Command,
 		User:       cfg.User,
-		ParentPID:  os.Getpid(),
 	}
 	if err := send(n.sock, req); err != nil {
 		return fmt.Errorf("namespace setup: send request: %w", err)
@@ -205,14 +224,15 @@ func (n *Namespace) TUN() int { return n.tunFD }
 // Warning is a problem the setup worked around (IPv6 disabled), or "".
 func (n *Namespace) Warning() string { return n.warn }
 
-// Pid is the setup process's, later the command's.
+// Pid is the setup process's: PID 1 of the command's PID namespace, as the
+// caller's namespace numbers it.
 func (n *Namespace) Pid() int { return n.cmd.Process.Pid }
 
 // NetNSPath is a path that names the network namespace while it lives.
 func (n *Namespace) NetNSPath() string { return fmt.Sprintf("/proc/%d/ns/net", n.Pid()) }
 
-// Run starts the command and returns once it has been exec'd, or with an
-// *ExecError if exec failed.
+// Run starts the command and returns once it runs, or with an *ExecError
+// if it could not be started.
 func (n *Namespace) Run() error {
 	if _, err := unix.Write(n.sock, goMessage); err != nil {
 		return fmt.Errorf("start command: %w", err)
@@ -221,18 +241,32 @@ func (n *Namespace) Run() error {
 	_, err := recv(n.sock, &rep)
 	switch {
 	case errors.Is(err, io.EOF):
-		// The socket was close-on-exec: the command is running.
-		return nil
+		return fmt.Errorf("start command: the namespace's init process ended (%s)", n.wait())
 	case err != nil:
 		return fmt.Errorf("start command: %w", err)
+	case rep.Error != "":
+		return &ExecError{Code: rep.Code, Err: errors.New(rep.Error)}
 	}
-	return &ExecError{Code: rep.Code, Err: errors.New(rep.Error)}
+	return nil
 }
 
-// Signal sends sig to the command (or the setup process).
-func (n *Namespace) Signal(sig os.Signal) error { return n.cmd.Process.Signal(sig) }
+// Signal sends sig to the command, through the namespace's init process
+// (which the kernel shields from signals it does not handle). Only after
+// Run has started the command.
+func (n *Namespace) Signal(sig os.Signal) error {
+	s, ok := sig.(syscall.Signal)
+	if !ok {
+		return fmt.Errorf("pass signal %v: not a system signal", sig)
+	}
+	if err := send(n.sock, signalMessage{Signal: int(s)}); err != nil {
+		return fmt.Errorf("pass signal %v: %w", sig, err)
+	}
+	return nil
+}
 
-// Wait waits for the command to exit. It may be called more than once.
+// Wait waits for the command to exit (for the namespace's init process,
+// which exits with the command's status: 128+N if signal N killed it). It
+// may be called more than once.
 func (n *Namespace) Wait() *os.ProcessState { return n.wait() }
 
 func (n *Namespace) wait() *os.ProcessState {

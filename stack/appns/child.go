@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -45,7 +42,7 @@ func ChildMain() {
 		// gave up.
 		os.Exit(0)
 	}
-	code, err := execCommand(&req)
+	code, err := superviseCommand(&req)
 	send(childFD, reply{Error: err.Error(), Code: code})
 	os.Exit(code)
 }
@@ -57,6 +54,11 @@ func setUp(req *setupRequest) (fd int, warning string, err error) {
 	// Mounts made from here on must not propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return -1, "", fmt.Errorf("make mounts private in the new mount namespace: %w", err)
+	}
+	// This process is PID 1 of a new PID namespace: the command's ps,
+	// pgrep and kill see its processes only.
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return -1, "", fmt.Errorf("mount /proc for the new PID namespace: %w", err)
 	}
 	lo, err := netlink.LinkByName("lo")
 	if err == nil {
@@ -76,10 +78,8 @@ func setUp(req *setupRequest) (fd int, warning string, err error) {
 	case err != nil:
 		return -1, "", err
 	}
-	if req.ResolvConf != "" {
-		if err := bindResolvConf(req.ResolvConf); err != nil {
-			return -1, "", err
-		}
+	if err := isolateFiles(req); err != nil {
+		return -1, "", err
 	}
 	return dev.FD(), warning, nil
 }
@@ -93,65 +93,48 @@ func tunHint(err error) string {
 	return ""
 }
 
-// bindResolvConf mounts src over /etc/resolv.conf (over the file a symlink
-// there points to), in this mount namespace only.
-func bindResolvConf(src string) error {
-	target, err := filepath.EvalSymlinks(resolvConfPath)
-	if err != nil {
-		return fmt.Errorf("give the command its resolv.conf: %w: %s must exist (a bind mount covers it, the file is not changed)", err, resolvConfPath)
+// isolateFiles makes the command's view of the files that describe its
+// network tell the truth, in this mount namespace only: sysfs for the new
+// network namespace (/sys/class/net lists lo and the device), the host's
+// resolver sockets covered, and the namespace's resolv.conf and
+// nsswitch.conf over the host's (which are never changed).
+func isolateFiles(req *setupRequest) error {
+	// Targets are resolved before anything is covered: on systemd hosts
+	// /etc/resolv.conf points into a directory that gets hidden.
+	var resolvTarget, nssTarget string
+	if req.ResolvConf != "" {
+		var err error
+		if resolvTarget, err = filepath.EvalSymlinks(resolvConfPath); err != nil {
+			return fmt.Errorf("give the command its resolv.conf: %w: %s must exist (a bind mount covers it, the file is not changed)", err, resolvConfPath)
+		}
 	}
-	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind-mount %s over %s: %w", src, target, err)
+	if req.NSSwitch != "" {
+		// Without the file, glibc's default (dns, files) asks no other
+		// service either.
+		t, err := filepath.EvalSymlinks(NSSwitchPath)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("give the command its nsswitch.conf: %w", err)
+		}
+		nssTarget = t
+	}
+	if err := unix.Mount("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount sysfs for the new network namespace: %w", err)
+	}
+	hidden, err := hidePaths(req.Hide)
+	if err != nil {
+		return err
+	}
+	if resolvTarget != "" {
+		if err := bindOver(req.ResolvConf, resolvTarget, hidden); err != nil {
+			return fmt.Errorf("give the command its resolv.conf: %w", err)
+		}
+	}
+	if nssTarget != "" {
+		if err := bindOver(req.NSSwitch, nssTarget, hidden); err != nil {
+			return fmt.Errorf("give the command its nsswitch.conf: %w", err)
+		}
 	}
 	return nil
-}
-
-// execCommand replaces this process with the command. It returns only if
-// that fails, with the status a shell would use (127 not found, 126 found but
-// not runnable).
-func execCommand(req *setupRequest) (int, error) {
-	if len(req.Command) == 0 {
-		return 1, errors.New("no command")
-	}
-	path, err := exec.LookPath(req.Command[0])
-	if err != nil {
-		code := 127
-		if errors.Is(err, os.ErrPermission) {
-			code = 126
-		}
-		return code, err
-	}
-	// Credentials, capabilities and the parent-death signal belong to a
-	// thread; execve keeps only the calling one, so all changes go there.
-	runtime.LockOSThread()
-	if req.User != nil {
-		if err := req.User.apply(); err != nil {
-			return 126, err
-		}
-	}
-	// Capabilities the setup needed (ambient ones, without root) must not
-	// reach the command.
-	if err := dropInheritable(); err != nil {
-		return 126, err
-	}
-	// The command dies with tungate, which holds its only network. A change
-	// of credentials cleared the setting made at fork, so set it again.
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-		return 126, fmt.Errorf("set parent-death signal: %w", err)
-	}
-	if os.Getppid() != req.ParentPID {
-		return 126, errors.New("tungate exited before the command started")
-	}
-	env := os.Environ()
-	if req.User != nil {
-		env = req.User.Env(env)
-	}
-	err = syscall.Exec(path, req.Command, env)
-	code := 126
-	if errors.Is(err, unix.ENOENT) {
-		code = 127
-	}
-	return code, fmt.Errorf("exec %q: %w", req.Command[0], err)
 }
 
 // dropInheritable clears the ambient and inheritable capability sets of

@@ -5,9 +5,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // Credential is the user the command runs as when tungate runs as root and
@@ -54,24 +52,13 @@ func LookupUser(name string) (*Credential, error) {
 	return c, nil
 }
 
-// apply switches the calling thread (only that one: it is about to exec)
-// to c. The raw system calls keep the change on this thread; Go's own
-// setuid would change all threads, which needs a runtime without cgo.
-func (c *Credential) apply() error {
+// procCredential is c for the process that runs the command.
+func (c *Credential) procCredential() *syscall.Credential {
 	groups := c.Groups
 	if len(groups) == 0 {
 		groups = []uint32{c.GID}
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(&groups[0])), 0); e != 0 {
-		return fmt.Errorf("set groups of uid %d: %w", c.UID, e)
-	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(c.GID), uintptr(c.GID), uintptr(c.GID)); e != 0 {
-		return fmt.Errorf("set gid %d: %w", c.GID, e)
-	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(c.UID), uintptr(c.UID), uintptr(c.UID)); e != 0 {
-		return fmt.Errorf("set uid %d: %w", c.UID, e)
-	}
-	return nil
+	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: groups}
 }
 
 // Env returns environ with HOME, USER and LOGNAME set for c, where c knows

@@ -17,8 +17,8 @@ import (
 //	child -> parent: reply, carrying the TUN fd (SCM_RIGHTS) on success
 //	parent -> child: goMessage (run the command); closing the socket instead
 //	                 tells the child to exit
-//	child -> parent: reply with Error only if exec failed; on success the
-//	                 socket (close-on-exec) just closes.
+//	child -> parent: reply, with Error if the command could not be started
+//	parent -> child: signalMessage, any number, while the command runs.
 
 // childFD is the socket's descriptor number in the setup process
 // (exec.Cmd.ExtraFiles[0]).
@@ -34,9 +34,10 @@ type setupRequest struct {
 	MTU        int
 	Addresses  []netip.Prefix
 	ResolvConf string
+	NSSwitch   string
+	Hide       []string
 	Command    []string
 	User       *Credential
-	ParentPID  int
 }
 
 // reply is the setup process's answer. Code is the exit status the caller

@@ -107,7 +107,7 @@ func (d *Device) addRoute(dst netip.Prefix) error {
 		if d.routeThroughDevice(dst) {
 			return nil
 		}
-		return fmt.Errorf("add route %s dev %q: a route to %s already goes through another interface: remove it first, or run without default routes", dst, d.name, dst)
+		return fmt.Errorf("add route %s dev %q: %w: a route to %s already goes through another interface: remove it first", dst, d.name, ErrRouteExists, dst)
 	}
 	if err != nil {
 		return fmt.Errorf("add route %s dev %q: %w", dst, d.name, err)

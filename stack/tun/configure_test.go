@@ -152,7 +152,10 @@ func TestConfigureDefaultRouteTaken(t *testing.T) {
 	runIP(t, "-n", ns, "tuntap", "add", "dev", "tgtest0", "mode", "tun")
 	d := openDevice(t, Config{Name: "tgtest0", FD: -1, NetNS: ns})
 	err := d.Configure(testNetConfig)
-	wantErrText(t, err, `add route 0.0.0.0/0 dev "tgtest0": a route to 0.0.0.0/0 already goes through another interface`)
+	if !errors.Is(err, ErrRouteExists) {
+		t.Errorf("error %v, want ErrRouteExists", err)
+	}
+	wantErrText(t, err, `add route 0.0.0.0/0 dev "tgtest0": `, `a route to 0.0.0.0/0 already goes through another interface`)
 	nl := netlinkInNS(t, ns)
 	link, err := nl.LinkByName("tgtest0")
 	if err != nil {

@@ -25,7 +25,7 @@ func openNetNS(spec string) (netns.NsHandle, error) {
 	}
 	ns, err := netns.GetFromPath(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return netns.None(), fmt.Errorf("netns %q: no such network namespace: create it with \"ip netns add %s\" or give a path such as /proc/PID/ns/net", spec, spec)
+		return netns.None(), missingNetNS(spec, path)
 	}
 	if err != nil {
 		return netns.None(), fmt.Errorf("netns %q: open %s: %w", spec, path, err)
@@ -38,6 +38,20 @@ func openNetNS(spec string) (netns.NsHandle, error) {
 		return netns.None(), fmt.Errorf("netns %q: %s is not a network namespace: give a name under %s or a path such as /proc/PID/ns/net", spec, path, namedNetNSDir)
 	}
 	return ns, nil
+}
+
+// missingNetNS explains a namespace spec that names nothing: a name is
+// created with "ip netns add", but a path is not (ip would refuse one).
+func missingNetNS(spec, path string) error {
+	if path != spec {
+		return fmt.Errorf("netns %q: no such network namespace: create it with \"ip netns add %s\" or give a path such as /proc/PID/ns/net", spec, spec)
+	}
+	if pid, ok := strings.CutPrefix(spec, "/proc/"); ok {
+		if pid, ok = strings.CutSuffix(pid, "/ns/net"); ok && pid != "" && strings.Trim(pid, "0123456789") == "" {
+			return fmt.Errorf("netns %q: no process %s: give the /proc/PID/ns/net of a running process, or a name under %s", spec, pid, namedNetNSDir)
+		}
+	}
+	return fmt.Errorf("netns %q: no such file: give the path of a network namespace (such as /proc/PID/ns/net of a running process, or a bind mount made by \"ip netns add\"), or a name under %s", spec, namedNetNSDir)
 }
 
 // inNetNS runs fn on an OS thread that is inside namespace ns, leaving the

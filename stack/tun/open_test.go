@@ -126,10 +126,17 @@ func TestOpenNetNSByPath(t *testing.T) {
 func TestOpenMissingNetNS(t *testing.T) {
 	t.Parallel()
 	requireSystem(t)
-	_, err := Open(Config{Name: "tgtest0", FD: -1, NetNS: "tgtest-nope"})
-	want := `netns "tgtest-nope": no such network namespace: create it with "ip netns add tgtest-nope" or give a path such as /proc/PID/ns/net`
-	if err == nil || err.Error() != want {
-		t.Fatalf("got %v\nwant %s", err, want)
+	cases := []struct{ spec, want string }{
+		{"tgtest-nope", `netns "tgtest-nope": no such network namespace: create it with "ip netns add tgtest-nope" or give a path such as /proc/PID/ns/net`},
+		// "ip netns add" takes no path: a path gets no such advice.
+		{"/proc/999999/ns/net", `netns "/proc/999999/ns/net": no process 999999: give the /proc/PID/ns/net of a running process, or a name under /run/netns`},
+		{"/run/tgtest-nope/ns", `netns "/run/tgtest-nope/ns": no such file: give the path of a network namespace`},
+	}
+	for _, tc := range cases {
+		_, err := Open(Config{Name: "tgtest0", FD: -1, NetNS: tc.spec})
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("got %v\nwant %s", err, tc.want)
+		}
 	}
 }
 

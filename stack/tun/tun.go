@@ -75,6 +75,10 @@ var ErrNameInUse = errors.New("device name in use")
 // caller may log it as a warning and go on.
 var ErrIPv6Disabled = errors.New("IPv6 is disabled on the device")
 
+// ErrRouteExists is returned by Configure when a default route it was asked
+// to add already exists through another interface of the namespace.
+var ErrRouteExists = errors.New("the route exists")
+
 // Device is an open TUN device.
 type Device struct {
 	fd         int

@@ -54,6 +54,9 @@ type Options struct {
 	// Logger receives lifecycle events and fatal read errors, never
 	// per-packet messages (those are counted in Stats). nil discards.
 	Logger *slog.Logger
+	// Drop names the destinations not forwarded: their packets are
+	// dropped on arrival, before the stack does any work for them.
+	Drop Destinations
 	// OnFatal, if set, is called once from the reader goroutine when the
 	// fd fails for good (the device was deleted), after which the reader
 	// has stopped. It must not block.
@@ -68,6 +71,7 @@ type Endpoint struct {
 	gsoMaxSize uint32
 	log        *slog.Logger
 	onFatal    func(error)
+	filter     destFilter
 
 	mtu   atomic.Uint32
 	stats counters
@@ -97,7 +101,7 @@ func New(opts Options) (*Endpoint, error) {
 	if opts.MTU == 0 {
 		return nil, errors.New("tunlink: MTU is 0: pass the TUN device's MTU")
 	}
-	e := &Endpoint{fd: opts.FD, log: opts.Logger, onFatal: opts.OnFatal}
+	e := &Endpoint{fd: opts.FD, log: opts.Logger, onFatal: opts.OnFatal, filter: newDestFilter(opts.Drop)}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}

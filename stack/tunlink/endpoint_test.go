@@ -3,7 +3,6 @@ package tunlink
 import (
 	"bytes"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
@@ -11,6 +10,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/tungate/tungate/internal/leaktest"
 )
 
 func withVnetHdr(h vnetHdr, pkt []byte) []byte {
@@ -272,7 +273,7 @@ func TestWriteToFullSocketFails(t *testing.T) {
 }
 
 func TestCloseStopsReader(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leaktest.Take()
 	ours, peer := socketPair(t)
 	ep, err := New(Options{FD: ours, MTU: 1500})
 	if err != nil {
@@ -310,14 +311,14 @@ func TestCloseStopsReader(t *testing.T) {
 	if ep.IsAttached() {
 		t.Error("Attach after Close started a reader")
 	}
-	waitGoroutines(t, before)
+	leaks.Wait(t, 0)
 	if _, err := unix.FcntlInt(uintptr(ours), unix.F_GETFD, 0); err != nil {
 		t.Errorf("Close closed the fd it does not own: %v", err)
 	}
 }
 
 func TestReaderExitsWhenPeerCloses(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leaktest.Take()
 	ours, peer := socketPair(t)
 	ep := newTestEndpoint(t, ours, false)
 	ep.Attach(newRecordingDispatcher())
@@ -328,19 +329,7 @@ func TestReaderExitsWhenPeerCloses(t *testing.T) {
 		}
 	}
 	ep.Close()
-	waitGoroutines(t, before)
-}
-
-func waitGoroutines(t *testing.T, want int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > want {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines, want %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	leaks.Wait(t, 0)
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {

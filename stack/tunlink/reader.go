@@ -220,6 +220,10 @@ func (r *reader) deliver(n int) {
 	if !ok {
 		return
 	}
+	if r.e.filter.drops(first) {
+		st.rxNotForwarded.Add(1)
+		return
+	}
 	payload := r.takePacket(ipLen)
 	if !trusted && !checksumsValid(proto, first, &payload) {
 		st.rxBadChecksum.Add(1)

@@ -23,6 +23,9 @@ type Stats struct {
 	// checksum, checked here (with a virtio-net header) for packets the
 	// kernel did not vouch for.
 	RxBadChecksum uint64
+	// RxNotForwarded counts packets dropped for their destination
+	// (Options.Drop: broadcast and multicast).
+	RxNotForwarded uint64
 	// TxPackets and TxBytes count packets written to the fd (bytes without
 	// the virtio-net header; a TCP super-packet counts once).
 	TxPackets, TxBytes uint64
@@ -34,6 +37,7 @@ type Stats struct {
 type counters struct {
 	rxPackets, rxBytes                                              atomic.Uint64
 	rxShort, rxBadVersion, rxTruncated, rxBadVnetHdr, rxBadChecksum atomic.Uint64
+	rxNotForwarded                                                  atomic.Uint64
 	txPackets, txBytes, txErrors                                    atomic.Uint64
 }
 
@@ -41,15 +45,16 @@ type counters struct {
 func (e *Endpoint) Stats() Stats {
 	c := &e.stats
 	return Stats{
-		RxPackets:     c.rxPackets.Load(),
-		RxBytes:       c.rxBytes.Load(),
-		RxShort:       c.rxShort.Load(),
-		RxBadVersion:  c.rxBadVersion.Load(),
-		RxTruncated:   c.rxTruncated.Load(),
-		RxBadVnetHdr:  c.rxBadVnetHdr.Load(),
-		RxBadChecksum: c.rxBadChecksum.Load(),
-		TxPackets:     c.txPackets.Load(),
-		TxBytes:       c.txBytes.Load(),
-		TxErrors:      c.txErrors.Load(),
+		RxPackets:      c.rxPackets.Load(),
+		RxBytes:        c.rxBytes.Load(),
+		RxShort:        c.rxShort.Load(),
+		RxBadVersion:   c.rxBadVersion.Load(),
+		RxTruncated:    c.rxTruncated.Load(),
+		RxBadVnetHdr:   c.rxBadVnetHdr.Load(),
+		RxBadChecksum:  c.rxBadChecksum.Load(),
+		RxNotForwarded: c.rxNotForwarded.Load(),
+		TxPackets:      c.txPackets.Load(),
+		TxBytes:        c.txBytes.Load(),
+		TxErrors:       c.txErrors.Load(),
 	}
 }

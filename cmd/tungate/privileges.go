@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tungate/tungate/cmd/internal/caps"
+)
+
+// Once set up, tungate keeps only the capabilities its remaining work
+// needs (README, "Containment"):
+//
+//   - CAP_NET_ADMIN: the gateway's clean-up at exit (removing the
+//     addresses and routes it added to a device it did not create, and a
+//     created device made persistent meanwhile), and SO_MARK for --fwmark.
+//     `tungate run` needs it only for --fwmark: its device goes away with
+//     its fd.
+//   - CAP_NET_RAW: raw ICMP sockets for echo requests, where the host's
+//     ping_group_range allows no ping socket. Not with a proxy, which
+//     carries no ICMP.
+//   - with `run --netns-path` only: CAP_SYS_ADMIN to unmount the path at
+//     exit, CAP_SYS_PTRACE and CAP_KILL to find and kill what entered the
+//     namespace (nsenter, ip netns exec) as other users or with more
+//     capabilities.
+//
+// CAP_NET_BIND_SERVICE is not kept: --publish binds its ports during
+// set-up. Everything else goes, and no_new_privs is set.
+
+// gatewayCaps is what the gateway keeps after set-up.
+func gatewayCaps(cfg *gatewayConfig) caps.Set {
+	keep := caps.Of(unix.CAP_NET_ADMIN)
+	if !cfg.proxy.proxied() {
+		keep |= caps.Of(unix.CAP_NET_RAW)
+	}
+	return keep
+}
+
+// runCaps is what `tungate run` keeps after set-up.
+func runCaps(rc *runConfig) caps.Set {
+	var keep caps.Set
+	if rc.gw.fwmark != 0 {
+		keep |= caps.Of(unix.CAP_NET_ADMIN)
+	}
+	if !rc.gw.proxy.proxied() {
+		keep |= caps.Of(unix.CAP_NET_RAW)
+	}
+	if rc.netnsPath != "" {
+		keep |= caps.Of(unix.CAP_SYS_ADMIN, unix.CAP_SYS_PTRACE, unix.CAP_KILL)
+	}
+	return keep
+}
+
+// dropPrivileges keeps only keep and sets no_new_privs, for the rest of
+// tungate's life. A failure leaves tungate as privileged as it started,
+// which is worth a warning but not worth stopping for.
+func dropPrivileges(keep caps.Set, log *slog.Logger) {
+	left, err := caps.Drop(keep)
+	switch {
+	case errors.Is(err, caps.ErrCgo):
+		log.Warn("capabilities not dropped: every one tungate started with stays", "err", err)
+	case err != nil:
+		log.Warn("capabilities not dropped: every one tungate started with stays; run tungate with CAP_SETPCAP to let it drop them", "err", err)
+	default:
+		log.Debug("dropped capabilities", "kept", left.Names(), "cap_eff", left.String(), "no_new_privs", true)
+	}
+}
