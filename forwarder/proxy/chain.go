@@ -57,21 +57,7 @@ func (c *Chain) DialContext(ctx context.Context, network, address string) (net.C
 // proxy refused UDP ASSOCIATE, dials fail at once for UDPRefusalMemory with
 // ErrUDPRefused and ErrUDPRefusedRecently.
 func (c *Chain) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
-	if err := c.udpUnsupported(); err != nil {
-		return nil, err
-	}
-	pd, ok := c.outer.inner.(PacketDialer)
-	if !ok {
-		return nil, c.outer.wrap(ErrUDPUnsupported)
-	}
-	if err := c.udpRefused.check(time.Now()); err != nil {
-		return nil, c.outer.wrap(err)
-	}
-	conn, err := pd.DialPacket(ctx, network, address)
-	if err != nil {
-		return nil, c.outer.wrap(c.udpRefused.note(err, time.Now()))
-	}
-	return conn, nil
+	return viaLastHop(c, func(pd PacketDialer) (net.Conn, error) { return pd.DialPacket(ctx, network, address) })
 }
 
 // CanCarryUDP reports whether DialPacket can work, so that callers can warn

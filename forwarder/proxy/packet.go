@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 )
 
 // PacketListener is implemented by upstreams that carry UDP to any
@@ -75,16 +76,28 @@ func (c *hostPackets) ReadFrom(p []byte) (int, netip.AddrPort, error) {
 // ListenPacket implements PacketListener. Only a chain of exactly one
 // SOCKS5 hop carries UDP; otherwise the error matches ErrUDPUnsupported.
 func (c *Chain) ListenPacket(ctx context.Context, network string) (PacketConn, error) {
+	return viaLastHop(c, func(pl PacketListener) (PacketConn, error) { return pl.ListenPacket(ctx, network) })
+}
+
+// viaLastHop opens UDP through the chain's last hop, which must be a T
+// (PacketDialer or PacketListener): it refuses at once what the chain
+// cannot carry or what the proxy refused less than UDPRefusalMemory ago,
+// and remembers a fresh refusal. Errors name the hop.
+func viaLastHop[T, C any](c *Chain, open func(T) (C, error)) (C, error) {
+	var none C
 	if err := c.udpUnsupported(); err != nil {
-		return nil, err
+		return none, err
 	}
-	pl, ok := c.outer.inner.(PacketListener)
+	hop, ok := c.outer.inner.(T)
 	if !ok {
-		return nil, c.outer.wrap(ErrUDPUnsupported)
+		return none, c.outer.wrap(ErrUDPUnsupported)
 	}
-	conn, err := pl.ListenPacket(ctx, network)
+	if err := c.udpRefused.check(time.Now()); err != nil {
+		return none, c.outer.wrap(err)
+	}
+	conn, err := open(hop)
 	if err != nil {
-		return nil, c.outer.wrap(err)
+		return none, c.outer.wrap(c.udpRefused.note(err, time.Now()))
 	}
 	return conn, nil
 }
