@@ -236,23 +236,20 @@ func (f *Flow) Finish(e End) {
 	f.table.finish(f)
 }
 
-// record returns what the flow log says of f, ended now.
-func (f *Flow) record(now time.Time) Record {
-	r := Record{
-		Start:     f.Began,
-		Duration:  now.Sub(f.Began).Seconds(),
-		Protocol:  f.Protocol.String(),
-		Src:       f.Src,
-		Dst:       f.Dst,
-		Name:      f.Name,
-		Route:     f.Route,
-		BytesUp:   f.up.Bytes(),
-		BytesDown: f.down.Bytes(),
-		End:       End(f.end.Load()).String(),
+// summary returns what f says now.
+func (f *Flow) summary() Summary {
+	s := Summary{
+		Protocol: f.Protocol.String(), Src: f.Src, Dst: f.Dst, Name: f.Name, Route: f.Route,
+		Start: f.Began, BytesUp: f.up.Bytes(), BytesDown: f.down.Bytes(),
 	}
 	if f.Protocol == UDP {
 		up, down := f.up.Packets(), f.down.Packets()
-		r.PacketsUp, r.PacketsDown = &up, &down
+		s.PacketsUp, s.PacketsDown = &up, &down
 	}
-	return r
+	return s
+}
+
+// record returns what the flow log says of f, ended now.
+func (f *Flow) record(now time.Time) Record {
+	return Record{Summary: f.summary(), Duration: now.Sub(f.Began).Seconds(), End: End(f.end.Load()).String()}
 }

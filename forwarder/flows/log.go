@@ -11,23 +11,29 @@ import (
 	"time"
 )
 
-// Record is one finished flow, one line of the flow log.
-type Record struct {
-	Start time.Time `json:"start"`
-	// Duration is in seconds.
-	Duration  float64        `json:"duration"`
+// Summary is what a live flow's Info and a finished flow's Record both
+// say.
+type Summary struct {
 	Protocol  string         `json:"protocol"`
 	Src       netip.AddrPort `json:"src"`
 	Dst       netip.AddrPort `json:"dst"`
 	Name      string         `json:"name,omitempty"`
 	Route     string         `json:"route"`
+	Start     time.Time      `json:"start"`
 	BytesUp   uint64         `json:"bytes_up"`
 	BytesDown uint64         `json:"bytes_down"`
-	// PacketsUp and PacketsDown count datagrams; TCP records leave them
+	// PacketsUp and PacketsDown count datagrams; TCP flows leave them
 	// out.
 	PacketsUp   *uint64 `json:"packets_up,omitempty"`
 	PacketsDown *uint64 `json:"packets_down,omitempty"`
-	End         string  `json:"end"`
+}
+
+// Record is one finished flow, one line of the flow log.
+type Record struct {
+	Summary
+	// Duration is in seconds.
+	Duration float64 `json:"duration"`
+	End      string  `json:"end"`
 }
 
 // DefaultLogBuffer is how many records a Log holds for its writer before

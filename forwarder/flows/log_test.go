@@ -60,7 +60,7 @@ func TestLogDropsWhenFull(t *testing.T) {
 	l := NewLog(LogOptions{Out: g, Buffer: 4})
 	const added = 50
 	for range added {
-		l.Add(Record{Protocol: "udp"}) // returns at once although nothing is written
+		l.Add(Record{End: "idle"}) // returns at once although nothing is written
 	}
 	close(g.open)
 	l.Close()

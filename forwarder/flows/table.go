@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -135,21 +134,11 @@ func (t *Table) Kill(id uint64) error {
 
 // Info is a snapshot of one live flow, as the control API shows it.
 type Info struct {
-	ID       uint64         `json:"id"`
-	Protocol string         `json:"protocol"`
-	Src      netip.AddrPort `json:"src"`
-	Dst      netip.AddrPort `json:"dst"`
-	Name     string         `json:"name,omitempty"`
-	Route    string         `json:"route"`
-	State    string         `json:"state"`
-	Start    time.Time      `json:"start"`
+	ID uint64 `json:"id"`
+	Summary
+	State string `json:"state"`
 	// Age is in seconds.
-	Age       float64 `json:"age"`
-	BytesUp   uint64  `json:"bytes_up"`
-	BytesDown uint64  `json:"bytes_down"`
-	// PacketsUp and PacketsDown count datagrams (UDP only).
-	PacketsUp   uint64 `json:"packets_up,omitempty"`
-	PacketsDown uint64 `json:"packets_down,omitempty"`
+	Age float64 `json:"age"`
 	// RateUp and RateDown are bytes per second over the last sampling
 	// interval.
 	RateUp   float64 `json:"rate_up"`
@@ -163,11 +152,8 @@ func (t *Table) Snapshot() []Info {
 	out := make([]Info, 0, len(t.live))
 	for _, f := range t.live {
 		out = append(out, Info{
-			ID: f.ID, Protocol: f.Protocol.String(), Src: f.Src, Dst: f.Dst, Name: f.Name,
-			Route: f.Route, State: f.State().String(), Start: f.Began, Age: now.Sub(f.Began).Seconds(),
-			BytesUp: f.up.Bytes(), BytesDown: f.down.Bytes(),
-			PacketsUp: f.up.Packets(), PacketsDown: f.down.Packets(),
-			RateUp: f.rateUp, RateDown: f.rateDown,
+			ID: f.ID, Summary: f.summary(), State: f.State().String(),
+			Age: now.Sub(f.Began).Seconds(), RateUp: f.rateUp, RateDown: f.rateDown,
 		})
 	}
 	t.mu.Unlock()
