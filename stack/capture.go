@@ -67,7 +67,7 @@ func NewCapture(link gvstack.LinkEndpoint, opts CaptureOptions) (gvstack.LinkEnd
 	if err != nil {
 		return nil, nil, fmt.Errorf("pcap %s: write header: %w", opts.Name, err)
 	}
-	return ep, c, nil
+	return &captureEndpoint{Endpoint: ep, child: link}, c, nil
 }
 
 // Write implements io.Writer for the sniffer, which hands it one whole

@@ -64,6 +64,7 @@ const nicID tcpip.NICID = 1
 // Stack is a running gVisor stack with one NIC.
 type Stack struct {
 	gv        *gvstack.Stack
+	link      gvstack.LinkEndpoint // for its own counters (Drops)
 	log       *slog.Logger
 	closeOnce sync.Once
 }
@@ -88,7 +89,7 @@ func New(opts Options) (*Stack, error) {
 		// there is nothing local to loop back.
 		HandleLocal: false,
 	})
-	s := &Stack{gv: gv, log: log}
+	s := &Stack{gv: gv, log: log, link: opts.Link}
 	if err := s.configure(opts); err != nil {
 		gv.Close()
 		gv.Wait()
