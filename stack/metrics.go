@@ -11,7 +11,7 @@ import (
 type Drop struct {
 	// Reason is a metric label: malformed_ip, invalid_address,
 	// malformed_transport, bad_checksum, no_flow, udp_queue_full,
-	// syn_in_flight, tx_queue_full, and, from the TUN link endpoint,
+	// tx_queue_full, and, from the TUN link endpoint,
 	// link_short, link_bad_version, link_truncated, link_bad_vnet_hdr,
 	// link_bad_checksum, link_tx_error.
 	Reason  string
@@ -33,7 +33,6 @@ func (s *Stack) Drops() []Drop {
 		{"bad_checksum", st.TCP.ChecksumErrors.Value() + st.UDP.ChecksumErrors.Value()},
 		{"no_flow", st.UDP.UnknownPortErrors.Value()},
 		{"udp_queue_full", st.UDP.ReceiveBufferErrors.Value()},
-		{"syn_in_flight", st.TCP.ForwardMaxInFlightDrop.Value()},
 		{"tx_queue_full", st.NICs.TxPacketsDroppedNoBufferSpace.Value()},
 	}
 	if lc, ok := s.link.(linkCounter); ok {
