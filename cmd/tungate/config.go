@@ -32,6 +32,7 @@ type gatewayConfig struct {
 	cpus           int
 	logLevel       logLevel
 	proxy          proxyConfig
+	observe        observeConfig
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -49,6 +50,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
 	addProxyFlags(fs, &c.proxy)
+	addObserveFlags(fs, &c.observe)
 }
 
 // addDeviceFlags registers the flags that only the gateway has.
