@@ -68,9 +68,12 @@ type Start struct {
 	Src, Dst netip.AddrPort
 	// Name is the host name behind Dst (fake DNS), or empty.
 	Name string
-	// Route says how the flow leaves: "direct", or the chain it takes. It
-	// must hold no password.
+	// Route says how the flow leaves: the upstream, its hops and the rule
+	// that chose it. It must hold no password.
 	Route string
+	// Chain names the upstream alone (a few values, as a metric label
+	// must have): the dial latency histogram's label.
+	Chain string
 }
 
 // Flow is one live flow. Its methods are safe for concurrent use; the
@@ -178,7 +181,7 @@ func (f *Flow) Dialed(d time.Duration, err error) {
 	if f == nil {
 		return
 	}
-	f.table.dialLatency(f.Route).observe(d)
+	f.table.dialLatency(f.Chain).observe(d)
 	o, hop := Classify(err)
 	f.table.countOpened(f.Protocol, o, hop)
 	if err != nil {
@@ -187,6 +190,24 @@ func (f *Flow) Dialed(d time.Duration, err error) {
 		return
 	}
 	f.state.Store(uint32(Open))
+}
+
+// Answered records that the flow is served in-process: no dial, so no
+// latency, and it counts as relayed.
+func (f *Flow) Answered() {
+	if f == nil {
+		return
+	}
+	f.table.countOpened(f.Protocol, Relayed, 0)
+	f.state.Store(uint32(Open))
+}
+
+// Ending records why the flow is about to end (EndIdle, say), unless a
+// reason is recorded already; Finish makes it final.
+func (f *Flow) Ending(e End) {
+	if f != nil {
+		f.endAs(e)
+	}
 }
 
 // SetCloser sets what Table.Kill calls to end the flow (for TCP: reset both

@@ -27,7 +27,7 @@ func collect(t *testing.T) (*Table, *[]Record) {
 
 func TestFlowLifeCounts(t *testing.T) {
 	tb, recs := collect(t)
-	f := tb.Begin(Start{Protocol: TCP, Src: testSrc, Dst: testDst, Name: "example.com", Route: "direct"})
+	f := tb.Begin(Start{Protocol: TCP, Src: testSrc, Dst: testDst, Name: "example.com", Route: "direct", Chain: "direct"})
 	if got := tb.Snapshot(); len(got) != 1 || got[0].State != "dialing" || got[0].Name != "example.com" {
 		t.Fatalf("snapshot while dialing = %+v", got)
 	}
@@ -101,7 +101,7 @@ func TestResetNamesTheSide(t *testing.T) {
 
 func TestFailedDialFinishes(t *testing.T) {
 	tb, recs := collect(t)
-	f := tb.Begin(Start{Protocol: TCP, Src: testSrc, Dst: testDst, Route: "direct"})
+	f := tb.Begin(Start{Protocol: TCP, Src: testSrc, Dst: testDst, Route: "direct", Chain: "direct"})
 	f.Dialed(time.Millisecond, fmt.Errorf("dial: %w", syscall.ECONNREFUSED))
 	f.Finish(EndClosed) // the caller's own Finish changes nothing
 	if len(*recs) != 1 || (*recs)[0].End != "dial_refused" {

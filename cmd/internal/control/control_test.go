@@ -59,7 +59,7 @@ func TestAPIOnUnixSocket(t *testing.T) {
 	defer table.Close()
 	var q dns.QueryCounts
 	srv.SetSources(&Sources{Flows: table, DNS: &q})
-	f := table.Begin(flows.Start{Protocol: flows.TCP, Src: netip.MustParseAddrPort("198.18.0.1:5000"), Dst: netip.MustParseAddrPort("10.0.0.2:443"), Route: "direct"})
+	f := table.Begin(flows.Start{Protocol: flows.TCP, Src: netip.MustParseAddrPort("198.18.0.1:5000"), Dst: netip.MustParseAddrPort("10.0.0.2:443"), Route: "direct", Chain: "direct"})
 	f.Dialed(time.Millisecond, nil)
 	f.Down().Add(12345)
 	killed := make(chan struct{})
