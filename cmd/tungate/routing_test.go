@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/tungate/tungate/forwarder/dns"
 	"github.com/tungate/tungate/forwarder/fakedns"
 	"github.com/tungate/tungate/forwarder/route"
 )
@@ -22,7 +23,7 @@ func routingFor(t *testing.T, args []string, run *runRouting) *routing {
 	if err := cfg.validate(); err != nil {
 		t.Fatalf("%v: %v", args, err)
 	}
-	r, err := newRouting(&cfg, run, slog.New(slog.DiscardHandler))
+	r, err := newRouting(&cfg, run, new(dns.QueryCounts), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("%v: %v", args, err)
 	}
