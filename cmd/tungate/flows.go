@@ -206,7 +206,7 @@ func printFlows(w io.Writer, body []byte, asJSON bool) error {
 
 // age prints seconds as 45s, 3m05s or 2h07m.
 func age(s float64) string {
-	d := time.Duration(s) * time.Second
+	d := time.Duration(s * float64(time.Second))
 	switch {
 	case d < time.Minute:
 		return fmt.Sprintf("%ds", int(d.Seconds()))

@@ -177,7 +177,13 @@ func (t *Table) sample() {
 			t.mu.Lock()
 			for _, f := range t.live {
 				up, down := f.up.Bytes(), f.down.Bytes()
-				f.rateUp, f.rateDown = float64(up-f.lastUp)/dt, float64(down-f.lastDown)/dt
+				// A flow younger than the interval has carried its
+				// bytes over its age only.
+				fdt := min(dt, now.Sub(f.Began).Seconds())
+				if fdt <= 0 {
+					continue
+				}
+				f.rateUp, f.rateDown = float64(up-f.lastUp)/fdt, float64(down-f.lastDown)/fdt
 				f.lastUp, f.lastDown = up, down
 			}
 			t.mu.Unlock()
