@@ -20,7 +20,7 @@ func (fw *Forwarder) track(f *route.Flow, d route.Decision) *flows.Flow {
 	if t == nil {
 		return nil
 	}
-	s := flows.Start{Protocol: flows.TCP, Src: f.Src, Dst: f.Dst, Name: f.Name, Route: routeText(d)}
+	s := flows.Start{Protocol: flows.TCP, Src: f.Src, Dst: f.Dst, Name: f.Name, Route: routeText(d, f.Proto)}
 	if f.Proto == route.UDP {
 		s.Protocol = flows.UDP
 	}
@@ -44,17 +44,23 @@ func (fw *Forwarder) guard(d route.Decision) route.Decision {
 }
 
 // routeText is a flow's route as the flow table shows it: the upstream
-// (with its hops, which a chain prints without passwords) or "in-process",
-// and the rule that chose it.
-func routeText(d route.Decision) string {
+// (with the hops this protocol takes, which a chain prints without
+// passwords) or "in-process", and the rule that chose it.
+func routeText(d route.Decision, proto route.Proto) string {
 	var b strings.Builder
 	switch {
 	case d.Kind == route.Answer:
 		b.WriteString("in-process")
 	case d.Upstream != nil:
 		b.WriteString(d.Upstream.Name)
-		if hops, ok := d.Upstream.Dialer.(fmt.Stringer); ok {
+		var via any = d.Upstream.Dialer
+		if proto == route.UDP {
+			via = d.Upstream.Packets
+		}
+		if hops, ok := via.(fmt.Stringer); ok {
 			b.WriteString(" " + hops.String())
+		} else if d.Upstream.Proxied {
+			b.WriteString(" (" + proto.String() + " direct)")
 		}
 	default:
 		b.WriteString(d.Kind.String())

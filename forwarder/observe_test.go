@@ -118,3 +118,27 @@ func TestUnreachableIsRefusedBeforeDialing(t *testing.T) {
 		t.Errorf("record %+v", rec)
 	}
 }
+
+// named is a dialer that prints as a chain's hops do.
+type named struct{ *fakeDialer }
+
+func (named) String() string { return "socks5://bob@p:1080" }
+
+func TestRouteText(t *testing.T) {
+	chain := &route.Upstream{Name: "proxy", Dialer: named{&fakeDialer{}}, Packets: &fakeDialer{}, Proxied: true}
+	rule := &route.Rule{Text: "domain:example.com=proxy"}
+	for _, tc := range []struct {
+		d     route.Decision
+		proto route.Proto
+		want  string
+	}{
+		{route.Decision{Kind: route.Dial, Upstream: &route.Upstream{Name: "direct", Dialer: &fakeDialer{}}, Builtin: "default"}, route.TCP, "direct"},
+		{route.Decision{Kind: route.Dial, Upstream: chain, Rule: rule}, route.TCP, "proxy socks5://bob@p:1080 (rule domain:example.com=proxy)"},
+		{route.Decision{Kind: route.Dial, Upstream: chain, Builtin: "default"}, route.UDP, "proxy (udp direct)"},
+		{route.Decision{Kind: route.Answer, Builtin: "fake-dns"}, route.UDP, "in-process (fake-dns)"},
+	} {
+		if got := routeText(tc.d, tc.proto); got != tc.want {
+			t.Errorf("routeText = %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -86,7 +86,8 @@ func (o *observer) listenControl(name string) error {
 	case "":
 		dir, err := controlDir()
 		if err != nil {
-			o.log.Warn("no control socket: "+err.Error(), "hint", "tungate flows needs one")
+			// Not asked for, so not worth a warning on CMD's terminal.
+			o.log.Info("no control socket: " + err.Error())
 			return nil
 		}
 		ln, err := control.ListenUnix(filepath.Join(dir, name+".sock"), o.log)
