@@ -117,6 +117,7 @@ func parseConds(match string) (conds, string) {
 // add parses one condition into c, returning what is wrong with it.
 func (c *conds) add(cond string, all *bool) string {
 	key, val, hasColon := strings.Cut(cond, ":")
+	key, val = strings.TrimSpace(key), strings.TrimSpace(val)
 	switch {
 	case cond == "":
 		return "empty condition (two ',' in a row, or one at an end): " + wantCondition
@@ -297,6 +298,7 @@ func ParseRules(r io.Reader, name string) ([]*Rule, error) {
 	// instead of holding its own copy.
 	text := string(data)
 	rules := make([]*Rule, 0, strings.Count(text, "\n")+1)
+	var origin []byte
 	for line := 1; text != ""; line++ {
 		var l string
 		l, text, _ = strings.Cut(text, "\n")
@@ -304,7 +306,8 @@ func ParseRules(r io.Reader, name string) ([]*Rule, error) {
 		if strings.TrimSpace(l) == "" {
 			continue
 		}
-		rule, err := ParseRule(l, name+":"+strconv.Itoa(line))
+		origin = strconv.AppendInt(append(append(origin[:0], name...), ':'), int64(line), 10)
+		rule, err := ParseRule(l, string(origin))
 		if err != nil {
 			return nil, err
 		}

@@ -118,6 +118,7 @@ func TestParseRule(t *testing.T) {
 		{"DOMAIN:xn--bcher-kva.example=tor", "tor", conds{domain: "xn--bcher-kva.example"}},
 		{"domain:_dmarc.a-b.example=block", "block", conds{domain: "_dmarc.a-b.example"}},
 		{"port:443=proxy", "proxy", conds{portLo: 443, portHi: 443}},
+		{"port : 443 , domain : x.example = proxy", "proxy", conds{portLo: 443, portHi: 443, domain: "x.example"}},
 		{"port:8000-8999=proxy", "proxy", conds{portLo: 8000, portHi: 8999}},
 		{"port:1-65535=proxy", "proxy", conds{portLo: 1, portHi: 65535}},
 		{"tcp=proxy", "proxy", conds{protos: 1 << TCP}},

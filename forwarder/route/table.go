@@ -36,9 +36,22 @@ type indexed[K any] struct {
 // It keeps rules (and the Rules) but does not modify them, and neither may
 // the caller afterwards.
 func NewTable(rules []*Rule) *Table {
-	t := &Table{rules: rules, v4: newTrie(), v6: newTrie(), domains: map[string]span{}}
-	var prefixes []indexed[netip.Prefix]
-	var domains []indexed[string]
+	t := &Table{rules: rules}
+	// Count first, so that every slice and the map are made once.
+	nDomains, n4, n6 := 0, 0, 0
+	for _, r := range rules {
+		switch {
+		case r.c.domain != "":
+			nDomains++
+		case r.c.prefix.IsValid() && r.c.prefix.Addr().Is4():
+			n4++
+		case r.c.prefix.IsValid():
+			n6++
+		}
+	}
+	prefixes := make([]indexed[netip.Prefix], 0, n4+n6)
+	domains := make([]indexed[string], 0, nDomains)
+	t.domains = make(map[string]span, nDomains)
 	for i, r := range rules {
 		switch {
 		case r.c.domain != "":
@@ -50,8 +63,11 @@ func NewTable(rules []*Rule) *Table {
 		}
 	}
 
-	// Stable sorts keep each key's rule numbers ascending.
-	slices.SortStableFunc(domains, func(a, b indexed[string]) int { return strings.Compare(a.k, b.k) })
+	// Sorting by key, then rule number, keeps each key's rule numbers
+	// ascending.
+	slices.SortFunc(domains, func(a, b indexed[string]) int {
+		return cmp.Or(strings.Compare(a.k, b.k), cmp.Compare(a.i, b.i))
+	})
 	t.domainRules = make([]int32, len(domains))
 	for i, d := range domains {
 		t.domainRules[i] = d.i
@@ -63,9 +79,12 @@ func NewTable(rules []*Rule) *Table {
 		t.domains[d.k] = s
 	}
 
-	slices.SortStableFunc(prefixes, func(a, b indexed[netip.Prefix]) int {
-		return cmp.Or(a.k.Addr().Compare(b.k.Addr()), cmp.Compare(a.k.Bits(), b.k.Bits()))
+	slices.SortFunc(prefixes, func(a, b indexed[netip.Prefix]) int {
+		return cmp.Or(a.k.Addr().Compare(b.k.Addr()), cmp.Compare(a.k.Bits(), b.k.Bits()), cmp.Compare(a.i, b.i))
 	})
+	// A trie of n prefixes has at most 2n nodes: each adds a leaf and at
+	// most one joining node.
+	t.v4, t.v6 = newTrie(2*n4, n4), newTrie(2*n6, n6)
 	idx := make([]int32, 0, 8)
 	for i := 0; i < len(prefixes); {
 		p := prefixes[i].k
@@ -79,8 +98,6 @@ func NewTable(rules []*Rule) *Table {
 		}
 		tr.add(keyOf(p.Addr()), uint8(p.Bits()), idx)
 	}
-	t.v4.nodes, t.v6.nodes = slices.Clip(t.v4.nodes), slices.Clip(t.v6.nodes)
-	t.v4.rules, t.v6.rules = slices.Clip(t.v4.rules), slices.Clip(t.v6.rules)
 	return t
 }
 

@@ -67,9 +67,12 @@ type trie struct {
 	rules []int32
 }
 
-// newTrie makes an empty trie: a root for the zero-length prefix.
-func newTrie() trie {
-	return trie{nodes: []node{{child: [2]int32{none, none}}}}
+// newTrie makes an empty trie, a root for the zero-length prefix, with
+// room for nodes nodes and rules rule numbers.
+func newTrie(nodes, rules int) trie {
+	t := trie{nodes: make([]node, 1, 1+nodes), rules: make([]int32, 0, rules)}
+	t.nodes[0].child = [2]int32{none, none}
+	return t
 }
 
 // add records that the rules numbered idx (ascending) have the CIDR of
