@@ -52,11 +52,7 @@ func (fw *Forwarder) open(ctx context.Context, f *route.Flow, d route.Decision, 
 	stream := f.Proto == route.TCP
 	if d.Kind == route.Answer {
 		c, err := d.Server.Open(f.Dst, stream)
-		if err != nil {
-			t.Dialed(0, err)
-		} else {
-			t.Answered()
-		}
+		t.Opened(err)
 		return c, err
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, fw.opts.ConnectTimeout)

@@ -92,7 +92,9 @@ curl -sS -m 5 "http://127.0.0.1:$2/metrics"; echo "loopback:$?"
 			status[k] = v
 		}
 	}
-	if status["host"] != "0" || !strings.Contains(r.stdout, "HOST") {
+	// The server closes after its line, maybe before reading curl's
+	// request (a reset then): its line is what shows the way works.
+	if !strings.Contains(r.stdout, "HOST\n") || hs.accepted.Load() == 0 {
 		t.Fatalf("the host-loopback mapping itself does not work:\n%s\n%s", r.stdout, r.stderr)
 	}
 	for _, k := range []string{"mapped", "mapped6", "loopback", "control"} {

@@ -182,6 +182,15 @@ func (f *Flow) Dialed(d time.Duration, err error) {
 		return
 	}
 	f.table.dialLatency(f.Chain).observe(d)
+	f.Opened(err)
+}
+
+// Opened is Dialed for a flow with no dial to time (one served
+// in-process): err is why it could not be opened, nil if it was.
+func (f *Flow) Opened(err error) {
+	if f == nil {
+		return
+	}
 	o, hop := Classify(err)
 	f.table.countOpened(f.Protocol, o, hop)
 	if err != nil {
@@ -189,16 +198,6 @@ func (f *Flow) Dialed(d time.Duration, err error) {
 		f.Finish(EndClosed)
 		return
 	}
-	f.state.Store(uint32(Open))
-}
-
-// Answered records that the flow is served in-process: no dial, so no
-// latency, and it counts as relayed.
-func (f *Flow) Answered() {
-	if f == nil {
-		return
-	}
-	f.table.countOpened(f.Protocol, Relayed, 0)
 	f.state.Store(uint32(Open))
 }
 
