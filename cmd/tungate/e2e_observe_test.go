@@ -60,6 +60,7 @@ type flowInfo struct {
 	ID          uint64  `json:"id"`
 	Protocol    string  `json:"protocol"`
 	Dst         string  `json:"dst"`
+	Name        string  `json:"name"`
 	State       string  `json:"state"`
 	BytesUp     uint64  `json:"bytes_up"`
 	BytesDown   uint64  `json:"bytes_down"`
@@ -297,5 +298,35 @@ func TestObservePcapSizeLimit(t *testing.T) {
 	}
 	if n := strings.Count(o.gw.Output(), "size limit reached"); n != 1 {
 		t.Errorf("%d log lines about the limit, want 1", n)
+	}
+}
+
+// TestObserveDNSMetrics: fake DNS answers count by type and outcome, the
+// table's names are counted, and a flow to a fake address is logged with
+// its name.
+func TestObserveDNSMetrics(t *testing.T) {
+	t.Parallel()
+	netlab.RequireBinary(t, "dig")
+	o := newObserved(t, "--dns-mode", "fake")
+	out, err := runIn(t, o.app, 20*time.Second, "dig", "@"+o.srvAddr(false).String(), "web.tungate.test", "A", "+short", "+time=2", "+tries=1")
+	if err != nil || !strings.HasPrefix(out, "198.19.") {
+		t.Fatalf("dig: %q, %v; want a fake address", out, err)
+	}
+	runIn(t, o.app, 20*time.Second, "dig", "@"+o.srvAddr(false).String(), "web.tungate.test", "MX", "+short", "+time=2", "+tries=1")
+	m := o.scrape(t)
+	for series, want := range map[string]float64{
+		`tungate_dns_queries_total{outcome="noerror",type="A"}`:  1,
+		`tungate_dns_queries_total{outcome="noerror",type="MX"}`: 1,
+		`tungate_fakedns_names`:                                  1,
+	} {
+		if got := metric(t, m, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	// The host cannot resolve the name, so the dial fails, by name.
+	runIn(t, o.app, 20*time.Second, "curl", "-sS", "-m", "10", "http://"+out+"/")
+	rec := o.record(t, out+":80", func(f flowInfo) bool { return f.Protocol == "tcp" })
+	if rec.Name != "web.tungate.test" || rec.End != "dial_failed" {
+		t.Errorf("flow log record %+v; want name web.tungate.test, end dial_failed", rec)
 	}
 }
