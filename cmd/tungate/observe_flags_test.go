@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -55,5 +58,27 @@ func TestObserveFlagDefaults(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"--pcap-snaplen", "10"}); err == nil {
 		t.Error("--pcap-snaplen 10 accepted")
+	}
+}
+
+func TestObserveUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--metrics", "0"}, "--metrics"},
+		{[]string{"--metrics", "localhost:9467"}, "127.0.0.1:9467"},
+		{[]string{"--pcap-max-size", "10XB"}, "100MB"},
+		{[]string{"--pcap-snaplen", "1"}, "--pcap-snaplen"},
+		{[]string{"run", "--pcap-max-size", "x", "--", "true"}, "--pcap-max-size"},
+		{[]string{"flows", "extra"}, "unexpected argument"},
+		{[]string{"flows", "--close", "1", "--watch"}, "--watch"},
+		{[]string{"flows", "--close", "x"}, "--close"},
+	} {
+		var stderr bytes.Buffer
+		err := run(context.Background(), tc.args, &bytes.Buffer{}, &stderr)
+		if code := exitCode(err, &stderr); code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, %q; want %d mentioning %q", tc.args, code, stderr.String(), exitUsage, tc.want)
+		}
 	}
 }
