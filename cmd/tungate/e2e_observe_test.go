@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,6 +199,12 @@ func TestObserveCountsAndLogsFlows(t *testing.T) {
 		t.Errorf("refused dials counted %v, want 1", n)
 	}
 
+	// A dial that times out (--connect-timeout 2s): nobody holds the
+	// address.
+	dead := netip.AddrPortFrom(o.deadAddr(false), 80).String()
+	runIn(t, o.app, 20*time.Second, "curl", "-sS", "http://"+dead+"/")
+	o.record(t, dead, func(f flowInfo) bool { return f.End == "timed_out" })
+
 	// UDP: one 512-byte datagram each way; the session ends idle after
 	// --udp-timeout.
 	netlab.StartPeer(t, o.srv, "-udp-echo", o.srvPort(false, portUDPEcho1))
@@ -228,6 +235,18 @@ func TestObserveLiveFlow(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- curl.Wait() }()
+	// A second download whose curl is killed: the kernel resets a socket
+	// closed with unread data.
+	killed := o.app.Exec(ctx, "curl", "-sS", "-o", "/dev/null", "--limit-rate", "1M", "http://"+o.srvPort(true, netlab.NginxPort)+o.web.Path)
+	if err := killed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dst6 := o.srvPort(true, netlab.NginxPort)
+	o.flowTo(t, dst6, func(f flowInfo) bool { return f.BytesDown > 0 })
+	killed.Process.Kill()
+	killed.Wait()
+	o.record(t, dst6, func(f flowInfo) bool { return f.End == "reset_by_app" })
+
 	dst := o.srvPort(false, netlab.NginxPort)
 	first := o.flowTo(t, dst, func(f flowInfo) bool { return f.State == "open" && f.BytesDown > 0 })
 	o.flowTo(t, dst, func(f flowInfo) bool {
