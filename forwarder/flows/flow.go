@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/cpu"
 )
 
 // Protocol is a flow's transport protocol.
@@ -108,6 +110,9 @@ type Half struct {
 	up      bool
 	bytes   atomic.Uint64
 	packets atomic.Uint64
+	// The two halves are written by two goroutines, per datagram for UDP:
+	// apart, they do not share a cache line.
+	_ cpu.CacheLinePad
 }
 
 // Add counts n bytes carried (one atomic add; no lock, no allocation).
