@@ -2,8 +2,10 @@ package main_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -105,5 +107,24 @@ curl -sS -m 5 "http://127.0.0.1:$2/metrics"; echo "loopback:$?"
 	out, err := exec.Command("tcpdump", "-r", pcap, "-nn", "tcp[tcpflags] == tcp-syn and dst host 198.18.0.3").Output()
 	if err != nil || !strings.Contains(string(out), "198.18.0.3."+strconv.Itoa(hs.port)+": Flags [S]") {
 		t.Errorf("the run's pcap lacks the SYN to 198.18.0.3:%d: %v\n%s", hs.port, err, out)
+	}
+}
+
+// TestObserveOff: with --control none (and no --metrics or --flow-log)
+// there is no socket and no flow table, and flows go on as ever.
+func TestObserveOff(t *testing.T) {
+	t.Parallel()
+	if kernelMode() {
+		t.Skip("tungate's own API")
+	}
+	netlab.RequireBinary(t, "curl")
+	tp := newTopo(t, "--control", "none")
+	web := netlab.StartNginx(t, tp.srv, 1<<20)
+	out, err := runIn(t, tp.app, 30*time.Second, "sh", "-c", "curl -sS http://"+tp.srvPort(false, netlab.NginxPort)+web.Path+" | sha256sum")
+	if err != nil || !strings.HasPrefix(out, web.SHA256) {
+		t.Fatalf("download with --control none: %q, %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join("/run/tungate", tp.dev+".sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("--control none, yet the default socket: %v", err)
 	}
 }

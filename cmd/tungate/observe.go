@@ -18,8 +18,8 @@ import (
 )
 
 // observer is what the observability flags start around one gateway: the
-// flow table (always: the control socket is on by default), the flow log,
-// the API on --metrics and the control socket, and the pcap capture.
+// flow table (unless nothing reads it), the flow log, the API on --metrics
+// and the control socket (on by default), and the pcap capture.
 // Everything it opens, close ends.
 type observer struct {
 	cfg     *observeConfig
@@ -72,6 +72,12 @@ func newObserver(cfg *observeConfig, controlName string, log *slog.Logger) (o *o
 	}
 	if err := o.listenControl(controlName); err != nil {
 		return o, err
+	}
+	if len(o.lns) == 0 && o.flowLog == nil {
+		// Nobody will read the table (--control none, no --metrics, no
+		// --flow-log): the forwarder then counts nothing at all.
+		o.table.Close()
+		o.table = nil
 	}
 	return o, nil
 }
@@ -143,6 +149,9 @@ func (o *observer) captureOptions() (opts stack.CaptureOptions, ok bool, err err
 
 // start serves the API, reporting on s and rt.
 func (o *observer) start(s *stack.Stack, rt *routing) {
+	if len(o.lns) == 0 {
+		return
+	}
 	src := &control.Sources{Flows: o.table, FlowLog: o.flowLog, Stack: s, DNS: &o.dns, Capture: o.capture}
 	if rt.fakeNames != nil {
 		src.FakeDNS = rt.fakeNames
