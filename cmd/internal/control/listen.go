@@ -44,7 +44,7 @@ func ListenUnix(path string, log *slog.Logger) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	self, err := os.Readlink("/proc/self/ns/net")
+	self, err := netnsCookie(ln)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: own network namespace: %w", path, err)
@@ -77,11 +77,15 @@ func removeStale(path string) error {
 	return nil
 }
 
-// sameNetNS accepts connections only from processes in network namespace
-// netns (as /proc/PID/ns/net names it); others are closed at once.
+// sameNetNS accepts connections only from sockets in the network
+// namespace whose cookie is netns; others are closed at once. The kernel
+// makes the accepted end of a unix stream connection in the connecting
+// socket's namespace, so its SO_NETNS_COOKIE names the peer's namespace.
+// That needs no access to the peer's /proc entry, which tungate loses
+// when it drops its capabilities.
 type sameNetNS struct {
 	*net.UnixListener
-	netns string
+	netns uint64
 	log   *slog.Logger
 }
 
@@ -92,13 +96,9 @@ func (l *sameNetNS) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		pid, err := peerPID(c)
-		if err == nil {
-			var ns string
-			ns, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
-			if err == nil && ns != l.netns {
-				err = fmt.Errorf("process %d is in network namespace %s, not %s", pid, ns, l.netns)
-			}
+		ns, err := netnsCookie(c)
+		if err == nil && ns != l.netns {
+			err = fmt.Errorf("the peer is in network namespace %d, not %d", ns, l.netns)
 		}
 		if err == nil {
 			return c, nil
@@ -108,23 +108,24 @@ func (l *sameNetNS) Accept() (net.Conn, error) {
 	}
 }
 
-// peerPID returns the pid of the process at the other end of c.
-func peerPID(c *net.UnixConn) (int32, error) {
+// netnsCookie returns the cookie of the network namespace that socket c
+// belongs to (SO_NETNS_COOKIE, Linux 5.14).
+func netnsCookie(c syscall.Conn) (uint64, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	var cred *unix.Ucred
-	var credErr error
+	var cookie uint64
+	var optErr error
 	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		cookie, optErr = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
 	}); err != nil {
 		return 0, err
 	}
-	if credErr != nil {
-		return 0, fmt.Errorf("peer credentials: %w", credErr)
+	if optErr != nil {
+		return 0, fmt.Errorf("SO_NETNS_COOKIE: %w", optErr)
 	}
-	return cred.Pid, nil
+	return cookie, nil
 }
 
 // Guard says which flow destinations would reach a TCP listener of the
