@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"syscall"
+	"time"
 
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/proxy"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/forwarder/udpnat"
@@ -44,24 +46,58 @@ func (f *Forwarder) UDPStats() udpnat.Stats { return f.udp.Stats() }
 func (f *Forwarder) HandleUDP(r flow.UDPRequest) { r.Refuse() }
 
 // routeUDP is the session table's route, asked once per destination of a
-// session (the table caches the answer): the router's decision, carried
-// on the session's one socket toward the chosen upstream when the
-// upstream can send to any address and the datagram goes to the address
-// the app sent to; otherwise (in-process DNS, a name behind a fake
+// session (the table caches the answer): the router's decision, entered
+// in the flow table as one flow per (app source, destination) as before,
+// and carried on the session's one socket toward the chosen upstream when
+// the upstream can send to any address and the datagram goes to the
+// address the app sent to; otherwise (in-process DNS, a name behind a fake
 // address, an address mapped elsewhere) on a socket of the destination's
-// own, whose replies come from that destination.
-func (f *Forwarder) routeUDP(src, dst netip.AddrPort) (proxy.PacketListener, bool) {
+// own, whose replies come from that destination. It runs under the
+// table's lock.
+func (f *Forwarder) routeUDP(src, dst netip.AddrPort) udpnat.Destination {
 	fl := route.Flow{Proto: route.UDP, Src: src, Dst: dst}
-	d := f.decide(&fl)
+	d := f.guard(f.decide(&fl))
+	t := f.track(&fl, d)
 	if d.Kind == route.Refuse {
-		return nil, false
+		return udpnat.Destination{}
+	}
+	var meter udpnat.Meter
+	if t != nil {
+		meter = &flowMeter{flow: t, timed: d.Kind == route.Dial}
+		// Killing one destination's flow ends the session; not here and
+		// now, under the table's lock.
+		t.SetCloser(func() { f.goFlow(func(context.Context) { f.udp.End(src) }) })
 	}
 	if d.Kind == route.Dial && d.Dst.Name == "" && d.Dst.Addr == dst {
 		if l, ok := d.Upstream.Packets.(proxy.PacketListener); ok {
-			return sharedUpstream{fw: f, up: d.Upstream, l: l}, true
+			return udpnat.Destination{Upstream: sharedUpstream{fw: f, up: d.Upstream, l: l}, Meter: meter}
 		}
 	}
-	return pairUpstream{fw: f, fl: fl, d: d}, true
+	return udpnat.Destination{Upstream: pairUpstream{fw: f, fl: fl, d: d}, Meter: meter}
+}
+
+// flowMeter counts a destination's datagrams into its flow table entry.
+type flowMeter struct {
+	flow  *flows.Flow
+	timed bool // a dial (not an in-process answer): its latency counts
+}
+
+func (m *flowMeter) Opened(took time.Duration, err error) {
+	if m.timed && took > 0 {
+		m.flow.Dialed(took, err)
+		return
+	}
+	m.flow.Opened(err)
+}
+
+func (m *flowMeter) Sent(n int)     { m.flow.Up().AddDatagram(n) }
+func (m *flowMeter) Received(n int) { m.flow.Down().AddDatagram(n) }
+
+func (m *flowMeter) Forgotten(idle bool) {
+	if idle {
+		m.flow.Ending(flows.EndIdle)
+	}
+	m.flow.Finish(flows.EndClosed)
 }
 
 // sharedUpstream opens a session's one socket toward an upstream. Its
@@ -90,7 +126,8 @@ type pairUpstream struct {
 }
 
 func (u pairUpstream) ListenPacket(ctx context.Context, _ string) (proxy.PacketConn, error) {
-	c, err := u.fw.open(ctx, &u.fl, u.d)
+	// The table times the opening for the flow table (flowMeter).
+	c, err := u.fw.open(ctx, &u.fl, u.d, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/proxy"
 	"github.com/tungate/tungate/forwarder/route"
 )
 
 // TestUDPDatagramPathDoesNotAllocate: once a session has its socket, a
 // datagram from the app costs no allocation and no new routing decision
-// (the table caches it per destination).
+// (the table caches it per destination), counted in the flow table.
 func TestUDPDatagramPathDoesNotAllocate(t *testing.T) {
 	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -23,7 +24,9 @@ func TestUDPDatagramPathDoesNotAllocate(t *testing.T) {
 	direct := &proxy.Direct{}
 	router := &fixedRouter{d: route.Decision{Kind: route.Dial, Dst: route.AddrTarget(dst),
 		Upstream: &route.Upstream{Name: "direct", Dialer: direct, Packets: direct}}}
-	f, err := New(Options{Router: router})
+	table := flows.New(flows.Options{})
+	defer table.Close()
+	f, err := New(Options{Router: router, Flows: table})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,5 +48,8 @@ func TestUDPDatagramPathDoesNotAllocate(t *testing.T) {
 	router.mu.Unlock()
 	if decided != 1 {
 		t.Errorf("%d routing decisions for one destination; want 1", decided)
+	}
+	if snap := table.Snapshot(); len(snap) != 1 || packets(snap[0].PacketsUp) < 1000 {
+		t.Errorf("flow table %+v; want one flow with every datagram counted", snap)
 	}
 }

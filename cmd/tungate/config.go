@@ -35,6 +35,7 @@ type gatewayConfig struct {
 	logLevel       logLevel
 	proxy          proxyConfig
 	ready          readyConfig
+	observe        observeConfig
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -54,6 +55,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
 	addProxyFlags(fs, &c.proxy)
 	addReadyFlags(fs, &c.ready)
+	addObserveFlags(fs, &c.observe)
 }
 
 // addDeviceFlags registers the flags that only the gateway has.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,10 +29,39 @@ func sink(t *testing.T) netip.AddrPort {
 	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-func newNopTable(t *testing.T) *Table {
+// countMeter counts what a destination's meter hears.
+type countMeter struct {
+	opened, sent, received, forgotten, idle atomic.Int64
+	openErr                                 atomic.Value
+}
+
+func (c *countMeter) Opened(_ time.Duration, err error) {
+	c.opened.Add(1)
+	if err != nil {
+		c.openErr.Store(err)
+	}
+}
+func (c *countMeter) Sent(int)     { c.sent.Add(1) }
+func (c *countMeter) Received(int) { c.received.Add(1) }
+func (c *countMeter) Forgotten(idle bool) {
+	c.forgotten.Add(1)
+	if idle {
+		c.idle.Add(1)
+	}
+}
+
+// newNopTable routes everything direct, metering every destination with
+// meter if it is not nil.
+func newNopTable(t *testing.T, meter *countMeter) *Table {
 	t.Helper()
 	direct := &proxy.Direct{}
-	tab, err := New(Options{App: nopApp{}, Route: func(_, _ netip.AddrPort) (proxy.PacketListener, bool) { return direct, true }})
+	route := func(_, _ netip.AddrPort) Destination {
+		if meter == nil {
+			return Destination{Upstream: direct}
+		}
+		return Destination{Upstream: direct, Meter: meter}
+	}
+	tab, err := New(Options{App: nopApp{}, Route: route})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +92,8 @@ func waitOpen(t *testing.T, tab *Table, n int) {
 
 func TestPerDatagramPathDoesNotAllocate(t *testing.T) {
 	dst := sink(t)
-	tab := newNopTable(t)
+	meter := &countMeter{}
+	tab := newNopTable(t, meter)
 	src := ap("10.0.0.2:4000")
 	payload := make([]byte, 512)
 	tab.Send(src, dst, payload)
@@ -71,10 +102,14 @@ func TestPerDatagramPathDoesNotAllocate(t *testing.T) {
 		t.Errorf("Send allocates %.1f times per datagram; want 0", n)
 	}
 	tab.mu.Lock()
-	m := tab.sessions[src].dests[dst]
+	m := tab.sessions[src].dests[dst].m
 	tab.mu.Unlock()
 	if n := testing.AllocsPerRun(1000, func() { tab.deliver(m, dst, payload) }); n != 0 {
 		t.Errorf("deliver allocates %.1f times per datagram; want 0", n)
+	}
+	if meter.opened.Load() != 1 || meter.sent.Load() < 1000 || meter.received.Load() < 1000 {
+		t.Errorf("meter: %d opened, %d sent, %d received; want 1, >= 1000, >= 1000",
+			meter.opened.Load(), meter.sent.Load(), meter.received.Load())
 	}
 	buf := make([]byte, maxDatagram)
 	if n := testing.AllocsPerRun(1000, func() { recvFrom(m.fd, buf) }); n != 0 {
@@ -88,7 +123,7 @@ func TestPerDatagramPathDoesNotAllocate(t *testing.T) {
 func TestCostPerSession(t *testing.T) {
 	const n = 2000
 	dst := sink(t)
-	tab := newNopTable(t)
+	tab := newNopTable(t, nil)
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -117,7 +152,7 @@ func TestCostPerSession(t *testing.T) {
 // within maxDests.
 func TestScanIsOneSessionWithABoundedCache(t *testing.T) {
 	sinkAddr := sink(t)
-	tab := newNopTable(t)
+	tab := newNopTable(t, nil)
 	src := ap("10.0.0.2:4000")
 	tab.Send(src, sinkAddr, []byte("x"))
 	waitOpen(t, tab, 1)

@@ -153,11 +153,11 @@ func newTestTable(t *testing.T, opts Options, up proxy.PacketListener, other map
 	t.Helper()
 	app := newFakeApp()
 	opts.App = app
-	opts.Route = func(_, dst netip.AddrPort) (proxy.PacketListener, bool) {
+	opts.Route = func(_, dst netip.AddrPort) Destination {
 		if u, ok := other[dst]; ok {
-			return u, u != nil
+			return Destination{Upstream: u}
 		}
-		return up, true
+		return Destination{Upstream: up}
 	}
 	tab, err := New(opts)
 	if err != nil {

@@ -30,9 +30,9 @@ type session struct {
 	app     netip.AddrPort
 	last    time.Time // the last datagram either way
 	replied bool      // something came back
-	// dests is the routing cache: the mapping each destination leaves
-	// through, nil for a refused one.
-	dests map[netip.AddrPort]*mapping
+	// dests is the routing cache: how each destination leaves, nil for
+	// a refused one.
+	dests map[netip.AddrPort]*dest
 	// maps has one mapping per upstream; usually one.
 	maps       []*mapping
 	prev, next *session // the LRU list: next is more recent
@@ -52,6 +52,7 @@ type mapping struct {
 	conn    proxy.PacketConn // nil while opening
 	fd      int              // the host socket, or -1 if conn is none
 	pending []pendingDatagram
+	waiting []Meter                 // destinations to tell when the socket opens
 	addrs   map[netip.Addr]struct{} // FilterAddress: where the app sent to
 
 	// mu is held for reading by whoever uses conn or fd outside the
@@ -61,9 +62,16 @@ type mapping struct {
 	mu sync.RWMutex
 }
 
+// dest is one destination of a session.
+type dest struct {
+	m     *mapping
+	meter Meter // nil if the route gave none
+}
+
 type pendingDatagram struct {
-	dst  netip.AddrPort
-	data []byte
+	dst   netip.AddrPort
+	data  []byte
+	meter Meter
 }
 
 // network is the socket network for sessions of app's family.
@@ -87,7 +95,7 @@ func (t *Table) newSessionLocked(app netip.AddrPort, now time.Time) (s, evicted 
 				"max_sessions", t.opts.MaxSessions, "evicted_total", t.evicted.Load())
 		}
 	}
-	s = &session{app: app, last: now, dests: make(map[netip.AddrPort]*mapping, 1)}
+	s = &session{app: app, last: now, dests: make(map[netip.AddrPort]*dest, 1)}
 	t.sessions[app] = s
 	t.lru.pushFront(s)
 	t.opened.Add(1)
@@ -95,34 +103,65 @@ func (t *Table) newSessionLocked(app netip.AddrPort, now time.Time) (s, evicted 
 }
 
 // routeLocked asks the route about dst and records the answer in s's
-// cache, opening a mapping for a new upstream. It returns nil if refused.
-func (t *Table) routeLocked(s *session, dst netip.AddrPort) *mapping {
+// cache, opening a mapping for a new upstream. It returns nil if refused,
+// and the meters of destinations the cache forgot to make room, for the
+// caller to tell after unlocking.
+func (t *Table) routeLocked(s *session, dst netip.AddrPort) (*dest, []Meter) {
+	var forgot []Meter
 	if len(s.dests) >= maxDests {
+		forgot = meters(s.dests, nil)
 		clear(s.dests)
 		for _, m := range s.maps {
 			clear(m.addrs)
 		}
 	}
-	up, ok := t.opts.Route(s.app, dst)
-	if !ok || up == nil {
+	r := t.opts.Route(s.app, dst)
+	if r.Upstream == nil {
 		s.dests[dst] = nil
-		return nil
+		return nil, forgot
 	}
 	var m *mapping
 	for _, have := range s.maps {
-		if have.up == up {
+		if have.up == r.Upstream {
 			m = have
 			break
 		}
 	}
 	if m == nil {
-		m = t.newMappingLocked(s, up)
+		m = t.newMappingLocked(s, r.Upstream)
 	}
-	s.dests[dst] = m
+	d := &dest{m: m, meter: r.Meter}
+	s.dests[dst] = d
 	if t.opts.Filter == FilterAddress {
 		m.addrs[dst.Addr()] = struct{}{}
 	}
-	return m
+	if d.meter != nil {
+		if m.conn != nil {
+			d.meter.Opened(0, nil)
+		} else {
+			m.waiting = append(m.waiting, d.meter)
+		}
+	}
+	return d, forgot
+}
+
+// meters returns the meters of dests that leave through m (any mapping
+// if m is nil).
+func meters(dests map[netip.AddrPort]*dest, m *mapping) []Meter {
+	var out []Meter
+	for _, d := range dests {
+		if d != nil && d.meter != nil && (m == nil || d.m == m) {
+			out = append(out, d.meter)
+		}
+	}
+	return out
+}
+
+// forget tells meters that their destinations are forgotten.
+func forget(ms []Meter, idle bool) {
+	for _, m := range ms {
+		m.Forgotten(idle)
+	}
 }
 
 func (t *Table) newMappingLocked(s *session, up proxy.PacketListener) *mapping {
@@ -154,13 +193,15 @@ func (t *Table) removeLocked(s *session) {
 }
 
 // dropMappingLocked forgets a mapping that failed, so that the session's
-// next datagram to those destinations opens a new one.
-func (t *Table) dropMappingLocked(m *mapping) {
+// next datagram to those destinations opens a new one. It returns the
+// meters of the destinations it forgot.
+func (t *Table) dropMappingLocked(m *mapping) []Meter {
 	s := m.s
 	m.closed.Store(true)
 	delete(t.byID, m.id)
+	forgot := meters(s.dests, m)
 	for dst, have := range s.dests {
-		if have == m {
+		if have != nil && have.m == m {
 			delete(s.dests, dst)
 		}
 	}
@@ -170,17 +211,22 @@ func (t *Table) dropMappingLocked(m *mapping) {
 			break
 		}
 	}
+	return forgot
 }
 
-// release closes the sockets of a removed session (nil does nothing). It
-// waits for writers and raw readers using them, so call it unlocked.
-func (t *Table) release(s *session) {
+// release closes the sockets of a removed session (nil does nothing) and
+// tells its destinations' meters; idle says it expired. It waits for
+// writers and raw readers using the sockets, so call it unlocked. Nothing
+// else touches a removed session's destinations: every path to them
+// checks first that its mapping is not closed.
+func (t *Table) release(s *session, idle bool) {
 	if s == nil {
 		return
 	}
 	for _, m := range s.maps {
 		m.closeConn()
 	}
+	forget(meters(s.dests, nil), idle)
 }
 
 func (m *mapping) closeConn() {
@@ -192,12 +238,12 @@ func (m *mapping) closeConn() {
 }
 
 // enqueue holds a datagram until the upstream socket is open.
-func (m *mapping) enqueue(dst netip.AddrPort, payload []byte, dropped *atomic.Uint64) {
+func (m *mapping) enqueue(d *dest, dst netip.AddrPort, payload []byte, dropped *atomic.Uint64) {
 	if m.closed.Load() || len(m.pending) >= maxPending {
 		dropped.Add(1)
 		return
 	}
-	m.pending = append(m.pending, pendingDatagram{dst: dst, data: append([]byte(nil), payload...)})
+	m.pending = append(m.pending, pendingDatagram{dst: dst, data: append([]byte(nil), payload...), meter: d.meter})
 }
 
 // write sends one datagram on conn, with a raw system call on fd if it is
@@ -214,6 +260,7 @@ func write(conn proxy.PacketConn, fd int, p []byte, dst netip.AddrPort) error {
 // reads it: the table's poller does for a host socket, this goroutine for
 // any other conn.
 func (t *Table) open(m *mapping) {
+	start := time.Now()
 	ctx, cancel := t.ctxWithOpenTimeout()
 	conn, err := m.up.ListenPacket(ctx, network(m.s.app))
 	cancel()
@@ -221,13 +268,17 @@ func (t *Table) open(m *mapping) {
 	if err == nil {
 		fd, err = rawSocket(conn)
 	}
+	took := max(time.Since(start), time.Nanosecond) // non-zero: this one waited
 	t.mu.Lock()
+	waiting := m.waiting
+	m.waiting = nil
 	if err != nil || m.closed.Load() {
 		pending := m.pending
 		m.pending = nil
 		failed := err != nil && !m.closed.Load()
+		var forgot []Meter
 		if failed {
-			t.dropMappingLocked(m)
+			forgot = t.dropMappingLocked(m)
 		}
 		app := m.s.app
 		t.mu.Unlock()
@@ -237,14 +288,21 @@ func (t *Table) open(m *mapping) {
 		if failed {
 			t.openFailed.Add(1)
 			t.log.Debug("udp upstream socket failed", "src", app, "err", err)
+			for _, w := range waiting {
+				w.Opened(took, err)
+			}
+			forget(forgot, false)
 			t.refuseAll(app, pending)
 		}
 		return
 	}
 	m.conn, m.fd = conn, fd
 	for _, d := range m.pending {
-		if write(conn, fd, d.data, d.dst) != nil {
+		switch {
+		case write(conn, fd, d.data, d.dst) != nil:
 			t.dropped.Add(1)
+		case d.meter != nil:
+			d.meter.Sent(len(d.data))
 		}
 	}
 	m.pending = nil
@@ -254,6 +312,9 @@ func (t *Table) open(m *mapping) {
 		err = t.poll.add(fd, m.id)
 	}
 	t.mu.Unlock()
+	for _, w := range waiting {
+		w.Opened(took, nil)
+	}
 	switch {
 	case err != nil:
 		t.log.Warn("udp socket not read: poller refused it", "err", err)
@@ -309,13 +370,15 @@ func (t *Table) readLoop(m *mapping, conn proxy.PacketConn) {
 			t.refused(m, src)
 			continue
 		}
+		var forgot []Meter
 		t.mu.Lock()
 		if !m.closed.Load() {
-			t.dropMappingLocked(m)
+			forgot = t.dropMappingLocked(m)
 			t.log.Debug("udp upstream socket ended", "src", m.s.app, "err", err)
 		}
 		t.mu.Unlock()
 		conn.Close()
+		forget(forgot, false)
 		return
 	}
 }

@@ -65,13 +65,39 @@ type AppSender interface {
 	PortUnreachable(app, dst netip.AddrPort) error
 }
 
-// Route decides where a datagram from src to dst goes: through the
-// returned upstream, or nowhere (false). It is asked once per destination
-// of a session, under the table's lock: it must not block or call the
-// table. Upstreams are compared with ==, so equal values must mean the same
-// path and their dynamic types must be comparable (pointers or small
-// structs of comparable fields).
-type Route func(src, dst netip.AddrPort) (proxy.PacketListener, bool)
+// Route decides where datagrams from src to dst go. It is asked once per
+// destination of a session, under the table's lock: it must not block or
+// call the table.
+type Route func(src, dst netip.AddrPort) Destination
+
+// Destination is Route's answer for one destination of a session.
+type Destination struct {
+	// Upstream carries the datagrams; nil refuses them. Upstreams are
+	// compared with ==, so equal values must mean the same path and their
+	// dynamic types must be comparable (pointers or small structs of
+	// comparable fields).
+	Upstream proxy.PacketListener
+	// Meter, if set, hears of the destination's datagrams and end (the
+	// flow table's entry for it).
+	Meter Meter
+}
+
+// Meter hears of one destination of a session. Its methods must not
+// block; Sent and Received are called per datagram.
+type Meter interface {
+	// Opened says the socket toward the destination's upstream is open
+	// (err nil) or could not be opened; took is how long the opening took
+	// that the destination waited for, zero if the socket was open
+	// already.
+	Opened(took time.Duration, err error)
+	// Sent counts a datagram of n bytes sent to the destination.
+	Sent(n int)
+	// Received counts a datagram of n bytes from it delivered to the app.
+	Received(n int)
+	// Forgotten says the session forgot the destination (it ended, or
+	// its cache started over); idle says it expired.
+	Forgotten(idle bool)
+}
 
 // Options configures a Table.
 type Options struct {
@@ -203,26 +229,31 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 	if s == nil {
 		s, evicted = t.newSessionLocked(src, now)
 	}
-	m, known := s.dests[dst]
+	d, known := s.dests[dst]
+	var forgot []Meter
 	if !known {
-		m = t.routeLocked(s, dst)
+		d, forgot = t.routeLocked(s, dst)
 	}
-	if m == nil {
+	if d == nil {
 		t.mu.Unlock()
-		t.release(evicted)
+		t.release(evicted, false)
+		forget(forgot, false)
 		return ErrRefused // bare: a refused flood must not allocate
 	}
+	m := d.m
 	s.last = now
 	t.lru.moveToFront(s)
 	if m.conn == nil {
-		m.enqueue(dst, payload, &t.dropped)
+		m.enqueue(d, dst, payload, &t.dropped)
 		t.mu.Unlock()
-		t.release(evicted)
+		t.release(evicted, false)
+		forget(forgot, false)
 		return nil
 	}
-	conn, fd := m.conn, m.fd
+	conn, fd, meter := m.conn, m.fd, d.meter
 	t.mu.Unlock()
-	t.release(evicted)
+	t.release(evicted, false)
+	forget(forgot, false)
 	m.mu.RLock() // keeps the socket open until the write is done
 	if m.closed.Load() {
 		m.mu.RUnlock()
@@ -234,6 +265,9 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 	if err != nil {
 		t.dropped.Add(1)
 		return fmt.Errorf("udp %s -> %s: %w", src, dst, err)
+	}
+	if meter != nil {
+		meter.Sent(len(payload))
 	}
 	return nil
 }
@@ -257,9 +291,17 @@ func (t *Table) deliver(m *mapping, src netip.AddrPort, payload []byte) {
 	s.replied = true
 	t.lru.moveToFront(s)
 	app := s.app
+	var meter Meter
+	if d := s.dests[src]; d != nil && d.m == m {
+		meter = d.meter
+	}
 	t.mu.Unlock()
 	if err := t.opts.App.SendTo(src, app, payload); err != nil {
 		t.dropped.Add(1)
+		return
+	}
+	if meter != nil {
+		meter.Received(len(payload))
 	}
 }
 
@@ -270,7 +312,8 @@ func (t *Table) admits(s *session, m *mapping, src netip.AddrPort) bool {
 		_, ok := m.addrs[src.Addr()]
 		return ok
 	case FilterPort:
-		return s.dests[src] == m
+		d := s.dests[src]
+		return d != nil && d.m == m
 	}
 	return true
 }
@@ -280,12 +323,28 @@ func (t *Table) admits(s *session, m *mapping, src netip.AddrPort) bool {
 func (t *Table) refused(m *mapping, dst netip.AddrPort) {
 	t.mu.Lock()
 	s := m.s
-	ok := !m.closed.Load() && s.dests[dst] == m
+	ok := false
+	if !m.closed.Load() {
+		d := s.dests[dst]
+		ok = d != nil && d.m == m
+	}
 	app := s.app
 	t.mu.Unlock()
 	if ok {
 		t.opts.App.PortUnreachable(app, dst)
 	}
+}
+
+// End ends the session of the app at src now (a flow killed from the
+// control API), if it has one.
+func (t *Table) End(src netip.AddrPort) {
+	t.mu.Lock()
+	s := t.sessions[src]
+	if s != nil {
+		t.removeLocked(s)
+	}
+	t.mu.Unlock()
+	t.release(s, false)
 }
 
 // Stats returns the counters.
@@ -319,7 +378,7 @@ func (t *Table) Close() error {
 	t.group.Close()
 	t.cancel()
 	for _, s := range all {
-		t.release(s)
+		t.release(s, false)
 	}
 	err := t.poll.close()
 	t.group.Wait()
@@ -364,6 +423,6 @@ func (t *Table) expire(now time.Time) {
 	t.expired.Add(uint64(len(dead)))
 	for _, s := range dead {
 		t.log.Debug("udp session expired", "src", s.app, "replied", s.replied)
-		t.release(s)
+		t.release(s, true)
 	}
 }

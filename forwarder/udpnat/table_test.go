@@ -237,3 +237,55 @@ func TestCloseEndsEverything(t *testing.T) {
 		t.Fatalf("Send after Close: %v; want ErrClosed", err)
 	}
 }
+
+func TestMetersHearOfTheirDestination(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	up, down := &fakeUpstream{}, &fakeUpstream{fail: errDown}
+	byDst := map[netip.AddrPort]*countMeter{peerA: {}, peerB: {}}
+	failing := ap("192.0.2.9:1")
+	byDst[failing] = &countMeter{}
+	app := newFakeApp()
+	tab, err := New(Options{App: app, Now: clock.Now, Route: func(_, dst netip.AddrPort) Destination {
+		if dst == failing {
+			return Destination{Upstream: down, Meter: byDst[dst]}
+		}
+		return Destination{Upstream: up, Meter: byDst[dst]}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	tab.Send(app1, peerA, []byte("a"))
+	c := waitConns(t, up, 1)[0]
+	sent(t, c)
+	tab.Send(app1, peerB, []byte("b")) // the socket is open already
+	sent(t, c)
+	c.in <- inbound{peerB, "reply"}
+	app.expect(t, delivery{peerB, app1, "reply"})
+	tab.Send(app1, failing, []byte("x"))
+	<-app.unreachable
+	a, b, f := byDst[peerA], byDst[peerB], byDst[failing]
+	if a.opened.Load() != 1 || b.opened.Load() != 1 || a.sent.Load() != 1 || b.sent.Load() != 1 || b.received.Load() != 1 {
+		t.Fatalf("meters: a opened %d sent %d; b opened %d sent %d received %d", a.opened.Load(), a.sent.Load(),
+			b.opened.Load(), b.sent.Load(), b.received.Load())
+	}
+	if f.openErr.Load() == nil || f.forgotten.Load() != 1 {
+		t.Fatalf("the failing destination's meter: error %v, forgotten %d; want the error, then forgotten", f.openErr.Load(), f.forgotten.Load())
+	}
+	clock.advance(DefaultTimeout)
+	tab.expire(clock.Now())
+	if a.idle.Load() != 1 || b.idle.Load() != 1 {
+		t.Fatalf("after expiry: a idle %d, b idle %d; want both forgotten as idle", a.idle.Load(), b.idle.Load())
+	}
+}
+
+func TestEndClosesTheSession(t *testing.T) {
+	up := &fakeUpstream{}
+	tab, _ := newTestTable(t, Options{}, up, nil)
+	tab.Send(app1, peerA, []byte("a"))
+	c := waitConns(t, up, 1)[0]
+	tab.End(app1)
+	if !c.isClosed() || tab.Stats().Sessions != 0 {
+		t.Fatalf("after End: conn closed %v, %d sessions", c.isClosed(), tab.Stats().Sessions)
+	}
+}
