@@ -17,9 +17,13 @@ type fakeUpstream struct {
 	mu    sync.Mutex
 	conns []*fakeConn
 	fail  error
+	gate  chan struct{} // if set, ListenPacket waits for it to close
 }
 
 func (u *fakeUpstream) ListenPacket(_ context.Context, network string) (proxy.PacketConn, error) {
+	if u.gate != nil {
+		<-u.gate
+	}
 	if u.fail != nil {
 		return nil, u.fail
 	}

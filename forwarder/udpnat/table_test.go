@@ -192,11 +192,12 @@ func TestRefusedDestination(t *testing.T) {
 }
 
 func TestFailedUpstreamAnswersPortUnreachable(t *testing.T) {
-	up := &fakeUpstream{fail: errDown}
+	up := &fakeUpstream{fail: errDown, gate: make(chan struct{})}
 	tab, app := newTestTable(t, Options{}, up, nil)
 	tab.Send(app1, peerA, []byte("1"))
 	tab.Send(app1, peerA, []byte("2"))
 	tab.Send(app1, peerB, []byte("3"))
+	close(up.gate) // all three wait for the one opening, which fails
 	got := map[netip.AddrPort]int{}
 	for range 2 {
 		select {
