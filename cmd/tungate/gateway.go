@@ -37,7 +37,9 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		}
 	}
 	devGone := make(chan error, 1)
-	gw, err := newGateway(cfg, dev.FD(), log, nil, func(err error) {
+	dns := newHostDNS(cfg.dns.values, log)
+	res := dns.gatewayRouting(cfg, log)
+	gw, err := newGateway(cfg, dev.FD(), log, res, func(err error) {
 		select {
 		case devGone <- fmt.Errorf("device %s: %w", dev.Name(), err):
 		default:
@@ -46,8 +48,12 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.netns != "" {
+		defer writeNetNSDNS(etcNetNSDir, cfg.netns, res.resolverAddrs, dns.keep, log).remove()
+	}
 	dropPrivileges(gatewayCaps(cfg), log)
-	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
+	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu,
+		"resolver", fmt.Sprint(res.resolverAddrs), "upstream_dns", fmt.Sprint(dns.servers))
 	cfg.ready.signalReady(log)
 	select {
 	case <-ctx.Done():

@@ -12,9 +12,9 @@ import (
 	"github.com/tungate/tungate/forwarder/route"
 )
 
-// runRouting is what `tungate run` adds to a gateway's routing; nil for a
-// plain gateway. Both parts are router options, so any mode could use
-// them.
+// runRouting is what a mode adds to a gateway's routing: tungate's
+// resolver (every mode) and, under `tungate run`, the host-loopback rule.
+// Both parts are router options, so any mode can use them.
 type runRouting struct {
 	// resolverAddrs answer DNS by asking servers.
 	resolverAddrs []netip.Addr
