@@ -29,19 +29,6 @@ type netnsDNSLab struct {
 	nginx     *netlab.Nginx
 }
 
-// etcNetNS is the directory `ip netns exec NAME` takes NAME's files from.
-func etcNetNS(name string) string { return filepath.Join("/etc/netns", name) }
-
-// removeEtcNetNS deletes /etc/netns/NAME of a namespace the test made, on
-// t's cleanup, whatever happened.
-func removeEtcNetNS(t *testing.T, name string) {
-	t.Cleanup(func() {
-		if err := os.RemoveAll(etcNetNS(name)); err != nil {
-			t.Errorf("remove %s: %v", etcNetNS(name), err)
-		}
-	})
-}
-
 func newNetNSDNSLab(t *testing.T) *netnsDNSLab {
 	t.Helper()
 	netlab.RequireRoot(t)
@@ -51,18 +38,16 @@ func newNetNSDNSLab(t *testing.T) *netnsDNSLab {
 		t.Skip("tests tungate's resolver")
 	}
 	l := &netnsDNSLab{host: netlab.NewNS(t, "tgh"), app: netlab.NewNS(t, "tga")}
-	removeEtcNetNS(t, l.host.Name)
-	removeEtcNetNS(t, l.app.Name)
 	srv := netlab.NewNS(t, "tgs")
 	sub := netlab.NewSubnet(t)
 	netlab.Veth(t, l.host, srv, []netip.Prefix{sub.Prefix4(1)}, []netip.Prefix{sub.Prefix4(2)})
 	l.web = sub.V4(2)
 	l.nginx = netlab.StartNginx(t, srv, 1000)
 	// The host namespace's /etc/resolv.conf names 127.0.0.53 only.
-	if err := os.MkdirAll(etcNetNS(l.host.Name), 0o755); err != nil {
+	if err := os.MkdirAll(netlab.EtcNetNS(l.host.Name), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(etcNetNS(l.host.Name), "resolv.conf"), []byte("nameserver 127.0.0.53\nsearch tungate.invalid\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(netlab.EtcNetNS(l.host.Name), "resolv.conf"), []byte("nameserver 127.0.0.53\nsearch tungate.invalid\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	netlab.StartDNSMasq(t, l.host, []netip.Addr{netip.MustParseAddr("127.0.0.53")}, map[string][]netip.Addr{"test.example": {l.web}})
@@ -90,7 +75,7 @@ func (l *netnsDNSLab) run(t *testing.T, name string, args ...string) (string, er
 func TestNetNSDNSHostResolver(t *testing.T) {
 	l := newNetNSDNSLab(t)
 	gw := l.start(t)
-	conf := filepath.Join(etcNetNS(l.app.Name), "resolv.conf")
+	conf := filepath.Join(netlab.EtcNetNS(l.app.Name), "resolv.conf")
 	b, err := os.ReadFile(conf)
 	if err != nil {
 		t.Fatalf("tungate wrote no resolv.conf for the namespace: %v", err)
@@ -107,8 +92,8 @@ func TestNetNSDNSHostResolver(t *testing.T) {
 		t.Errorf("curl http://test.example/ in the namespace: %q, %v; want 200 1000", out, err)
 	}
 	gw.Stop()
-	if _, err := os.Stat(etcNetNS(l.app.Name)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("after tungate stopped, %s: %v; want it removed", etcNetNS(l.app.Name), err)
+	if _, err := os.Stat(netlab.EtcNetNS(l.app.Name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after tungate stopped, %s: %v; want it removed", netlab.EtcNetNS(l.app.Name), err)
 	}
 }
 
@@ -116,9 +101,9 @@ func TestNetNSDNSHostResolver(t *testing.T) {
 // left alone, and tungate says why DNS may not work.
 func TestNetNSDNSResolvConfExists(t *testing.T) {
 	l := newNetNSDNSLab(t)
-	conf := filepath.Join(etcNetNS(l.app.Name), "resolv.conf")
+	conf := filepath.Join(netlab.EtcNetNS(l.app.Name), "resolv.conf")
 	const mine = "nameserver 192.0.2.1\n"
-	if err := os.MkdirAll(etcNetNS(l.app.Name), 0o755); err != nil {
+	if err := os.MkdirAll(netlab.EtcNetNS(l.app.Name), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(conf, []byte(mine), 0o644); err != nil {
@@ -136,5 +121,35 @@ func TestNetNSDNSResolvConfExists(t *testing.T) {
 	gw.Stop()
 	if b, err := os.ReadFile(conf); err != nil || string(b) != mine {
 		t.Errorf("the resolv.conf that was there before: %q, %v; want it untouched", b, err)
+	}
+}
+
+// TestRunNetnsPathDNS: a namespace kept by `run --netns-path` under
+// /run/netns gets /etc/netns/NAME/resolv.conf too, so `ip netns exec NAME`
+// resolves through tungate's resolver with no set-up.
+func TestRunNetnsPathDNS(t *testing.T) {
+	netlab.RequireBinary(t, "dig")
+	netlab.RequireBinary(t, "curl")
+	srv := newRunServer(t)
+	web := netlab.StartNginx(t, srv.ns, 1000)
+	netlab.StartDNSMasq(t, srv.ns, []netip.Addr{srv.addr(false)}, map[string][]netip.Addr{"kept.example": {srv.addr(false)}})
+	if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := netlab.UniqueName("tgkeep")
+	netlab.CleanEtcNetNS(t, name)
+	g := netlab.StartTungate(t, "run", "--log-level", "info", "--dns", srv.addr(false).String(), "--netns-path", "/run/netns/"+name)
+	ns := &netlab.NS{Name: name}
+	out := ns.MustRun(t, "dig", "+short", "+tries=1", "+time=5", "kept.example", "A")
+	if strings.TrimSpace(out) != srv.addr(false).String() {
+		t.Errorf("dig kept.example in the kept namespace: %q, want %s", out, srv.addr(false))
+	}
+	out = ns.MustRun(t, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--max-time", "10", "http://kept.example"+web.Path)
+	if out != "200 1000" {
+		t.Errorf("curl http://kept.example/ in the kept namespace: %q, want 200 1000", out)
+	}
+	g.Stop()
+	if _, err := os.Stat(netlab.EtcNetNS(name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after tungate stopped, %s: %v; want it removed", netlab.EtcNetNS(name), err)
 	}
 }

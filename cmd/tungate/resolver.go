@@ -52,9 +52,10 @@ func (d *hostDNS) gatewayRouting(cfg *gatewayConfig, log *slog.Logger) *runRouti
 // where tungate's resolver answers: the prefix's second address (network
 // + 2: 198.18.0.2 for 198.18.0.1/24, fd74:6761:7465::2 for
 // fd74:6761:7465::1/64), or its first (network + 1) when the device holds
-// the second. A prefix with neither free (a /32 or /128, a /31 or /127
-// whose first address is the device's) gets none and is returned in none.
-// Prefixes that share a network give one address.
+// the second. A prefix with neither free (a /32 or /128; a /31 or /127,
+// which holds network + 0 and + 1 only, when the device is at + 1) gets
+// none and is returned in none. Prefixes that share a network give one
+// address.
 func resolverAddrs(prefixes []netip.Prefix) (addrs []netip.Addr, none []netip.Prefix) {
 	own := func(a netip.Addr) bool {
 		return slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Addr() == a })
