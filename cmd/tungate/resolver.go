@@ -4,8 +4,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/tungate/tungate/forwarder/dns"
+	"github.com/tungate/tungate/forwarder/proxy"
 )
 
 // hostDNS is what tungate's resolver (at the resolver addresses in the
@@ -78,4 +80,21 @@ func resolverAddrs(prefixes []netip.Prefix) (addrs []netip.Addr, none []netip.Pr
 		}
 	}
 	return addrs, none
+}
+
+// udpChain is the chain through hops (a single SOCKS5 proxy) that carries
+// UDP. A datagram to a name (behind a fake address) goes to an address
+// that tungate resolved in the family the app looked up, by asking
+// servers over tcp, the chain's TCP path, so that the lookup leaves where
+// the flow does; a name that does not resolve refuses the flow. A proxy
+// given the name may resolve it in the other family (proxy.UDPResolver
+// says why that fails with dante). Without servers names go to the proxy.
+func udpChain(hops []*proxy.Hop, host *proxy.Direct, tcp proxy.Dialer, handshakeTimeout time.Duration, servers []netip.AddrPort) proxy.PacketDialer {
+	opts := proxy.ChainOptions{Hops: hops, Base: host, HandshakeTimeout: handshakeTimeout}
+	if len(servers) > 0 {
+		lookup := &dns.Lookup{Forward: &dns.Forward{Servers: servers, Dialer: tcp}, Network: "tcp"}
+		opts.UDPResolver = lookup.ResolveUDP
+	}
+	pd, _ := proxy.NewChainWith(opts).(proxy.PacketDialer)
+	return pd
 }

@@ -45,11 +45,15 @@ func newRouting(cfg *gatewayConfig, run *runRouting, log *slog.Logger) (*routing
 	hostDirect := &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}
 	direct := directUpstream("direct", hostDirect, p.udp.mode)
 	opts := route.Options{Direct: direct, Default: direct, Chains: make(map[string]*route.Upstream)}
+	var servers []netip.AddrPort // what resolves UDP to names through a proxy
+	if run != nil {
+		servers = run.servers
+	}
 	if p.proxied() {
-		opts.Default = chainUpstream(route.ActionProxy, p.hops.hops, hostDirect, p)
+		opts.Default = chainUpstream(route.ActionProxy, p.hops.hops, hostDirect, p, servers)
 	}
 	for _, name := range p.hops.names {
-		opts.Chains[name] = chainUpstream(name, p.hops.named[name], hostDirect, p)
+		opts.Chains[name] = chainUpstream(name, p.hops.named[name], hostDirect, p, servers)
 	}
 	if p.proxied() || len(p.hops.names) > 0 {
 		log.Info("upstream proxy", "chain", p.hops.String(), "udp", p.udp.mode, "dns_mode", p.dns.mode, "routes", len(p.routes.rules))
@@ -100,8 +104,9 @@ func directUpstream(name string, d *proxy.Direct, udpMode string) *route.Upstrea
 
 // chainUpstream is the upstream through hops, first reached from host:
 // its UDP goes as --udp says (through the chain where it can carry UDP,
-// from host sockets with --udp direct, else nowhere).
-func chainUpstream(name string, hops []*proxy.Hop, host *proxy.Direct, p *proxyConfig) *route.Upstream {
+// from host sockets with --udp direct, else nowhere). servers resolve the
+// names of its UDP flows (udpChain).
+func chainUpstream(name string, hops []*proxy.Hop, host *proxy.Direct, p *proxyConfig, servers []netip.AddrPort) *route.Upstream {
 	if !proxiedHops(hops) {
 		return directUpstream(name, host, p.udp.mode)
 	}
@@ -112,7 +117,7 @@ func chainUpstream(name string, hops []*proxy.Hop, host *proxy.Direct, p *proxyC
 		up.Packets = host
 	case "proxy":
 		if proxy.WhyNoUDP(hops) == "" {
-			up.Packets, _ = chain.(proxy.PacketDialer)
+			up.Packets = udpChain(hops, host, chain, p.handshakeTimeout, servers)
 		}
 	}
 	return up
