@@ -94,7 +94,7 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		rt.Close()
 		return nil, err
 	}
-	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), log, onDeviceGone)
+	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone)
 	if err != nil {
 		fwd.Close()
 		rt.Close()
