@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/proxy"
 	"github.com/tungate/tungate/forwarder/route"
 )
@@ -20,16 +21,18 @@ type request interface {
 	Refuse()
 }
 
-// admit describes the new flow r, decides its fate, and refuses it at once
-// if that is the decision; ok is false then.
-func (fw *Forwarder) admit(proto route.Proto, r request) (f *route.Flow, d route.Decision, ok bool) {
+// admit describes the new flow r, decides its fate, enters it in the flow
+// table (t), and refuses it at once if that is the decision; ok is false
+// then.
+func (fw *Forwarder) admit(proto route.Proto, r request) (f *route.Flow, d route.Decision, t *flows.Flow, ok bool) {
 	f = &route.Flow{Proto: proto, Src: r.Src(), Dst: r.Dst()}
-	d = fw.decide(f)
+	d = fw.guard(fw.decide(f))
+	t = fw.track(f, d)
 	if d.Kind == route.Refuse {
 		r.Refuse()
-		return nil, d, false
+		return nil, d, nil, false
 	}
-	return f, d, true
+	return f, d, t, true
 }
 
 // decide asks the router for f's fate and logs it at debug level.
@@ -45,20 +48,24 @@ func (fw *Forwarder) decide(f *route.Flow) route.Decision {
 // in-process server's side of the flow, or the upstream connection,
 // dialed within the connect timeout. A failed dial through a proxy is
 // logged naming the chain and hop.
-func (fw *Forwarder) open(ctx context.Context, f *route.Flow, d route.Decision) (net.Conn, error) {
+func (fw *Forwarder) open(ctx context.Context, f *route.Flow, d route.Decision, t *flows.Flow) (net.Conn, error) {
 	stream := f.Proto == route.TCP
 	if d.Kind == route.Answer {
-		return d.Server.Open(f.Dst, stream)
+		c, err := d.Server.Open(f.Dst, stream)
+		t.Opened(err)
+		return c, err
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, fw.opts.ConnectTimeout)
 	defer cancel()
 	var c net.Conn
 	var err error
+	start := time.Now()
 	if stream {
 		c, err = d.Upstream.DialTCP(dialCtx, d.Dst)
 	} else {
 		c, err = d.Upstream.DialUDP(dialCtx, d.Dst)
 	}
+	t.Dialed(time.Since(start), err)
 	if err != nil {
 		if d.Upstream.Proxied {
 			fw.failures.report(ctx, f, d, err)

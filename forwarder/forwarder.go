@@ -22,8 +22,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/internal/owned"
 	"github.com/tungate/tungate/forwarder/route"
 )
@@ -54,6 +56,12 @@ type Options struct {
 	// UDPTimeout is how long a UDP session lives without traffic. Zero
 	// means DefaultUDPTimeout.
 	UDPTimeout time.Duration
+	// Flows, if set, is the flow table every TCP and UDP flow is entered
+	// in, with its byte counts, and finished into.
+	Flows *flows.Table
+	// Unreachable, if set, reports addresses no flow may dial whatever
+	// the route (tungate's own API listener); such flows are refused.
+	Unreachable func(dst netip.AddrPort) bool
 	// Logger receives each flow's decision and fate at debug level and
 	// proxy failures at warn level; nil discards them.
 	Logger *slog.Logger

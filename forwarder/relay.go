@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"sync"
+
+	"github.com/tungate/tungate/forwarder/flows"
 )
 
 // The relay copies through pooled buffers of two sizes, held only while
@@ -84,6 +86,11 @@ type ReadNotifier interface {
 // Cancelling ctx ends both at once. The error names the direction that
 // failed.
 func Relay(ctx context.Context, app, upstream net.Conn) error {
+	return relay(ctx, app, upstream, nil)
+}
+
+// relay is Relay counting into fl's halves (nil counts nothing).
+func relay(ctx context.Context, app, upstream net.Conn, fl *flows.Flow) error {
 	stop := context.AfterFunc(ctx, func() {
 		app.Close()
 		upstream.Close()
@@ -92,13 +99,13 @@ func Relay(ctx context.Context, app, upstream net.Conn) error {
 
 	errc := make(chan error, 1)
 	if n, ok := app.(ReadNotifier); ok {
-		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", done: errc}
+		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", count: fl.Up(), done: errc}
 		h.resume = func() { go h.run() }
 		h.resume()
 	} else {
-		go func() { errc <- copyHalf(upstream, app, "app -> upstream") }()
+		go func() { errc <- copyHalf(upstream, app, "app -> upstream", fl.Up()) }()
 	}
-	errDown := copyHalf(app, upstream, "upstream -> app")
+	errDown := copyHalf(app, upstream, "upstream -> app", fl.Down())
 	errUp := <-errc
 	app.Close()
 	upstream.Close()
@@ -108,12 +115,13 @@ func Relay(ctx context.Context, app, upstream net.Conn) error {
 	return errors.Join(errUp, errDown)
 }
 
-// copyHalf copies src to dst until EOF, then half-closes dst.
-func copyHalf(dst, src net.Conn, dir string) error {
+// copyHalf copies src to dst until EOF, then half-closes dst, counting
+// into count.
+func copyHalf(dst, src net.Conn, dir string, count *flows.Half) error {
 	var buf relayBuf
 	for {
 		bp, n, err := readReady(src, &buf)
-		if end, err := writeChunk(dst, src, dir, &buf, bp, n, err); end {
+		if end, err := writeChunk(dst, src, dir, count, &buf, bp, n, err); end {
 			return err
 		}
 	}
@@ -144,6 +152,7 @@ type notifiedHalf struct {
 	dst, src net.Conn
 	notifier ReadNotifier
 	dir      string
+	count    *flows.Half
 	done     chan<- error
 	resume   func() // bound once: a closure made per wait would allocate
 	buf      relayBuf
@@ -151,7 +160,7 @@ type notifiedHalf struct {
 
 func (h *notifiedHalf) run() {
 	for !h.notifier.NotifyReadable(h.resume) {
-		if end, err := copyChunk(h.dst, h.src, h.dir, &h.buf); end {
+		if end, err := copyChunk(h.dst, h.src, h.dir, h.count, &h.buf); end {
 			h.done <- err
 			return
 		}
@@ -161,10 +170,10 @@ func (h *notifiedHalf) run() {
 // copyChunk does one read from src, which should be readable so that it
 // does not hold the buffer while waiting, and passes the result to
 // writeChunk.
-func copyChunk(dst, src net.Conn, dir string, buf *relayBuf) (bool, error) {
+func copyChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf) (bool, error) {
 	bp := buf.get()
 	n, err := src.Read(*bp)
-	return writeChunk(dst, src, dir, buf, bp, n, err)
+	return writeChunk(dst, src, dir, count, buf, bp, n, err)
 }
 
 // writeChunk writes the n bytes read into bp (nil if the read took no
@@ -172,13 +181,16 @@ func copyChunk(dst, src net.Conn, dir string, buf *relayBuf) (bool, error) {
 // ended, and how: an orderly end (EOF) half-closes dst; on an error it
 // resets both conns at once, which also ends the other direction (its
 // reads then fail as closed), so a reset on one side becomes a reset on
-// the other even while the other direction is idle.
-func writeChunk(dst, src net.Conn, dir string, buf *relayBuf, bp *[]byte, n int, rerr error) (bool, error) {
+// the other even while the other direction is idle. Bytes written, and
+// which side failed, are counted into count.
+func writeChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf, bp *[]byte, n int, rerr error) (bool, error) {
 	if n > 0 {
 		if _, werr := dst.Write((*bp)[:n]); werr != nil {
 			buf.put(bp, n)
+			count.WriteFailed()
 			return true, failHalf(dst, src, dir, fmt.Errorf("write: %w", werr))
 		}
+		count.Add(n)
 	}
 	if bp != nil {
 		buf.put(bp, n)
@@ -192,6 +204,7 @@ func writeChunk(dst, src net.Conn, dir string, buf *relayBuf, bp *[]byte, n int,
 	case errors.Is(rerr, net.ErrClosed):
 		return true, nil
 	}
+	count.ReadFailed()
 	return true, failHalf(dst, src, dir, fmt.Errorf("read: %w", rerr))
 }
 

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"testing"
+
+	"github.com/tungate/tungate/forwarder/flows"
 )
 
 // relayChunk is what the feeding side writes per operation: the size of a
@@ -41,15 +43,16 @@ func loopbackPair(tb testing.TB) (*net.TCPConn, *net.TCPConn) {
 
 // relayedLoopback runs a Relay between two host sockets (the path of every
 // proxied flow's upstream) and returns the feeding end and the draining
-// end: bytes written to feed come out of drain.
-func relayedLoopback(tb testing.TB) (feed, drain *net.TCPConn) {
+// end: bytes written to feed come out of drain, counted into fl (nil:
+// uncounted).
+func relayedLoopback(tb testing.TB, fl *flows.Flow) (feed, drain *net.TCPConn) {
 	feed, a := loopbackPair(tb)
 	b, drain := loopbackPair(tb)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Relay(ctx, wrapHost(a), wrapHost(b))
+		relay(ctx, wrapHost(a), wrapHost(b), fl)
 	}()
 	tb.Cleanup(func() {
 		cancel()
@@ -68,23 +71,46 @@ func moveChunk(tb testing.TB, feed, drain *net.TCPConn, chunk, sink []byte) {
 	}
 }
 
+// countedFlow returns a live flow of a fresh table, as every relayed flow
+// has one when the flow table is on (it is by default: the control
+// socket).
+func countedFlow(tb testing.TB) *flows.Flow {
+	table := flows.New(flows.Options{})
+	tb.Cleanup(table.Close)
+	fl := table.Begin(flows.Start{Protocol: flows.TCP})
+	fl.Dialed(0, nil)
+	return fl
+}
+
+// BenchmarkRelayLoopback relays with and without a flow table entry to
+// count into, in the same run, so that the cost of counting shows.
 func BenchmarkRelayLoopback(b *testing.B) {
-	feed, drain := relayedLoopback(b)
-	chunk, sink := make([]byte, relayChunk), make([]byte, relayChunk)
-	moveChunk(b, feed, drain, chunk, sink) // warm the buffer pool
-	b.SetBytes(relayChunk)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		moveChunk(b, feed, drain, chunk, sink)
+	for _, counted := range []bool{false, true} {
+		b.Run(map[bool]string{false: "uncounted", true: "counted"}[counted], func(b *testing.B) {
+			var fl *flows.Flow
+			if counted {
+				fl = countedFlow(b)
+			}
+			feed, drain := relayedLoopback(b, fl)
+			chunk, sink := make([]byte, relayChunk), make([]byte, relayChunk)
+			moveChunk(b, feed, drain, chunk, sink) // warm the buffer pool
+			b.SetBytes(relayChunk)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				moveChunk(b, feed, drain, chunk, sink)
+			}
+		})
 	}
 }
 
 // TestRelayDoesNotAllocate checks the steady state of a busy flow: copying
 // a chunk through the relay (wait, read, write, in both the goroutine and
-// the notified form) allocates nothing.
+// the notified form, counting the bytes into the flow table) allocates
+// nothing.
 func TestRelayDoesNotAllocate(t *testing.T) {
-	feed, drain := relayedLoopback(t)
+	fl := countedFlow(t)
+	feed, drain := relayedLoopback(t, fl)
 	chunk, sink := make([]byte, relayChunk), make([]byte, relayChunk)
 	moveChunk(t, feed, drain, chunk, sink)
 	allocs := testing.AllocsPerRun(200, func() { moveChunk(t, feed, drain, chunk, sink) })
@@ -92,5 +118,9 @@ func TestRelayDoesNotAllocate(t *testing.T) {
 	// the relay's own count (rounded down by AllocsPerRun).
 	if allocs != 0 {
 		t.Errorf("%v allocations per %d-byte chunk relayed, want 0", allocs, relayChunk)
+	}
+	// AllocsPerRun runs the function once more to warm up.
+	if got, want := fl.Up().Bytes(), uint64(202*relayChunk); got != want {
+		t.Errorf("flow counted %d bytes up, want %d", got, want)
 	}
 }

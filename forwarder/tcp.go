@@ -3,6 +3,7 @@ package forwarder
 import (
 	"context"
 
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/stack/flow"
 )
@@ -12,17 +13,18 @@ import (
 // or unreachable destination reaches the app as a reset rather than as a
 // connection that dies later.
 func (f *Forwarder) HandleTCP(r flow.TCPRequest) {
-	fl, d, ok := f.admit(route.TCP, r)
+	fl, d, t, ok := f.admit(route.TCP, r)
 	if !ok {
 		return
 	}
-	if !f.goFlow(func(ctx context.Context) { f.forwardTCP(ctx, r, fl, d) }) {
+	if !f.goFlow(func(ctx context.Context) { f.forwardTCP(ctx, r, fl, d, t) }) {
+		t.Finish(flows.EndClosed)
 		r.Refuse()
 	}
 }
 
-func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision) {
-	host, err := f.open(ctx, fl, d)
+func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision, t *flows.Flow) {
+	host, err := f.open(ctx, fl, d, t)
 	if err != nil {
 		f.log.Debug("tcp dial failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		r.Refuse()
@@ -31,19 +33,23 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 	app, err := r.Accept()
 	if err != nil {
 		host.Close()
+		t.Finish(flows.EndResetByApp) // the app gave up while we dialed
 		f.log.Debug("tcp accept failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		return
 	}
+	t.SetCloser(func() { resetOrClose(app); resetOrClose(host) })
 	f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
 	// The relay gets a fresh goroutine rather than this one, whose stack
 	// grew deep while dialing: an idle flow parks that goroutine for as
 	// long as it lives, and a small stack is most of what it costs.
-	relay := func(ctx context.Context) {
-		if err := Relay(ctx, app, host); err != nil {
+	run := func(ctx context.Context) {
+		defer t.Finish(flows.EndClosed)
+		if err := relay(ctx, app, host, t); err != nil {
 			f.log.Debug("tcp relay ended", "src", fl.Src, "dst", fl.Dst, "err", err)
 		}
 	}
-	if !f.goFlow(relay) {
+	if !f.goFlow(run) {
+		t.Finish(flows.EndClosed)
 		resetOrClose(app)
 		host.Close()
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/stack/flow"
 )
@@ -35,6 +36,8 @@ type UDPSession struct {
 	timeout  time.Duration
 	// refused tells the app that the destination refused a datagram.
 	refused func()
+	// flow is the session's entry in the flow table, or nil.
+	flow *flows.Flow
 }
 
 // udpTable tracks live sessions so that each pair has exactly one.
@@ -77,21 +80,24 @@ func (t *udpTable) Len() int {
 // the endpoint's queue. A refused flow, and one whose dial fails, gets
 // ICMP port unreachable at once.
 func (f *Forwarder) HandleUDP(r flow.UDPRequest) {
-	fl, d, ok := f.admit(route.UDP, r)
+	fl, d, t, ok := f.admit(route.UDP, r)
 	if !ok {
 		return
 	}
 	app, err := r.Accept()
 	if err != nil {
+		t.Finish(flows.EndClosed)
 		f.log.Debug("udp endpoint failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		return
 	}
-	s := &UDPSession{key: udpKey{fl.Src, fl.Dst}, app: app, timeout: f.opts.UDPTimeout, refused: r.Refuse}
+	s := &UDPSession{key: udpKey{fl.Src, fl.Dst}, app: app, timeout: f.opts.UDPTimeout, refused: r.Refuse, flow: t}
 	if !f.udp.add(s) {
+		t.Finish(flows.EndClosed)
 		s.app.Close()
 		return
 	}
 	if !f.goFlow(func(ctx context.Context) { f.runUDP(ctx, s, fl, d) }) {
+		t.Finish(flows.EndClosed)
 		f.udp.remove(s)
 		s.app.Close()
 	}
@@ -99,7 +105,8 @@ func (f *Forwarder) HandleUDP(r flow.UDPRequest) {
 
 func (f *Forwarder) runUDP(ctx context.Context, s *UDPSession, fl *route.Flow, d route.Decision) {
 	defer f.udp.remove(s)
-	up, err := f.open(ctx, fl, d)
+	defer s.flow.Finish(flows.EndClosed)
+	up, err := f.open(ctx, fl, d, s.flow)
 	if err != nil {
 		f.log.Debug("udp dial failed", "src", s.key.src, "dst", s.key.dst, "err", err)
 		if ctx.Err() == nil {
@@ -122,14 +129,18 @@ func (s *UDPSession) Run(ctx context.Context) error {
 		s.app.Close()
 		s.upstream.Close()
 	}
-	s.idle = time.AfterFunc(s.timeout, closeBoth)
+	s.idle = time.AfterFunc(s.timeout, func() {
+		s.flow.Ending(flows.EndIdle)
+		closeBoth()
+	})
 	defer s.idle.Stop()
 	stop := context.AfterFunc(ctx, closeBoth)
 	defer stop()
+	s.flow.SetCloser(closeBoth)
 
 	errc := make(chan error, 1)
-	go func() { errc <- s.copy(s.upstream, s.app, "app -> upstream", closeBoth) }()
-	errDown := s.copy(s.app, s.upstream, "upstream -> app", closeBoth)
+	go func() { errc <- s.copy(s.upstream, s.app, "app -> upstream", s.flow.Up(), closeBoth) }()
+	errDown := s.copy(s.app, s.upstream, "upstream -> app", s.flow.Down(), closeBoth)
 	return errors.Join(<-errc, errDown)
 }
 
@@ -143,15 +154,17 @@ func (s *UDPSession) passRefusal(src net.Conn, err error) bool {
 	return true
 }
 
-// copy moves datagrams from src to dst; when it stops it closes both
-// sides, which stops its sibling.
-func (s *UDPSession) copy(dst, src net.Conn, dir string, closeBoth func()) error {
+// copy moves datagrams from src to dst, counting them into count; when
+// it stops it closes both sides, which stops its sibling.
+func (s *UDPSession) copy(dst, src net.Conn, dir string, count *flows.Half, closeBoth func()) error {
 	defer closeBoth()
 	for {
 		bp, n, err := readReady(src, datagramLender{})
 		if err == nil {
 			s.idle.Reset(s.timeout)
-			_, err = dst.Write((*bp)[:n])
+			if _, err = dst.Write((*bp)[:n]); err == nil {
+				count.AddDatagram(n)
+			}
 		}
 		if bp != nil {
 			datagramBufs.Put(bp)

@@ -25,6 +25,7 @@ type config struct {
 	only       []string      // paths to measure; empty means all
 	rows       []string      // row groups to measure (rowGroups); empty means all
 	udpSteps   int           // UDP capacity trials after the unlimited run
+	extra      []string      // flags added to every tungate command line
 }
 
 // rowGroups are the names -rows accepts, each a group of rows measured
@@ -39,7 +40,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	var cfg config
 	var quick bool
-	var only, rows string
+	var only, rows, extra string
 	fs.StringVar(&cfg.tungate, "tungate", "bin/tungate", "tungate binary to measure")
 	fs.BoolVar(&quick, "quick", false, "one run, 1-second load tests, 1,000 idle connections, 3 UDP capacity trials: for trying it out")
 	fs.IntVar(&cfg.runs, "runs", 3, "runs of each measurement; the median is reported")
@@ -51,9 +52,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&only, "only", "", "comma-separated paths to measure (kernel,tungate,tungate-run,pasta,slirp4netns); default all")
 	fs.StringVar(&rows, "rows", "", "comma-separated row groups to measure ("+strings.Join(rowGroups, ",")+"); default all")
 	fs.IntVar(&cfg.udpSteps, "udp-steps", 6, "trials of the UDP capacity search after the unlimited run")
+	fs.StringVar(&extra, "tungate-flags", "", "flags added to both tungate command lines, separated by spaces (for example \"--metrics 9467\" to measure what metrics cost)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	cfg.extra = strings.Fields(extra)
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("%w: unknown subcommand %q (want serve, probe, connrate, udprr or idle)", errUsage, fs.Arg(0))
 	}

@@ -86,7 +86,7 @@ func startKernel(ctx context.Context, b *bench, mtu int) (*session, error) {
 // fresh client namespace (tungate adds the default routes there).
 func startTungate(ctx context.Context, b *bench, mtu int) (*session, error) {
 	return b.startGateway(ctx, "tungate", func(ns string) []string {
-		return []string{b.cfg.tungate, "--netns", ns, "--device", "tun://tgb0", "--mtu", fmt.Sprint(mtu), "--log-level", "warn"}
+		return append([]string{b.cfg.tungate, "--netns", ns, "--device", "tun://tgb0", "--mtu", fmt.Sprint(mtu), "--log-level", "warn"}, b.cfg.extra...)
 	})
 }
 
@@ -137,7 +137,8 @@ func (b *bench) startGateway(ctx context.Context, kind string, argv func(ns stri
 // startTungateRun runs "tungate run -- sleep" in the router namespace; the
 // clients join the namespace of that sleep.
 func startTungateRun(ctx context.Context, b *bench, mtu int) (*session, error) {
-	d, err := startDaemon(netnsPath(b.topo.router), b.cfg.tungate, "run", "--mtu", fmt.Sprint(mtu), "--log-level", "warn", "--", "sleep", "1000000")
+	argv := append([]string{b.cfg.tungate, "run", "--mtu", fmt.Sprint(mtu), "--log-level", "warn"}, b.cfg.extra...)
+	d, err := startDaemon(netnsPath(b.topo.router), append(argv, "--", "sleep", "1000000")...)
 	if err != nil {
 		return nil, err
 	}

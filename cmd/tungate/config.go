@@ -33,6 +33,7 @@ type gatewayConfig struct {
 	logLevel       logLevel
 	proxy          proxyConfig
 	ready          readyConfig
+	observe        observeConfig
 	// dns are the servers tungate's resolver asks (--dns); empty means
 	// the host's.
 	dns serverList
@@ -54,6 +55,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
 	addProxyFlags(fs, &c.proxy)
 	addReadyFlags(fs, &c.ready)
+	addObserveFlags(fs, &c.observe)
 }
 
 // addDeviceFlags registers the flags that only the gateway has.

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,7 +40,14 @@ func TestRunRootless(t *testing.T) {
 	url := "http://" + netip.AddrPortFrom(srv.addr(false), netlab.NginxPort).String() + web.Path
 	const nobody = "65534"
 	tg := netlab.TungatePath(t)
-	asNobody := []string{"setpriv", "--reuid=" + nobody, "--regid=" + nobody, "--clear-groups", tg, "run", "--"}
+	// --pcap works rootless too, into a directory the user may write.
+	pcapDir, err := os.MkdirTemp("", "tungate-rootless-")
+	if err != nil || os.Chmod(pcapDir, 0o777) != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pcapDir) })
+	pcap := filepath.Join(pcapDir, "rootless.pcap")
+	asNobody := []string{"setpriv", "--reuid=" + nobody, "--regid=" + nobody, "--clear-groups", tg, "run", "--pcap", pcap, "--"}
 
 	// /dev/net/tun is 0600 here. Rather than chmod the host's node, which
 	// other tests check permission errors on, a private mount namespace
@@ -58,6 +66,9 @@ func TestRunRootless(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 3 || lines[0] != nobody || !strings.HasPrefix(lines[1], web.SHA256) || !strings.HasSuffix(lines[2], "0000000000000000") {
 		t.Errorf("rootless run printed %q; want uid %s, sha256 %s, no capabilities", lines, nobody, web.SHA256)
+	}
+	if out, err := exec.Command("tcpdump", "-r", pcap, "-nn", "tcp[tcpflags] == tcp-syn").Output(); err != nil || !strings.Contains(string(out), "Flags [S]") {
+		t.Errorf("the rootless run's pcap: %v\n%s", err, out)
 	}
 
 	// Without access to /dev/net/tun, the error says what is missing.

@@ -73,14 +73,20 @@ type gateway struct {
 	stack   *stack.Stack
 	fwd     *forwarder.Forwarder
 	routing *routing
+	obs     *observer
 }
 
 // newGateway serves the TUN device fd (which it does not take ownership
 // of); run, if not nil, adds the routing of `tungate run`.
 func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, onDeviceGone func(error)) (*gateway, error) {
 	setCPUs(cfg.cpus, log)
-	rt, err := newRouting(cfg, run, log)
+	obs, err := newObserver(&cfg.observe, controlName(cfg, run != nil && run.underRun), log)
 	if err != nil {
+		return nil, err
+	}
+	rt, err := newRouting(cfg, run, &obs.dns, log)
+	if err != nil {
+		obs.close()
 		return nil, err
 	}
 	fwd, err := forwarder.New(forwarder.Options{
@@ -88,16 +94,31 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		Echo:           &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
 		ConnectTimeout: cfg.connectTimeout,
 		UDPTimeout:     cfg.udpTimeout,
+		Flows:          obs.table,
+		Unreachable:    obs.unreachable,
 		Logger:         log,
 	})
 	if err != nil {
 		rt.Close()
+		obs.close()
 		return nil, err
 	}
 	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone)
+	if err == nil {
+		var capture stack.CaptureOptions
+		var ok bool
+		if capture, ok, err = obs.captureOptions(); ok {
+			inner := link
+			if link, obs.capture, err = stack.NewCapture(inner, capture); err != nil {
+				capture.Out.Close()
+				inner.Close()
+			}
+		}
+	}
 	if err != nil {
 		fwd.Close()
 		rt.Close()
+		obs.close()
 		return nil, err
 	}
 	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log})
@@ -105,14 +126,19 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		link.Close()
 		fwd.Close()
 		rt.Close()
+		obs.close()
 		return nil, err
 	}
-	return &gateway{stack: s, fwd: fwd, routing: rt}, nil
+	obs.start(s, rt)
+	return &gateway{stack: s, fwd: fwd, routing: rt, obs: obs}, nil
 }
 
-// Close ends every flow, then the stack and the in-process servers.
+// Close stops the API, ends every flow, then the stack, the in-process
+// servers and what the observability flags opened.
 func (g *gateway) Close() {
+	g.obs.stopAPI()
 	g.fwd.Close()
 	g.stack.Close()
 	g.routing.Close()
+	g.obs.close()
 }

@@ -82,6 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "completion" {
 		return completionCommand(args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "flows" {
+		return flowsCommand(ctx, args[1:], stdout)
+	}
 	var cfg gatewayConfig
 	fs := newGatewayFlags(&cfg)
 	if err := fs.Parse(args); err != nil {

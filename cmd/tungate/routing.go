@@ -22,6 +22,8 @@ type runRouting struct {
 	// hostLoopback refuses the host's loopback and maps the addresses of
 	// --allow-host-loopback.
 	hostLoopback route.HostLoopback
+	// underRun says the gateway is `tungate run`'s.
+	underRun bool
 }
 
 // routing is the decision side of a gateway: the router and the
@@ -29,6 +31,8 @@ type runRouting struct {
 type routing struct {
 	router  *route.Router
 	servers []*dns.Resolver
+	// fakeNames is the fake DNS table, for its metrics; nil without.
+	fakeNames *fakedns.Resolver
 }
 
 // Close ends the flows of the in-process servers.
@@ -39,8 +43,9 @@ func (r *routing) Close() {
 }
 
 // newRouting builds the upstreams the flags name and the router that
-// chooses between them.
-func newRouting(cfg *gatewayConfig, run *runRouting, log *slog.Logger) (*routing, error) {
+// chooses between them. The in-process DNS servers count their answers
+// into counts.
+func newRouting(cfg *gatewayConfig, run *runRouting, counts *dns.QueryCounts, log *slog.Logger) (*routing, error) {
 	p := &cfg.proxy
 	hostDirect := &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}
 	direct := directUpstream("direct", hostDirect, p.udp.mode)
@@ -62,15 +67,16 @@ func newRouting(cfg *gatewayConfig, run *runRouting, log *slog.Logger) (*routing
 	opts.Rules = rules
 	r := &routing{}
 	if p.dns.mode == "fake" {
-		fake, err := newFakeDNS(rules, log)
+		fake, err := newFakeDNS(rules, counts, log)
 		if err != nil {
 			return nil, err
 		}
+		r.fakeNames = fake.Names.(*fakedns.Resolver)
 		r.servers = append(r.servers, fake.Server.(*dns.Resolver))
 		opts.FakeDNS = fake
 	}
 	if run != nil {
-		res, err := newRunResolver(cfg, run, opts.Default, log)
+		res, err := newRunResolver(cfg, run, opts.Default, counts, log)
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -127,12 +133,12 @@ func chainUpstream(name string, hops []*proxy.Hop, host *proxy.Direct, p *proxyC
 // NXDOMAIN for names the rules block, and the in-process resolver that
 // answers every DNS flow from it. It answers inline, so it starts no
 // goroutine.
-func newFakeDNS(rules *route.Table, log *slog.Logger) (*route.FakeDNS, error) {
+func newFakeDNS(rules *route.Table, counts *dns.QueryCounts, log *slog.Logger) (*route.FakeDNS, error) {
 	table, err := fakedns.New(fakedns.Options{Blocked: func(name string) bool { return route.BlocksName(rules, name) }})
 	if err != nil {
 		return nil, fmt.Errorf("fake DNS: %w", err)
 	}
-	res, err := dns.New(dns.Options{Inline: true, Answerer: table, Logger: log})
+	res, err := dns.New(dns.Options{Inline: true, Answerer: &dns.Counting{Answerer: table, Counts: counts}, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("fake DNS: %w", err)
 	}
@@ -144,7 +150,7 @@ func newFakeDNS(rules *route.Table, log *slog.Logger) (*route.FakeDNS, error) {
 // must work, so --interface is dropped when one is on loopback), or with
 // a proxy through the default chain, so that no DNS leaves the host
 // directly.
-func newRunResolver(cfg *gatewayConfig, run *runRouting, def *route.Upstream, log *slog.Logger) (*dns.Resolver, error) {
+func newRunResolver(cfg *gatewayConfig, run *runRouting, def *route.Upstream, counts *dns.QueryCounts, log *slog.Logger) (*dns.Resolver, error) {
 	var upstream proxy.Dialer = def
 	if !cfg.proxy.proxied() {
 		direct := &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}
@@ -154,7 +160,7 @@ func newRunResolver(cfg *gatewayConfig, run *runRouting, def *route.Upstream, lo
 		upstream = direct
 	}
 	return dns.New(dns.Options{
-		Answerer: &dns.Forward{Servers: run.servers, Dialer: upstream},
+		Answerer: &dns.Counting{Answerer: &dns.Forward{Servers: run.servers, Dialer: upstream}, Counts: counts},
 		Logger:   log,
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/tungate/tungate/forwarder/dns"
 	"github.com/tungate/tungate/forwarder/fakedns"
 	"github.com/tungate/tungate/forwarder/route"
 )
@@ -14,7 +15,7 @@ import (
 // run's additions if run is set.
 func routingFor(t *testing.T, args []string, run *runRouting) *routing {
 	t.Helper()
-	r, err := newRouting(validatedConfig(t, args), run, slog.New(slog.DiscardHandler))
+	r, err := newRouting(validatedConfig(t, args), run, new(dns.QueryCounts), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("%v: %v", args, err)
 	}

@@ -31,5 +31,6 @@ func (d *hostDNS) routing(cfg *runConfig) *runRouting {
 		resolverAddrs: nsResolverAddrs,
 		servers:       d.servers,
 		hostLoopback:  route.HostLoopback{Refuse: true, Map: nsHostLoopback, Allow: cfg.allowHostLoopback},
+		underRun:      true,
 	}
 }

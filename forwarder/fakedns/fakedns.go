@@ -78,6 +78,8 @@ type Resolver struct {
 	// prev and next link the slots in use, most recently used first, in a
 	// ring through slot 0.
 	prev, next []uint32
+	// recycled counts names forgotten to make room for new ones.
+	recycled uint64
 }
 
 // New returns a Resolver.
@@ -136,6 +138,14 @@ func (r *Resolver) Name(a netip.Addr) (string, bool) {
 	return r.names[slot], true
 }
 
+// Stats returns how many names the table holds now and how many it has
+// forgotten to make room for new ones.
+func (r *Resolver) Stats() (held int, recycled uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.names) - 1, r.recycled
+}
+
 // Lookup returns the addresses of name (lower case, no trailing dot),
 // handing them out if name has none.
 func (r *Resolver) Lookup(name string) (v4, v6 netip.Addr) {
@@ -156,6 +166,7 @@ func (r *Resolver) slotFor(name string) uint32 {
 		r.names, r.prev, r.next = append(r.names, ""), append(r.prev, 0), append(r.next, 0)
 	} else {
 		slot = r.prev[0] // least recently used
+		r.recycled++
 		delete(r.slots, r.names[slot])
 		r.unlink(slot)
 	}

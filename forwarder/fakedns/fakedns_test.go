@@ -88,3 +88,16 @@ func mustNew(t testing.TB, o Options) *Resolver {
 	}
 	return r
 }
+
+func TestStatsCountHeldAndRecycled(t *testing.T) {
+	r, err := New(Options{Size: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a.example", "b.example", "a.example", "c.example", "d.example"} {
+		r.Lookup(name)
+	}
+	if held, recycled := r.Stats(); held != 2 || recycled != 2 {
+		t.Errorf("Stats = %d held, %d recycled; want 2, 2", held, recycled)
+	}
+}

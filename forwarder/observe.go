@@ -1,0 +1,74 @@
+package forwarder
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tungate/tungate/forwarder/flows"
+	"github.com/tungate/tungate/forwarder/route"
+)
+
+// What the forwarder tells the flow table (Options.Flows): each flow is
+// added when it is decided (a refused one is counted as blocked and
+// logged at once), its dial is timed, the relay counts its bytes into the
+// flow's halves, and it is finished when its goroutine ends. With no
+// table every call below is a no-op on a nil *flows.Flow.
+
+// track adds f, decided as d, to the flow table.
+func (fw *Forwarder) track(f *route.Flow, d route.Decision) *flows.Flow {
+	t := fw.opts.Flows
+	if t == nil {
+		return nil
+	}
+	s := flows.Start{Protocol: flows.TCP, Src: f.Src, Dst: f.Dst, Name: f.Name, Route: routeText(d, f.Proto)}
+	if f.Proto == route.UDP {
+		s.Protocol = flows.UDP
+	}
+	if d.Upstream != nil {
+		s.Chain = d.Upstream.Name
+	}
+	if d.Kind == route.Refuse {
+		t.Blocked(s)
+		return nil
+	}
+	return t.Begin(s)
+}
+
+// guard refuses a decision to dial an address that Options.Unreachable
+// keeps out of reach (tungate's own API listener).
+func (fw *Forwarder) guard(d route.Decision) route.Decision {
+	if d.Kind == route.Dial && d.Dst.Name == "" && fw.opts.Unreachable != nil && fw.opts.Unreachable(d.Dst.Addr) {
+		return route.Decision{Kind: route.Refuse, Builtin: "tungate-api"}
+	}
+	return d
+}
+
+// routeText is a flow's route as the flow table shows it: the upstream
+// (with the hops this protocol takes, which a chain prints without
+// passwords) or "in-process", and the rule that chose it.
+func routeText(d route.Decision, proto route.Proto) string {
+	var b strings.Builder
+	switch {
+	case d.Kind == route.Answer:
+		b.WriteString("in-process")
+	case d.Upstream != nil:
+		b.WriteString(d.Upstream.Name)
+		var via any = d.Upstream.Dialer
+		if proto == route.UDP {
+			via = d.Upstream.Packets
+		}
+		if hops, ok := via.(fmt.Stringer); ok {
+			b.WriteString(" " + hops.String())
+		} else if d.Upstream.Proxied {
+			b.WriteString(" (" + proto.String() + " direct)")
+		}
+	default:
+		b.WriteString(d.Kind.String())
+	}
+	if d.Rule != nil {
+		b.WriteString(" (rule " + d.Rule.Text + ")")
+	} else if d.Builtin != "" && d.Builtin != "default" {
+		b.WriteString(" (" + d.Builtin + ")")
+	}
+	return b.String()
+}
