@@ -32,6 +32,7 @@ type gatewayConfig struct {
 	cpus           int
 	logLevel       logLevel
 	proxy          proxyConfig
+	autoRoute      autoRouteConfig
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -58,11 +59,15 @@ func addDeviceFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.StringVar(&c.netns, "netns", "", "network namespace the device lives in, `NAME|PATH`: a name under /run/netns or a path such as /proc/PID/ns/net")
 	fs.Var(&c.addresses, "address", "address of the device, repeatable (default 198.18.0.1/24 and fd74:6761:7465::1/64)")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "with --netns, do not add default routes into the device")
+	addAutoRouteFlags(fs, &c.autoRoute)
 }
 
 // validate checks what single flag values cannot; ranges and forms are
 // checked as each flag is parsed (intValue, durationValue, ...).
 func (c *gatewayConfig) validate() error {
+	if err := c.validateAutoRoute(); err != nil {
+		return err
+	}
 	return c.proxy.validate()
 }
 

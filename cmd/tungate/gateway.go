@@ -46,6 +46,11 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	routing, err := installAutoRoute(cfg, dev.Name(), log)
+	if err != nil {
+		gw.Close()
+		return err
+	}
 	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
 	select {
 	case <-ctx.Done():
@@ -54,6 +59,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	}
 	drops := gw.stack.Counters()
 	gw.Close()
+	err = errors.Join(err, routing.stop(err != nil))
 	log.Info("stopped", "device", dev.Name(), "drops", drops)
 	return err
 }

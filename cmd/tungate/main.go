@@ -69,6 +69,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "run" {
 		return runCommand(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "cleanup" {
+		return cleanupCommand(ctx, args[1:], stdout)
+	}
 	var cfg gatewayConfig
 	fs := pflag.NewFlagSet("tungate", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
