@@ -76,7 +76,22 @@ func newARLab(t *testing.T) *arLab {
 	}
 	netlab.StartPeer(t, l.lan, listen...)
 	l.web = netlab.StartNginx(t, l.inet, 64<<10)
+	l.waitDAD(t)
 	return l
+}
+
+// waitDAD waits until H's link-local addresses have passed duplicate
+// address detection: until then the local table is still changing, and
+// before/after listings would differ for reasons of their own.
+func (l *arLab) waitDAD(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.TrimSpace(l.host.MustRun(t, "ip", "-6", "addr", "show", "tentative")) != "" {
+		if time.Now().After(deadline) {
+			t.Fatal("IPv6 addresses of H still tentative after 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // internet is I's address that H reaches by its default route only.

@@ -6,10 +6,7 @@
 // IPv6:
 //
 //   - a routing table (Config.Table) holding a default route into the
-//     device and, unless Config.FailOpen, an unreachable default route
-//     behind it: when the device vanishes (tungate killed) its route goes
-//     with it and captured traffic fails with ENETUNREACH instead of
-//     leaving by the normal route;
+//     device;
 //   - policy rules in a block of PriorityBlock priorities from
 //     Config.Priority, in this order: packets carrying Config.Mark (tungate's
 //     own sockets and replies of inbound connections) and sockets bound to
@@ -19,7 +16,11 @@
 //     Config.RouteLAN, whatever the main table routes more specifically than
 //     a default route (directly connected subnets, admin-added routes:
 //     `lookup main suppress_prefixlength 0`); then every locally generated
-//     packet (`iif lo`), of Config.IncludeUIDs users if any, into the table;
+//     packet (`iif lo`), of Config.IncludeUIDs users if any, into the table.
+//     Unless Config.FailOpen, an `unreachable` rule follows the DNS rules and
+//     the capturing rules: when the device vanishes (tungate killed), its
+//     route goes with it, the table no longer matches, and captured traffic
+//     fails at once with ENETUNREACH instead of leaving by the normal route;
 //   - an nftables table "inet tungate" that gives inbound connections (new
 //     in conntrack, arriving on any interface but the device) and TCP
 //     connections that predate it (first seen without a SYN) the conntrack
@@ -69,15 +70,14 @@ const (
 	prioExclude
 	prioExcludeUID
 	prioDNS
+	prioDNSClosed
 	prioLAN
 	prioCapture
+	prioClosed
 )
 
-// Route metrics in the table: the device's route is chosen while it exists.
-const (
-	metricDevice      = 1
-	metricUnreachable = 4000000000
-)
+// metricDevice is the metric of the route into the device.
+const metricDevice = 1
 
 // UIDRange is an inclusive range of user ids; First <= Last.
 type UIDRange struct {
@@ -112,7 +112,7 @@ type Config struct {
 	RouteLAN bool
 	// NoDNSHijack leaves DNS to the LAN (and to excluded users) alone.
 	NoDNSHijack bool
-	// FailOpen leaves out the unreachable routes, so captured traffic goes
+	// FailOpen leaves out the unreachable rules, so captured traffic goes
 	// out by the main table when the device is gone.
 	FailOpen bool
 	// Logger receives one line when leftovers of an earlier instance are

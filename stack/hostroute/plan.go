@@ -67,16 +67,6 @@ func buildPlan(cfg *Config, ifindex int) *plan {
 			Protocol:  Protocol,
 			Scope:     scopeFor(fam),
 		})
-		if !cfg.FailOpen {
-			p.routes = append(p.routes, netlink.Route{
-				Family:   fam,
-				Dst:      anyNet(fam),
-				Table:    cfg.Table,
-				Priority: metricUnreachable,
-				Protocol: Protocol,
-				Type:     unix.RTN_UNREACHABLE,
-			})
-		}
 	}
 	// users is who the capturing rules apply to: nil means everyone.
 	users := []*netlink.RuleUIDRange{nil}
@@ -111,10 +101,14 @@ func buildPlan(cfg *Config, ifindex int) *plan {
 		if !cfg.NoDNSHijack {
 			for _, proto := range []int{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 				for _, u := range users {
-					add(prioDNS, cfg.Table, func(r *netlink.Rule) {
+					dns := func(r *netlink.Rule) {
 						r.IifName, r.UIDRange, r.IPProto = "lo", u, proto
 						r.Dport = netlink.NewRulePortRange(53, 53)
-					})
+					}
+					add(prioDNS, cfg.Table, dns)
+					if !cfg.FailOpen {
+						add(prioDNSClosed, 0, func(r *netlink.Rule) { dns(r); r.Type = unix.RTN_UNREACHABLE })
+					}
 				}
 			}
 		}
@@ -125,6 +119,11 @@ func buildPlan(cfg *Config, ifindex int) *plan {
 			// iif lo is every locally generated packet; forwarded traffic
 			// (containers, a routed LAN) keeps the main table.
 			add(prioCapture, cfg.Table, func(r *netlink.Rule) { r.IifName, r.UIDRange = "lo", u })
+			if !cfg.FailOpen {
+				// Reached when the table is empty: the device, and with it
+				// its route, is gone.
+				add(prioClosed, 0, func(r *netlink.Rule) { r.IifName, r.UIDRange, r.Type = "lo", u, unix.RTN_UNREACHABLE })
+			}
 		}
 	}
 	return p
@@ -181,13 +180,28 @@ func describeRule(r *netlink.Rule) string {
 	if r.UIDRange != nil {
 		fmt.Fprintf(&b, " uidrange %d-%d", r.UIDRange.Start, r.UIDRange.End)
 	}
-	if r.IPProto != 0 {
+	switch r.IPProto {
+	case 0:
+	case unix.IPPROTO_TCP:
+		b.WriteString(" ipproto tcp")
+	case unix.IPPROTO_UDP:
+		b.WriteString(" ipproto udp")
+	default:
 		fmt.Fprintf(&b, " ipproto %d", r.IPProto)
 	}
 	if r.Dport != nil {
 		fmt.Fprintf(&b, " dport %d", r.Dport.Start)
 	}
-	fmt.Fprintf(&b, " lookup %d", r.Table)
+	switch {
+	case r.Type == unix.RTN_UNREACHABLE || r.Table == 0:
+		// A rule listing does not carry the action; an action without a
+		// table is, among tungate's rules, unreachable.
+		b.WriteString(" unreachable")
+	case r.Table == unix.RT_TABLE_MAIN:
+		b.WriteString(" lookup main")
+	default:
+		fmt.Fprintf(&b, " lookup %d", r.Table)
+	}
 	if r.SuppressPrefixlen >= 0 {
 		fmt.Fprintf(&b, " suppress_prefixlength %d", r.SuppressPrefixlen)
 	}
@@ -197,9 +211,6 @@ func describeRule(r *netlink.Rule) string {
 // describeRoute names a route the way `ip route` shows it, roughly.
 func describeRoute(r *netlink.Route) string {
 	kind := "route"
-	if r.Type == unix.RTN_UNREACHABLE {
-		kind = "unreachable route"
-	}
 	dst := "default"
 	if r.Dst != nil {
 		if ones, _ := r.Dst.Mask.Size(); ones != 0 {
