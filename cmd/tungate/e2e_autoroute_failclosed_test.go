@@ -130,11 +130,22 @@ func (l *arLab) runTungate(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	bin := netlab.TungatePath(t)
 	out, err := runIn(t, l.host, 20*time.Second, bin, args...)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return out, ee.ExitCode()
-	} else if err != nil {
+	code := exitStatus(err)
+	if code < 0 {
 		t.Fatalf("tungate %s: %v", strings.Join(args, " "), err)
 	}
-	return out, 0
+	return out, code
+}
+
+// exitStatus is the exit status in a command's error: 0 for nil, -1 if the
+// command did not exit on its own.
+func exitStatus(err error) int {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	}
+	return -1
 }
