@@ -48,6 +48,11 @@ func TestAutoRouteExclusions(t *testing.T) {
 				{"root", func(t *testing.T) { l.curlAs(t, 0, l.internet(false)) }, web(false), false},
 				{"included uid", func(t *testing.T) { l.curlAs(t, arOtherUID, l.internet(true)) }, web(true), true},
 			}},
+		{"interface", []string{"--interface", l.upVeth},
+			[]flow{
+				{"v4 captured", func(t *testing.T) { l.curlAs(t, 0, l.internet(false)) }, web(false), true},
+				{"v6 captured", func(t *testing.T) { l.curlAs(t, 0, l.internet(true)) }, web(true), true},
+			}},
 		{"route-lan", []string{"--route-lan"},
 			[]flow{
 				{"LAN captured", func(t *testing.T) { echoFrom(t, l.host, lanEcho(false)) }, lanEcho(false), true},
@@ -57,6 +62,11 @@ func TestAutoRouteExclusions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gw, _ := l.start(t, tc.args...)
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("tungate %v:\n%s", tc.args, gw.Output())
+				}
+			})
 			for _, f := range tc.flows {
 				f.run(t)
 				if got := opened(gw, f.dst); got != f.captured {

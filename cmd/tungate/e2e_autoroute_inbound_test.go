@@ -46,6 +46,71 @@ func TestAutoRouteInbound(t *testing.T) {
 	}
 }
 
+// TestAutoRouteInboundServerFirst: an inbound TCP connection from before
+// start whose first packet after start is the server's (conntrack, started
+// by tungate's nft table, first sees it in the middle, from this side) keeps
+// its route: tungate's nft table recognises it by the missing SYN.
+func TestAutoRouteInboundServerFirst(t *testing.T) {
+	t.Parallel()
+	l := newARLab(t)
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			server := l.acceptOne(t, netip.AddrPortFrom(l.hostUp(fam.v6), arInboundPort+1))
+			client := l.inboundConn(t, fam.v6, netip.AddrPortFrom(l.hostUp(fam.v6), arInboundPort+1))
+			srv := <-server
+			gw, _ := l.start(t)
+			for _, when := range []string{"after start", "after stop"} {
+				// The server speaks first, then the client answers.
+				msg := []byte(when + "\n")
+				_ = srv.SetDeadline(time.Now().Add(5 * time.Second))
+				_ = client.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := srv.Write(msg); err != nil {
+					t.Fatalf("%s: server write: %v", when, err)
+				}
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(client, got); err != nil {
+					t.Fatalf("%s: the client did not get the server's bytes: %v", when, err)
+				}
+				if _, err := client.Write(got); err != nil {
+					t.Fatalf("%s: client write: %v", when, err)
+				}
+				if _, err := io.ReadFull(srv, got); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("%s: server read %q, %v", when, got, err)
+				}
+				if when == "after start" {
+					stopClean(t, gw)
+				}
+			}
+		})
+	}
+}
+
+// acceptOne listens on addr in H and delivers the first connection.
+func (l *arLab) acceptOne(t *testing.T, addr netip.AddrPort) <-chan net.Conn {
+	t.Helper()
+	var ln net.Listener
+	if err := l.host.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan net.Conn, 1)
+	go func() {
+		defer ln.Close()
+		c, err := ln.Accept()
+		if err != nil {
+			close(conns)
+			return
+		}
+		t.Cleanup(func() { c.Close() })
+		conns <- c
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return conns
+}
+
 // inboundConn connects from I's internet address to dst in H.
 func (l *arLab) inboundConn(t *testing.T, v6 bool, dst netip.AddrPort) net.Conn {
 	t.Helper()
