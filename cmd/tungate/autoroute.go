@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/tungate/tungate/stack/hostroute"
 )
@@ -25,6 +26,7 @@ func installAutoRoute(cfg *gatewayConfig, dev string, log *slog.Logger) (*autoRo
 		// marked, but replies of inbound connections still need a mark.
 		mark = hostroute.DefaultMark
 	}
+	began := time.Now()
 	r, err := hostroute.Install(hostroute.Config{
 		Device:         dev,
 		Table:          a.table,
@@ -42,7 +44,7 @@ func installAutoRoute(cfg *gatewayConfig, dev string, log *slog.Logger) (*autoRo
 	if err != nil {
 		return nil, err
 	}
-	log.Info("auto-route installed", "table", a.table, "rule_priority", a.priority, "fwmark", mark, "fail_open", a.failOpen)
+	log.Info("auto-route installed", "table", a.table, "rule_priority", a.priority, "fwmark", mark, "fail_open", a.failOpen, "took", time.Since(began).Round(time.Microsecond))
 	return &autoRouting{routing: r, failOpen: a.failOpen, log: log}, nil
 }
 

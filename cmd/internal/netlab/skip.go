@@ -17,6 +17,7 @@ var aptPackages = map[string]string{
 	"dig":     "dnsutils",
 	"ping":    "iputils-ping",
 	"setpriv": "util-linux",
+	"nft":     "nftables",
 	"go":      "golang (or put the go command on PATH)",
 }
 
