@@ -59,7 +59,7 @@ func newARLab(t *testing.T) *arLab {
 	netlab.DefaultRoutes(t, l.host, l.upNet.V4(hostServer), l.upNet.V6(hostServer))
 	netlab.DefaultRoutes(t, l.lan, l.lanNet.V4(hostGateway), l.lanNet.V6(hostGateway))
 	l.inet.MustRun(t, "ip", "addr", "add", netip.PrefixFrom(l.internet(false), 32).String(), "dev", "lo")
-	l.inet.MustRun(t, "ip", "addr", "add", netip.PrefixFrom(l.internet(true), 128).String(), "dev", "lo")
+	l.inet.MustRun(t, "ip", "addr", "add", netip.PrefixFrom(l.internet(true), 128).String(), "dev", "lo", "nodad")
 	// I routes H's LAN back through H (for the LAN's own flows).
 	l.inet.MustRun(t, "ip", "route", "add", l.lanNet.Prefix4(0).Masked().String(), "via", l.upNet.V4(hostGateway).String())
 	l.inet.MustRun(t, "ip", "-6", "route", "add", l.lanNet.Prefix6(0).Masked().String(), "via", l.upNet.V6(hostGateway).String())
