@@ -64,6 +64,13 @@ func TestAutoRouteProxy(t *testing.T) {
 		if !strings.Contains(d.Log(), dst.Addr().String()) {
 			t.Fatalf("dante did not connect to %s:\n%s\ntungate:\n%s", dst, d.Log(), gw.Output())
 		}
+		// UDP goes through dante's UDP ASSOCIATE relay.
+		if n := l.udpFrom(t, dst); n < 1 {
+			t.Errorf("UDP echo to %s: no packet went into the device", dst)
+		}
+	}
+	if !strings.Contains(d.Log(), "udp/udpassociate") {
+		t.Errorf("dante relayed no UDP:\n%s", d.Log())
 	}
 	answer, err := dig(t, l.host, l.lanAddr(false), arResolverName)
 	if err != nil {
