@@ -103,3 +103,33 @@ func (l *arLab) startResolver(t *testing.T) *netlab.Proc {
 	}
 	return p
 }
+
+// TestAutoRouteDNS: without a proxy, a query to the LAN resolver still
+// enters the device (DNS hijack) and is forwarded as an ordinary flow, so the
+// real answer comes back; with --no-dns-hijack it goes to the LAN directly.
+func TestAutoRouteDNS(t *testing.T) {
+	t.Parallel()
+	l := newARLab(t)
+	resolver := l.startResolver(t)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		captured bool
+	}{{"hijack", nil, true}, {"no-dns-hijack", []string{"--no-dns-hijack"}, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw, _ := l.start(t, tc.args...)
+			txBefore := l.tunTX(t)
+			answer, err := dig(t, l.host, l.lanAddr(false), arResolverName)
+			if err != nil || answer != "192.0.2.53" {
+				t.Fatalf("dig: %q, %v; want the LAN resolver's answer 192.0.2.53", answer, err)
+			}
+			if got := l.tunTX(t) > txBefore; got != tc.captured {
+				t.Errorf("the query went into the device: %v, want %v", got, tc.captured)
+			}
+			if !strings.Contains(resolver.Output(), "query[A] "+arResolverName) {
+				t.Errorf("the LAN resolver logged no query:\n%s", resolver.Output())
+			}
+			stopClean(t, gw)
+		})
+	}
+}
