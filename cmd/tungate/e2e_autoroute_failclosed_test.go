@@ -79,6 +79,23 @@ func TestAutoRouteFailClosed(t *testing.T) {
 		t.Fatalf("after the restarted instance's clean stop the tables differ.\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 
+	// The device deleted under a running tungate: it exits with status 1
+	// and leaves the routing in place, so captured traffic still fails.
+	gw, _ = l.start(t)
+	l.host.MustRun(t, "ip", "link", "del", l.dev)
+	select {
+	case <-gw.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("tungate did not exit after its device was deleted:\n%s", gw.Output())
+	}
+	if code := exitStatus(gw.Err()); code != 1 || !strings.Contains(gw.Output(), "tungate cleanup") {
+		t.Errorf("after the device was deleted tungate exited %d with:\n%s\nwant 1 and a hint to run tungate cleanup", code, gw.Output())
+	}
+	if err := l.dial(dst); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Errorf("connect after the device was deleted: %v, want network unreachable", err)
+	}
+	l.cleanup(t)
+
 	// --fail-open: a dead tungate means direct traffic.
 	kill9(t, mustStart(l.start(t, "--fail-open")))
 	echoFrom(t, l.host, dst)

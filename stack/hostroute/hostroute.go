@@ -42,6 +42,7 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults of the tungate command line, documented in README.md.
@@ -219,8 +220,18 @@ func (r *Routing) install(cfg *Config, p *plan) error {
 		r.added.routes = append(r.added.routes, route)
 		r.mu.Unlock()
 	}
+	noIPv6 := false
 	for _, rule := range p.rules {
-		if err := r.nl.RuleAdd(&rule); err != nil {
+		if noIPv6 && isIPv6(rule.Family) {
+			continue
+		}
+		err := r.nl.RuleAdd(&rule)
+		if isIPv6(rule.Family) && errors.Is(err, unix.EAFNOSUPPORT) {
+			cfg.Logger.Warn("auto-route: the kernel has no IPv6; routing IPv4 only", "err", err)
+			noIPv6 = true
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("auto-route: add %s: %w", describeRule(&rule), permHint(err))
 		}
 		r.mu.Lock()
