@@ -21,12 +21,13 @@
 //     the capturing rules: when the device vanishes (tungate killed), its
 //     route goes with it, the table no longer matches, and captured traffic
 //     fails at once with ENETUNREACH instead of leaving by the normal route;
-//   - an nftables table "inet tungate" that gives inbound connections (new
-//     in conntrack, arriving on any interface but the device) and TCP
-//     connections that predate it (first seen without a SYN) the conntrack
-//     mark Config.Mark, and copies it to the packet mark of their locally
-//     generated packets in a route chain, so replies are rerouted to the
-//     main table.
+//   - an nftables table "inet tungate" that gives the conntrack mark
+//     Config.Mark to inbound connections (new, arriving on any interface but
+//     the device), to connections leaving by any interface but the device,
+//     and to TCP connections that predate it (first seen without a SYN), and
+//     copies it to the packet mark of their packets, so replies are rerouted
+//     to the main table (and pass a strict reverse-path filter with
+//     src_valid_mark). See nft.go.
 //
 // Every rule and route carries the routing protocol number Protocol, which
 // is how a later Install or Cleanup tells tungate's leftovers from anyone
@@ -201,6 +202,7 @@ func (r *Routing) install(cfg *Config, p *plan) error {
 		}
 		cfg.Logger.Warn("removed the routing leftovers of an earlier tungate --auto-route that did not stop cleanly", "removed", len(desc))
 	}
+	warnStrictRPFilter(cfg.Logger, cfg.Device)
 	if err := addNFTable(cfg.Device, cfg.Mark); err != nil {
 		return err
 	}

@@ -18,6 +18,11 @@ import (
 //		chain prerouting {
 //			type filter hook prerouting priority mangle;
 //			iifname != DEVICE ct state new ct mark set MARK
+//			ct mark MARK meta mark set MARK
+//		}
+//		chain postrouting {
+//			type filter hook postrouting priority mangle;
+//			oifname != DEVICE ct state new ct mark set MARK
 //		}
 //		chain output {
 //			type route hook output priority mangle;
@@ -27,14 +32,18 @@ import (
 //	}
 //
 // The first rule marks inbound connections (and those forwarded through
-// the host, which the capture rules leave alone anyway). The second marks
-// TCP connections that conntrack first sees in the middle, after a
-// non-SYN packet of this host: they were open before tungate started (an SSH
-// session to this host, which conntrack may not have tracked until this
-// table made it), and their packets must keep the route they had. The third
-// gives the connections' local packets the mark that the first rule of the
-// block sends to the main table; a route chain reroutes a packet whose mark
-// it changed.
+// the host, which the capture rules leave alone anyway); the postrouting
+// rule, connections that leave directly (tungate's own, exclusions, the
+// LAN). The second gives their packets the packet mark on the way in too: with
+// net.ipv4.conf.*.src_valid_mark=1 the strict reverse-path filter then
+// validates them against the main table instead of the capture rules. The
+// output chain's second rule marks TCP connections that conntrack first sees
+// in the middle, after a non-SYN packet of this host: they were open before
+// tungate started (an SSH session to this host, which conntrack may not have
+// tracked until this table made it), and their packets must keep the route
+// they had. The last gives the marked connections' local packets the mark
+// that the first rule of the block sends to the main table; a route chain
+// reroutes a packet whose mark it changed.
 
 // nftTable is the table's identity.
 var nftTable = &nftables.Table{Name: NFTable, Family: nftables.TableFamilyINet}
@@ -62,6 +71,19 @@ func addNFTable(dev string, mark uint32) error {
 		ctStateNew(),
 		setCtMark(mark),
 	)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: ctMarkToMeta(mark)})
+	post := c.AddChain(&nftables.Chain{
+		Name: "postrouting", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityMangle,
+	})
+	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: concat(
+		[]expr.Any{
+			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(dev)},
+		},
+		ctStateNew(),
+		setCtMark(mark),
+	)})
 	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: concat(
 		[]expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
@@ -76,12 +98,7 @@ func addNFTable(dev string, mark uint32) error {
 		},
 		setCtMark(mark),
 	)})
-	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: []expr.Any{
-		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(mark)},
-		&expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(mark)},
-		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
-	}})
+	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: ctMarkToMeta(mark)})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("auto-route: add nftables table inet %s (does the kernel have nf_tables and conntrack?): %w", NFTable, permHint(err))
 	}
@@ -124,6 +141,17 @@ func deleteNFTable() (bool, error) {
 		return false, fmt.Errorf("delete nftables table inet %s: %w", NFTable, err)
 	}
 	return true, nil
+}
+
+// ctMarkToMeta is `ct mark MARK meta mark set MARK`.
+func ctMarkToMeta(mark uint32) []expr.Any {
+	m := binaryutil.NativeEndian.PutUint32(mark)
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: m},
+		&expr.Immediate{Register: 1, Data: m},
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+	}
 }
 
 func ctStateNew() []expr.Any {
