@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,4 +142,35 @@ func exchange(t *testing.T, c net.Conn, when string) {
 	if !bytes.Equal(got, msg) {
 		t.Fatalf("%s: echo %q, want %q", when, got, msg)
 	}
+}
+
+// TestAutoRouteStrictRPFilter: with strict reverse-path filtering and
+// src_valid_mark in H (the set-up the README asks for), tungate's own flows,
+// direct flows (an excluded user's) and inbound connections still work, and
+// tungate warns about rp_filter only when src_valid_mark is off.
+func TestAutoRouteStrictRPFilter(t *testing.T) {
+	t.Parallel()
+	l := newARLab(t)
+	netlab.RequireBinary(t, "setpriv")
+	netlab.RequireBinary(t, "sysctl")
+	netlab.StartPeer(t, l.host, "-tcp-echo", netip.AddrPortFrom(l.hostUp(false), arInboundPort).String())
+	l.host.MustRun(t, "sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=1")
+	gw, _ := l.start(t)
+	if !strings.Contains(gw.Output(), "strict reverse-path filtering") {
+		t.Errorf("no warning about rp_filter=1 without src_valid_mark:\n%s", gw.Output())
+	}
+	stopClean(t, gw)
+	l.host.MustRun(t, "sysctl", "-q", "-w", "net.ipv4.conf.all.src_valid_mark=1")
+	gw, _ = l.start(t, "--exclude-uid", strconv.Itoa(arOtherUID))
+	if strings.Contains(gw.Output(), "strict reverse-path filtering") {
+		t.Errorf("a warning about rp_filter although src_valid_mark is on:\n%s", gw.Output())
+	}
+	dst := netip.AddrPortFrom(l.internet(false), arEchoPort)
+	echoFrom(t, l.host, dst)
+	if !opened(gw, dst) {
+		t.Fatalf("TCP to %s did not go through tungate:\n%s", dst, gw.Output())
+	}
+	l.curlAs(t, arOtherUID, l.internet(false))
+	exchange(t, l.inboundConn(t, false, netip.AddrPortFrom(l.hostUp(false), arInboundPort)), "inbound")
+	stopClean(t, gw)
 }
