@@ -70,3 +70,21 @@ func TestAutoRouteDefaults(t *testing.T) {
 		}
 	}
 }
+
+func FuzzUIDRange(f *testing.F) {
+	for _, s := range []string{"0", "1000", "1000-1999", "10-5", "-", "1-", "-1", "4294967295", "4294967296", "1--2", " 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var l uidRangeList
+		if err := l.Set(s); err != nil {
+			if len(l) != 0 {
+				t.Fatalf("%q: error %v but a range was added", s, err)
+			}
+			return
+		}
+		if len(l) != 1 || l[0].First > l[0].Last {
+			t.Fatalf("%q: parsed as %v", s, l)
+		}
+	})
+}

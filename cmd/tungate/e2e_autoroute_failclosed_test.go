@@ -73,6 +73,9 @@ func TestAutoRouteFailClosed(t *testing.T) {
 	if want := fmt.Sprintf("pid %d", gw.Pid()); code != 1 || !strings.Contains(second, want) || strings.Count(second, "\n") > 1 {
 		t.Errorf("a second instance exited %d with:\n%s\nwant exit 1 and one line naming %q", code, second, want)
 	}
+	if out, code := l.runTungate(t, "cleanup"); code != 1 || !strings.Contains(out, fmt.Sprintf("pid %d", gw.Pid())) {
+		t.Errorf("tungate cleanup beside a live instance exited %d with:\n%s\nwant 1 naming its pid", code, out)
+	}
 	echoFrom(t, l.host, dst) // the first is untouched
 	stopClean(t, gw)
 	if after := l.tables(t); after != before {
