@@ -210,9 +210,10 @@ func (r *Routing) install(cfg *Config, p *plan) error {
 	for _, route := range p.routes {
 		err := r.nl.RouteAdd(&route)
 		if route.LinkIndex != 0 && isIPv6(route.Family) && ipv6Off(err) {
-			// IPv6 is off on the device: the unreachable route still keeps
-			// IPv6 from going around it.
-			cfg.Logger.Warn("auto-route: IPv6 is disabled on the device; IPv6 is not captured", "err", err)
+			// IPv6 is off on the device: the rules still apply, so captured
+			// IPv6 meets the unreachable rule (or, failing open, the main
+			// table) as if the device were gone.
+			cfg.Logger.Warn("auto-route: IPv6 is disabled on the device; captured IPv6 traffic fails (goes direct with --fail-open)", "err", err)
 			continue
 		}
 		if err != nil {
