@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,4 +134,27 @@ func TestAutoRouteDNS(t *testing.T) {
 			stopClean(t, gw)
 		})
 	}
+}
+
+// TestAutoRouteIPv6Disabled: with IPv6 disabled on new devices, tungate
+// serves IPv4 and captured IPv6 fails with "network unreachable" instead of
+// going around it.
+func TestAutoRouteIPv6Disabled(t *testing.T) {
+	t.Parallel()
+	l := newARLab(t)
+	netlab.RequireBinary(t, "sysctl")
+	l.host.MustRun(t, "sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1")
+	gw, _ := l.start(t)
+	if !strings.Contains(gw.Output(), "IPv6 is disabled on the device") {
+		t.Errorf("no warning about IPv6:\n%s", gw.Output())
+	}
+	dst := netip.AddrPortFrom(l.internet(false), arEchoPort)
+	echoFrom(t, l.host, dst)
+	if !opened(gw, dst) {
+		t.Fatalf("TCP to %s did not go through tungate:\n%s", dst, gw.Output())
+	}
+	if err := l.dial(netip.AddrPortFrom(l.internet(true), arEchoPort)); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Errorf("IPv6 connect: %v, want network unreachable", err)
+	}
+	stopClean(t, gw)
 }
