@@ -26,16 +26,16 @@ type autoRouteConfig struct {
 
 // addAutoRouteFlags registers the --auto-route flags (gateway only).
 func addAutoRouteFlags(fs *pflag.FlagSet, c *autoRouteConfig) {
-	fs.BoolVar(&c.on, "auto-route", false, "route all traffic of tungate's network namespace into the device, IPv4 and IPv6, and remove the routing on exit (see README: Whole host)")
+	fs.BoolVar(&c.on, "auto-route", false, "route all traffic of tungate's network namespace into the device, IPv4 and IPv6, and remove the routing on exit; marks tungate's sockets with --fwmark, default 0x2d1, unless --interface (see README: Whole host)")
 	fs.Var(intValue{&c.table, 1, 0x7fffffff}, "route-table", "with --auto-route, the routing table of its own")
 	fs.Lookup("route-table").DefValue = strconv.Itoa(hostroute.DefaultTable)
 	fs.Var(intValue{&c.priority, 1, 32766 - hostroute.PriorityBlock}, "rule-priority", fmt.Sprintf("with --auto-route, the first of %d policy rule priorities of its own", hostroute.PriorityBlock))
 	fs.Lookup("rule-priority").DefValue = strconv.Itoa(hostroute.DefaultPriority)
 	fs.Var(&c.exclude, "exclude", "with --auto-route, a destination that goes out the normal route, repeatable")
-	fs.Var(&c.excludeUIDs, "exclude-uid", "with --auto-route, leave out this user's traffic, UID[-UID], repeatable")
-	fs.Var(&c.includeUIDs, "include-uid", "with --auto-route, capture only these users' traffic, UID[-UID], repeatable")
+	fs.Var(&c.excludeUIDs, "exclude-uid", "with --auto-route, leave out these users' traffic, repeatable")
+	fs.Var(&c.includeUIDs, "include-uid", "with --auto-route, capture only these users' traffic, repeatable")
 	fs.BoolVar(&c.routeLAN, "route-lan", false, "with --auto-route, also capture destinations on directly connected subnets")
-	fs.BoolVar(&c.noDNSHijack, "no-dns-hijack", false, "with --auto-route, leave DNS to LAN resolvers alone instead of capturing port 53 whatever its destination")
+	fs.BoolVar(&c.noDNSHijack, "no-dns-hijack", false, "with --auto-route, treat DNS like other traffic (LAN resolvers reached directly) instead of capturing port 53 whatever its destination")
 	fs.BoolVar(&c.failOpen, "fail-open", false, "with --auto-route, let traffic go out the normal route while tungate is not serving, instead of failing with \"network unreachable\"")
 }
 
