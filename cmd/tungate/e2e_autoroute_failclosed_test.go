@@ -27,8 +27,20 @@ func TestAutoRouteFailClosed(t *testing.T) {
 	netlab.RequireBinary(t, "tcpdump")
 	before := l.tables(t)
 
+	lanServer := netip.AddrPortFrom(l.lanNet.V4(hostGateway), arInboundPort)
+	netlab.StartPeer(t, l.host, "-tcp-echo", lanServer.String())
 	gw, _ := l.start(t)
 	kill9(t, gw)
+	// A server on H stays reachable from the LAN while tungate is dead (the
+	// LAN bypass routes its replies); see the README for the internet.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	fromLAN, err := dialFrom(ctx, l.lan, l.lanAddr(false), lanServer)
+	cancel()
+	if err != nil {
+		t.Fatalf("connect from the LAN with tungate dead: %v", err)
+	}
+	defer fromLAN.Close()
+	exchange(t, fromLAN, "from the LAN with tungate dead")
 	capFile := filepath.Join(t.TempDir(), "out.pcap")
 	dump := l.host.Start(t, "tcpdump", "-i", l.upVeth, "-n", "-U", "-w", capFile, "dst", "port", fmt.Sprint(arEchoPort))
 	if err := dump.WaitOutput("listening on", 10*time.Second); err != nil {
