@@ -46,6 +46,11 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	routing, err := installAutoRoute(cfg, dev.Name(), log)
+	if err != nil {
+		gw.Close()
+		return err
+	}
 	dropPrivileges(gatewayCaps(cfg), log)
 	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
 	cfg.ready.signalReady(log)
@@ -57,6 +62,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	signalStopping(log)
 	drops := gw.stack.Counters()
 	gw.Close()
+	err = errors.Join(err, routing.stop(err != nil))
 	log.Info("stopped", "device", dev.Name(), "drops", drops)
 	return err
 }
