@@ -48,6 +48,11 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	routing, err := installAutoRoute(cfg, dev.Name(), log)
+	if err != nil {
+		gw.Close()
+		return err
+	}
 	if cfg.netns != "" {
 		defer writeNetNSDNS(etcNetNSDir, cfg.netns, res.resolverAddrs, dns.keep, log).remove()
 	}
@@ -63,6 +68,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	signalStopping(log)
 	drops := gw.stack.Counters()
 	gw.Close()
+	err = errors.Join(err, routing.stop(err != nil))
 	log.Info("stopped", "device", dev.Name(), "drops", drops)
 	return err
 }
