@@ -36,6 +36,10 @@ type gatewayConfig struct {
 	proxy          proxyConfig
 	ready          readyConfig
 	observe        observeConfig
+	autoRoute      autoRouteConfig
+	// dns are the servers tungate's resolver asks (--dns); empty means
+	// the host's.
+	dns serverList
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -65,11 +69,16 @@ func addDeviceFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.StringVar(&c.netns, "netns", "", "network namespace the device lives in, `NAME|PATH`: a name under /run/netns or a path such as /proc/PID/ns/net")
 	fs.Var(&c.addresses, "address", "address of the device, repeatable (default 198.18.0.1/24 and fd74:6761:7465::1/64)")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "with --netns, do not add default routes into the device")
+	addAutoRouteFlags(fs, &c.autoRoute)
+	addDNSFlag(fs, c, "DNS server for tungate's resolver at the device's resolver addresses (see README, \"DNS in the device's namespace\"), ADDR[:PORT], repeatable (default: the nameservers of the host's /etc/resolv.conf)")
 }
 
 // validate checks what single flag values cannot; ranges and forms are
 // checked as each flag is parsed (intValue, durationValue, ...).
 func (c *gatewayConfig) validate() error {
+	if err := c.validateAutoRoute(); err != nil {
+		return err
+	}
 	if err := c.ready.validate(); err != nil {
 		return err
 	}

@@ -37,7 +37,9 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		}
 	}
 	devGone := make(chan error, 1)
-	gw, err := newGateway(cfg, dev.FD(), log, nil, func(err error) {
+	dns := newHostDNS(cfg.dns.values, log)
+	res := dns.gatewayRouting(cfg, log)
+	gw, err := newGateway(cfg, dev.FD(), log, res, func(err error) {
 		select {
 		case devGone <- fmt.Errorf("device %s: %w", dev.Name(), err):
 		default:
@@ -46,8 +48,17 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	routing, err := installAutoRoute(cfg, dev.Name(), log)
+	if err != nil {
+		gw.Close()
+		return err
+	}
+	if cfg.netns != "" {
+		defer writeNetNSDNS(etcNetNSDir, cfg.netns, res.resolverAddrs, dns.keep, log).remove()
+	}
 	dropPrivileges(gatewayCaps(cfg), log)
-	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
+	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu,
+		"resolver", fmt.Sprint(res.resolverAddrs), "upstream_dns", fmt.Sprint(dns.servers))
 	cfg.ready.signalReady(log)
 	select {
 	case <-ctx.Done():
@@ -57,6 +68,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	signalStopping(log)
 	drops, udp := gw.stack.Counters(), gw.fwd.UDPStats()
 	gw.Close()
+	err = errors.Join(err, routing.stop(err != nil))
 	log.Info("stopped", "device", dev.Name(), "drops", drops, "udp", udp)
 	return err
 }
@@ -74,7 +86,7 @@ type gateway struct {
 // of); run, if not nil, adds the routing of `tungate run`.
 func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, onDeviceGone func(error)) (*gateway, error) {
 	setCPUs(cfg.cpus, log)
-	obs, err := newObserver(&cfg.observe, controlName(cfg, run != nil), log)
+	obs, err := newObserver(&cfg.observe, controlName(cfg, run != nil && run.underRun), log)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +114,7 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		obs.close()
 		return nil, err
 	}
-	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), log, onDeviceGone)
+	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone)
 	if err == nil {
 		var capture stack.CaptureOptions
 		var ok bool

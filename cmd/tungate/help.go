@@ -24,6 +24,7 @@ func subcommands() []subcommand {
 	return []subcommand{
 		{"run", "run a command in a network namespace of its own whose only way out is tungate", func() *pflag.FlagSet { return newRunFlags(&runConfig{}) }},
 		{"flows", "show the live flow table of a running instance, or end one flow", func() *pflag.FlagSet { return newFlowsFlags(&flowsOptions{}) }},
+		{"cleanup", "remove what a crashed --auto-route instance left", func() *pflag.FlagSet { return newCleanupFlags(&cleanupOptions{}) }},
 		{"completion", "print a bash, zsh or fish completion script", nil},
 	}
 }

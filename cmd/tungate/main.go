@@ -85,6 +85,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "flows" {
 		return flowsCommand(ctx, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "cleanup" {
+		return cleanupCommand(ctx, args[1:], stdout)
+	}
 	var cfg gatewayConfig
 	fs := newGatewayFlags(&cfg)
 	if err := fs.Parse(args); err != nil {

@@ -31,18 +31,42 @@ var (
 // base itself. base must not be nil; it should be a PacketDialer (Direct) for
 // UDP through a single SOCKS5 hop.
 func NewChain(hops []*Hop, base Dialer, handshakeTimeout time.Duration) Dialer {
+	return NewChainWith(ChainOptions{Hops: hops, Base: base, HandshakeTimeout: handshakeTimeout})
+}
+
+// ChainOptions configures NewChainWith.
+type ChainOptions struct {
+	// Hops are the hops in order; direct:// ones are skipped.
+	Hops []*Hop
+	// Base reaches the first proxy. Required; it should be a
+	// PacketDialer (Direct) for UDP through a single SOCKS5 hop.
+	Base Dialer
+	// HandshakeTimeout bounds each hop's handshake; zero means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// UDPResolver, if set, is the SOCKS5 hops' UDPResolver: UDP to a name
+	// is sent to the address it returns. Nil sends names.
+	UDPResolver UDPResolver
+}
+
+// NewChainWith is NewChain with every option.
+func NewChainWith(opts ChainOptions) Dialer {
 	c := &Chain{}
-	var d Dialer = base
-	for i, hop := range hops {
+	d := opts.Base
+	for i, hop := range opts.Hops {
 		if hop.Kind == KindDirect {
 			continue
 		}
-		c.outer = &hopDialer{index: i + 1, hop: hop, inner: hop.Dialer(d, handshakeTimeout)}
+		inner := hop.Dialer(d, opts.HandshakeTimeout)
+		if s5, ok := inner.(*SOCKS5); ok {
+			s5.UDPResolver = opts.UDPResolver
+		}
+		c.outer = &hopDialer{index: i + 1, hop: hop, inner: inner}
 		c.hops = append(c.hops, hop)
 		d = c.outer
 	}
 	if c.outer == nil {
-		return base
+		return opts.Base
 	}
 	return c
 }

@@ -28,6 +28,7 @@ var aptPackages = map[string]string{
 	"python3":    "python3",
 	"getent":     "libc-bin",
 	"useradd":    "passwd",
+	"nft":        "nftables",
 	"go":         "golang (or put the go command on PATH)",
 }
 
