@@ -2,18 +2,33 @@ package forwarder
 
 import (
 	"context"
-	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/tungate/tungate/stack"
+	"github.com/tungate/tungate/forwarder/route"
+	"github.com/tungate/tungate/stack/flow"
 )
 
-// EchoSender is what the forwarder needs to send echo requests from the
-// host; *HostPinger implements it.
+// EchoSender opens the host sockets that echo requests leave through;
+// *HostPinger is one, and a test can fake it.
 type EchoSender interface {
-	open(dst netip.Addr) (*echoSocket, error)
+	// OpenEcho opens a socket that sends echo requests to dst and
+	// receives dst's replies to them.
+	OpenEcho(dst netip.Addr) (EchoConn, error)
+}
+
+// EchoConn is one host socket's echo conversation with one destination.
+type EchoConn interface {
+	// Send sends an echo request with seq and payload; the identifier is
+	// the socket's own.
+	Send(seq uint16, payload []byte) error
+	// Receive returns the next echo reply to this socket's requests, its
+	// sequence number and payload (which may alias buf). It fails with an
+	// error that has Timeout() true once deadline passes.
+	Receive(buf []byte, deadline time.Time) (seq uint16, payload []byte, err error)
+	// Close closes the socket and makes a waiting Receive return.
+	Close() error
 }
 
 var _ EchoSender = (*HostPinger)(nil)
@@ -31,13 +46,10 @@ type echoKey struct {
 // through a host socket, and the replies back.
 type echoSession struct {
 	key  echoKey
-	sock *echoSocket
-	// hostID is the identifier used on the host side of a raw socket, chosen
-	// at random so concurrent pingers cannot take each other's replies.
-	hostID uint16
-	tmpl   stack.EchoRequest
-	last   time.Time
-	mu     sync.Mutex
+	sock EchoConn
+	tmpl flow.EchoRequest
+	last time.Time
+	mu   sync.Mutex
 }
 
 type echoTable struct {
@@ -47,25 +59,16 @@ type echoTable struct {
 
 func newEchoTable() *echoTable { return &echoTable{sessions: make(map[echoKey]*echoSession)} }
 
-// HandleEcho implements stack.Handler.
-func (f *Forwarder) HandleEcho(req *stack.EchoRequest) {
-	if f.opts.Echo == nil || !f.allowed("icmp", netip.AddrPortFrom(req.Dst, 0)) {
-		return
-	}
+// HandleEcho implements stack.Handler. The first request of a session is
+// decided by the router; a refused one gets no reply.
+func (f *Forwarder) HandleEcho(req *flow.EchoRequest) {
 	key := echoKey{req.Src, req.Dst, req.ID}
 	f.echo.mu.Lock()
 	s, ok := f.echo.sessions[key]
 	if !ok {
-		sock, err := f.opts.Echo.open(req.Dst)
-		if err != nil {
+		s = f.newEcho(req)
+		if s == nil {
 			f.echo.mu.Unlock()
-			f.log.Warn("echo request dropped", "dst", req.Dst, "err", err)
-			return
-		}
-		s = &echoSession{key: key, sock: sock, hostID: uint16(rand.Uint32()), tmpl: *req}
-		if !f.goFlow(func(ctx context.Context) { f.runEcho(ctx, s) }) {
-			f.echo.mu.Unlock()
-			sock.conn.Close()
 			return
 		}
 		f.echo.sessions[key] = s
@@ -74,9 +77,30 @@ func (f *Forwarder) HandleEcho(req *stack.EchoRequest) {
 	s.mu.Lock()
 	s.last = time.Now()
 	s.mu.Unlock()
-	if err := s.sock.send(s.hostID, req.Seq, req.Payload); err != nil {
+	if err := s.sock.Send(req.Seq, req.Payload); err != nil {
 		f.log.Debug("echo send failed", "dst", req.Dst, "err", err)
 	}
+}
+
+// newEcho decides a new echo flow and, if it may go, opens its socket
+// and starts its session; nil means the request is dropped. f.echo.mu is
+// held.
+func (f *Forwarder) newEcho(req *flow.EchoRequest) *echoSession {
+	fl := route.Flow{Proto: route.ICMP, Src: netip.AddrPortFrom(req.Src, 0), Dst: netip.AddrPortFrom(req.Dst, 0)}
+	if d := f.decide(&fl); d.Kind != route.Dial || f.opts.Echo == nil {
+		return nil
+	}
+	sock, err := f.opts.Echo.OpenEcho(req.Dst)
+	if err != nil {
+		f.log.Warn("echo request dropped", "dst", req.Dst, "err", err)
+		return nil
+	}
+	s := &echoSession{key: echoKey{req.Src, req.Dst, req.ID}, sock: sock, tmpl: *req}
+	if !f.goFlow(func(ctx context.Context) { f.runEcho(ctx, s) }) {
+		sock.Close()
+		return nil
+	}
+	return s
 }
 
 // runEcho delivers replies until the session has been idle for the UDP
@@ -86,14 +110,13 @@ func (f *Forwarder) runEcho(ctx context.Context, s *echoSession) {
 		f.echo.mu.Lock()
 		delete(f.echo.sessions, s.key)
 		f.echo.mu.Unlock()
-		s.sock.conn.Close()
+		s.sock.Close()
 	}()
-	stop := context.AfterFunc(ctx, func() { s.sock.conn.Close() })
+	stop := context.AfterFunc(ctx, func() { s.sock.Close() })
 	defer stop()
 	buf := make([]byte, maxDatagram)
 	for {
-		s.sock.conn.SetReadDeadline(time.Now().Add(time.Second))
-		n, err := s.sock.conn.Read(buf)
+		seq, payload, err := s.sock.Receive(buf, time.Now().Add(time.Second))
 		if err != nil {
 			s.mu.Lock()
 			idle := time.Since(s.last) > f.opts.UDPTimeout
@@ -101,10 +124,6 @@ func (f *Forwarder) runEcho(ctx context.Context, s *echoSession) {
 			if ctx.Err() != nil || idle || !isTimeout(err) {
 				return
 			}
-			continue
-		}
-		id, seq, payload, err := s.sock.parseReply(buf[:n])
-		if err != nil || (s.sock.raw && id != s.hostID) {
 			continue
 		}
 		rep := s.tmpl

@@ -1,19 +1,31 @@
-// Package forwarder decides what happens to each flow that the stack hands
-// over: it dials the flow's destination through an upstream proxy.Dialer,
-// completes or refuses the app's connection accordingly, and relays bytes
-// both ways. It covers TCP connections, UDP sessions and ICMP echo.
+// Package forwarder carries out what happens to each flow that the stack
+// hands over: it asks a Router (package forwarder/route) once for the
+// flow's fate, then refuses it, answers it in-process, or dials its
+// destination through the chosen upstream and only then completes the
+// app's side, and relays bytes both ways. It covers TCP connections, UDP
+// sessions and ICMP echo. It sees the stack only through package flow's
+// types and net.Conn: no gVisor package is imported here, so every part
+// can be tested with plain fakes.
+//
+// # Data path
+//
+// A newcomer reads, in order: tcp.go (HandleTCP: describe the flow, decide,
+// dial first, accept, relay), udp.go (HandleUDP and a session's two copy
+// loops), echo.go (echo through host ICMP sockets), dial.go (the one place
+// a Decision becomes a connection, and where dial failures are logged);
+// then relay.go and hostconn.go for how bytes move without allocating.
+// The decision itself is package route's (route.Router.Decide, whose doc
+// lists the built-in rules in order); the upstreams are package proxy's.
 package forwarder
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/netip"
 	"time"
 
 	"github.com/tungate/tungate/forwarder/internal/owned"
-	"github.com/tungate/tungate/forwarder/proxy"
-	"github.com/tungate/tungate/stack"
+	"github.com/tungate/tungate/forwarder/route"
 )
 
 // Defaults for the zero values of Options, and for the flags that set them.
@@ -22,53 +34,47 @@ const (
 	DefaultUDPTimeout     = 60 * time.Second
 )
 
+// Router decides each new flow's fate; *route.Router is one.
+type Router interface {
+	// Decide is called once per new flow, on the packet path: it must not
+	// block. It may fill in f.Name.
+	Decide(f *route.Flow) route.Decision
+}
+
 // Options configures a Forwarder.
 type Options struct {
-	// Dialer reaches destinations. If it also implements
-	// proxy.PacketDialer, UDP is carried; otherwise UDP is refused with
-	// ICMP port unreachable. Required.
-	Dialer proxy.Dialer
-	// Echo forwards ICMP echo requests; nil refuses them silently (no
-	// reply, as from a dead host).
+	// Router decides each new flow's fate. Required.
+	Router Router
+	// Echo opens the host sockets that echo requests leave through; nil
+	// refuses echo (no reply, as from a dead host).
 	Echo EchoSender
-	// ConnectTimeout bounds each upstream TCP dial. Zero means
+	// ConnectTimeout bounds each upstream dial. Zero means
 	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// UDPTimeout is how long a UDP session lives without traffic. Zero
 	// means DefaultUDPTimeout.
 	UDPTimeout time.Duration
-	// Allow, if set, is asked before each new flow (network "tcp", "udp"
-	// or "icmp"; dst is the address the app sent to). A refused TCP flow is
-	// reset, a refused UDP flow gets ICMP port unreachable, a refused echo
-	// gets no reply. It runs on the packet path and must not block.
-	Allow func(network string, dst netip.AddrPort) bool
-	// PortUnreachable, if set, is called when a UDP destination refuses a
-	// session's datagrams (the host socket got ICMP port unreachable), so
-	// the app can be told the same; see stack.Stack.PortUnreachable. It
-	// must not block.
-	PortUnreachable func(src, dst netip.AddrPort)
-	// Logger receives per-flow messages at debug level and failures at
-	// warn level; nil discards them.
+	// Logger receives each flow's decision and fate at debug level and
+	// proxy failures at warn level; nil discards them.
 	Logger *slog.Logger
 }
 
 // Forwarder implements stack.Handler. Its flows live until Close.
 type Forwarder struct {
-	opts   Options
-	log    *slog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	flows  owned.Group
-	udp    *udpTable
-	echo   *echoTable
+	opts     Options
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	flows    owned.Group
+	udp      *udpTable
+	echo     *echoTable
+	failures *failureLog
 }
-
-var _ stack.Handler = (*Forwarder)(nil)
 
 // New returns a Forwarder, to be given to stack.New as its Handler.
 func New(opts Options) (*Forwarder, error) {
-	if opts.Dialer == nil {
-		return nil, errors.New("forwarder: Dialer is required")
+	if opts.Router == nil {
+		return nil, errors.New("forwarder: Router is required")
 	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = DefaultConnectTimeout
@@ -81,7 +87,7 @@ func New(opts Options) (*Forwarder, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel}
+	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel, failures: newFailureLog(log)}
 	f.udp = newUDPTable()
 	f.echo = newEchoTable()
 	return f, nil
@@ -91,11 +97,6 @@ func New(opts Options) (*Forwarder, error) {
 // false (and does not run fn) once Close has begun.
 func (f *Forwarder) goFlow(fn func(ctx context.Context)) bool {
 	return f.flows.Go(func() { fn(f.ctx) })
-}
-
-// allowed applies Options.Allow.
-func (f *Forwarder) allowed(network string, dst netip.AddrPort) bool {
-	return f.opts.Allow == nil || f.opts.Allow(network, dst)
 }
 
 // Close ends every flow and waits for their goroutines. It is idempotent.

@@ -3,8 +3,6 @@ package forwarder_test
 import (
 	"context"
 	"net"
-	"net/netip"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/stack"
 )
 
@@ -75,15 +74,7 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	}
 	app.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: 1}})
 
-	var gwStack atomic.Pointer[stack.Stack]
-	fwd, err := forwarder.New(forwarder.Options{
-		Dialer: d,
-		PortUnreachable: func(src, dst netip.AddrPort) {
-			if s := gwStack.Load(); s != nil {
-				s.PortUnreachable(src, dst)
-			}
-		},
-	})
+	fwd, err := forwarder.New(forwarder.Options{Router: routeAllTo(t, d)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +82,26 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwStack.Store(gw)
 	return fwd, app, func() {
 		gw.Close()
 		app.Close()
 		app.Wait()
 	}
+}
+
+var _ stack.Handler = (*forwarder.Forwarder)(nil)
+
+// routeAllTo is a router that dials every flow through d, and UDP too if
+// d is a proxy.PacketDialer.
+func routeAllTo(t testing.TB, d proxy.Dialer) *route.Router {
+	t.Helper()
+	up := &route.Upstream{Name: "direct", Dialer: d}
+	up.Packets, _ = d.(proxy.PacketDialer)
+	r, err := route.New(route.Options{Direct: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // to returns a destination in the app's view.

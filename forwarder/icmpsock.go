@@ -3,12 +3,15 @@ package forwarder
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+
+	"github.com/tungate/tungate/stack/icmpmsg"
 )
 
 // HostPinger opens the host sockets that echo requests leave through: an
@@ -28,9 +31,13 @@ type echoSocket struct {
 	// the replies to their own identifier.
 	raw bool
 	v4  bool
+	// id is the identifier raw sockets send, chosen at random so that
+	// concurrent pingers cannot take each other's replies.
+	id uint16
 }
 
-func (p *HostPinger) open(dst netip.Addr) (*echoSocket, error) {
+// OpenEcho implements EchoSender.
+func (p *HostPinger) OpenEcho(dst netip.Addr) (EchoConn, error) {
 	family, proto := unix.AF_INET, unix.IPPROTO_ICMP
 	if !dst.Is4() {
 		family, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
@@ -54,7 +61,7 @@ func (p *HostPinger) open(dst netip.Addr) (*echoSocket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wrap ICMP socket: %w", err)
 	}
-	return &echoSocket{conn: conn, raw: raw, v4: dst.Is4()}, nil
+	return &echoSocket{conn: conn, raw: raw, v4: dst.Is4(), id: uint16(rand.Uint32())}, nil
 }
 
 func (p *HostPinger) setup(fd int, dst netip.Addr) error {
@@ -81,44 +88,47 @@ func (p *HostPinger) setup(fd int, dst netip.Addr) error {
 	return nil
 }
 
-// send writes an echo request. Ping sockets replace id with their own; the
-// kernel computes the checksum except for raw IPv4.
-func (s *echoSocket) send(id, seq uint16, payload []byte) error {
-	typ := byte(8)
-	if !s.v4 {
-		typ = 128
-	}
-	msg := make([]byte, 8+len(payload))
-	msg[0] = typ
-	msg[4], msg[5] = byte(id>>8), byte(id)
-	msg[6], msg[7] = byte(seq>>8), byte(seq)
-	copy(msg[8:], payload)
-	if s.v4 && s.raw {
-		sum := ^checksum.Checksum(msg, 0)
-		msg[2], msg[3] = byte(sum>>8), byte(sum)
-	}
-	_, err := s.conn.Write(msg)
+// Send implements EchoConn. Ping sockets replace the identifier with
+// their own; raw ones send the socket's random one.
+func (s *echoSocket) Send(seq uint16, payload []byte) error {
+	_, err := s.conn.Write(icmpmsg.AppendEcho(nil, s.v4, false, s.id, seq, payload))
 	return err
 }
+
+// Receive implements EchoConn. Raw sockets see every ICMP message to the
+// host (raw IPv4 ones with the IP header); only replies to this socket's
+// identifier count. Ping sockets see only their own replies.
+func (s *echoSocket) Receive(buf []byte, deadline time.Time) (uint16, []byte, error) {
+	s.conn.SetReadDeadline(deadline)
+	for {
+		n, err := s.conn.Read(buf)
+		if err != nil {
+			return 0, nil, err
+		}
+		b := buf[:n]
+		if s.v4 && s.raw {
+			if b, err = stripIPv4(b); err != nil {
+				continue
+			}
+		}
+		id, seq, payload, ok := icmpmsg.ParseEchoReply(b, s.v4)
+		if !ok || (s.raw && id != s.id) {
+			continue
+		}
+		return seq, payload, nil
+	}
+}
+
+// Close implements EchoConn.
+func (s *echoSocket) Close() error { return s.conn.Close() }
 
 // errNotReply marks an ICMP message that is not an echo reply for us.
 var errNotReply = errors.New("not an echo reply")
 
-// parseReply extracts an echo reply's id, seq and payload from what the
-// socket read (raw IPv4 sockets include the IP header).
-func (s *echoSocket) parseReply(b []byte) (id, seq uint16, payload []byte, err error) {
-	if s.v4 && s.raw {
-		if len(b) < 20 || b[0]>>4 != 4 || len(b) < int(b[0]&0xf)*4 {
-			return 0, 0, nil, errNotReply
-		}
-		b = b[int(b[0]&0xf)*4:]
+func stripIPv4(b []byte) ([]byte, error) {
+	rest, ok := icmpmsg.StripIPv4Header(b)
+	if !ok {
+		return nil, errNotReply
 	}
-	want := byte(0)
-	if !s.v4 {
-		want = 129
-	}
-	if len(b) < 8 || b[0] != want || b[1] != 0 {
-		return 0, 0, nil, errNotReply
-	}
-	return uint16(b[4])<<8 | uint16(b[5]), uint16(b[6])<<8 | uint16(b[7]), b[8:], nil
+	return rest, nil
 }

@@ -11,11 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
-	"gvisor.dev/gvisor/pkg/waiter"
-
-	"github.com/tungate/tungate/forwarder/proxy"
-	"github.com/tungate/tungate/stack"
+	"github.com/tungate/tungate/forwarder/route"
+	"github.com/tungate/tungate/stack/flow"
 )
 
 // maxDatagram holds any UDP payload, so datagrams up to the MTU (and
@@ -74,59 +71,44 @@ func (t *udpTable) Len() int {
 	return len(t.sessions)
 }
 
-// udpCapable is implemented by dialers that are PacketDialers in type but
-// may not be able to carry UDP in fact (a chain of HTTP hops, say).
-type udpCapable interface{ CanCarryUDP() bool }
-
 // HandleUDP implements stack.Handler. It runs on the packet path, so it
-// only creates the app-side endpoint and leaves the upstream dial to the
-// session's goroutine; datagrams that arrive meanwhile wait in the
-// endpoint's queue.
-func (f *Forwarder) HandleUDP(r *udp.ForwarderRequest) bool {
-	pd, ok := f.opts.Dialer.(proxy.PacketDialer)
-	if c, isChain := f.opts.Dialer.(udpCapable); isChain && !c.CanCarryUDP() {
-		ok = false
-	}
+// only decides and creates the app-side endpoint, and leaves the upstream
+// dial to the session's goroutine; datagrams that arrive meanwhile wait in
+// the endpoint's queue. A refused flow, and one whose dial fails, gets
+// ICMP port unreachable at once.
+func (f *Forwarder) HandleUDP(r flow.UDPRequest) {
+	fl, d, ok := f.admit(route.UDP, r)
 	if !ok {
-		return false // the stack answers ICMP port unreachable
+		return
 	}
-	src, dst := endpoints(r.ID())
-	if !f.allowed("udp", dst) {
-		f.log.Debug("udp refused by policy", "src", src, "dst", dst)
-		return false
-	}
-	var wq waiter.Queue
-	ep, err := r.CreateEndpoint(&wq)
+	app, err := r.Accept()
 	if err != nil {
-		f.log.Debug("udp endpoint failed", "src", src, "dst", dst, "err", stack.AsError(err))
-		return true
+		f.log.Debug("udp endpoint failed", "src", fl.Src, "dst", fl.Dst, "err", err)
+		return
 	}
-	s := &UDPSession{key: udpKey{src, dst}, app: newAppDatagrams(&wq, ep), timeout: f.opts.UDPTimeout}
-	if hook := f.opts.PortUnreachable; hook != nil {
-		s.refused = func() { hook(src, dst) }
-	}
+	s := &UDPSession{key: udpKey{fl.Src, fl.Dst}, app: app, timeout: f.opts.UDPTimeout, refused: r.Refuse}
 	if !f.udp.add(s) {
-		s.app.Close()
-		return true
-	}
-	if !f.goFlow(func(ctx context.Context) { f.runUDP(ctx, s, pd) }) {
-		f.udp.remove(s)
-		s.app.Close()
-	}
-	return true
-}
-
-func (f *Forwarder) runUDP(ctx context.Context, s *UDPSession, pd proxy.PacketDialer) {
-	defer f.udp.remove(s)
-	dialCtx, cancel := context.WithTimeout(ctx, f.opts.ConnectTimeout)
-	up, err := pd.DialPacket(dialCtx, network("udp", s.key.dst.Addr()), s.key.dst.String())
-	cancel()
-	if err != nil {
-		f.log.Debug("udp dial failed", "src", s.key.src, "dst", s.key.dst, "err", err)
 		s.app.Close()
 		return
 	}
-	s.upstream = wrapHost(up)
+	if !f.goFlow(func(ctx context.Context) { f.runUDP(ctx, s, fl, d) }) {
+		f.udp.remove(s)
+		s.app.Close()
+	}
+}
+
+func (f *Forwarder) runUDP(ctx context.Context, s *UDPSession, fl *route.Flow, d route.Decision) {
+	defer f.udp.remove(s)
+	up, err := f.open(ctx, fl, d)
+	if err != nil {
+		f.log.Debug("udp dial failed", "src", s.key.src, "dst", s.key.dst, "err", err)
+		if ctx.Err() == nil {
+			s.refused()
+		}
+		s.app.Close()
+		return
+	}
+	s.upstream = up
 	f.log.Debug("udp open", "src", s.key.src, "dst", s.key.dst)
 	if err := s.Run(ctx); err != nil {
 		f.log.Debug("udp session ended", "src", s.key.src, "dst", s.key.dst, "err", err)
@@ -154,7 +136,7 @@ func (s *UDPSession) Run(ctx context.Context) error {
 // passRefusal passes an upstream "port unreachable" on to the app and
 // reports whether it did; the session goes on, as a UDP socket does.
 func (s *UDPSession) passRefusal(src net.Conn, err error) bool {
-	if src != s.upstream || s.refused == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+	if src != s.upstream || !errors.Is(err, syscall.ECONNREFUSED) {
 		return false
 	}
 	s.refused()

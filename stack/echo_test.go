@@ -7,14 +7,22 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/tungate/tungate/stack/flow"
+	"github.com/tungate/tungate/stack/icmpmsg"
 )
+
+// buildEchoReply is the reply to req as the stack writes it.
+func buildEchoReply(req *flow.EchoRequest, ttl uint8) ([]byte, bool) {
+	return icmpmsg.EchoReplyPacket(req.Dst, req.Src, req.ID, req.Seq, req.Payload, ttl), req.Src.Is4()
+}
 
 func TestEchoReplyRoundTrip(t *testing.T) {
 	for _, tc := range []struct{ src, dst string }{
 		{"198.18.0.1", "10.1.2.3"},
 		{"fd74:6761:7465::1", "fd00::2"},
 	} {
-		req := &EchoRequest{
+		req := &flow.EchoRequest{
 			Src: netip.MustParseAddr(tc.src), Dst: netip.MustParseAddr(tc.dst),
 			ID: 0x1234, Seq: 7, Payload: []byte("ping payload"),
 		}
@@ -39,7 +47,7 @@ func TestEchoReplyRoundTrip(t *testing.T) {
 }
 
 func TestParseEchoRejectsOthers(t *testing.T) {
-	req := &EchoRequest{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), ID: 1, Seq: 1}
+	req := &flow.EchoRequest{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), ID: 1, Seq: 1}
 	reply, _ := buildEchoReply(req, 64)
 	cases := map[string][]byte{
 		"empty":         nil,
@@ -58,9 +66,9 @@ func TestParseEchoRejectsOthers(t *testing.T) {
 }
 
 func FuzzParseEcho(f *testing.F) {
-	req := &EchoRequest{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), ID: 1, Seq: 1, Payload: []byte("x")}
+	req := &flow.EchoRequest{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), ID: 1, Seq: 1, Payload: []byte("x")}
 	p4, _ := buildEchoReply(req, 64)
-	req6 := &EchoRequest{Src: netip.MustParseAddr("fd00::1"), Dst: netip.MustParseAddr("fd00::2"), ID: 1, Seq: 1}
+	req6 := &flow.EchoRequest{Src: netip.MustParseAddr("fd00::1"), Dst: netip.MustParseAddr("fd00::2"), ID: 1, Seq: 1}
 	p6, _ := buildEchoReply(req6, 64)
 	f.Add(p4)
 	f.Add(p6)

@@ -1,20 +1,13 @@
 package stack
 
 import (
-	"errors"
-
 	"gvisor.dev/gvisor/pkg/tcpip"
+
+	"github.com/tungate/tungate/stack/flow"
 )
 
-// Errors that gVisor's tcpip.Error values turn into, for errors.Is.
-var (
-	ErrConnectionRefused = errors.New("connection refused")
-	ErrConnectionReset   = errors.New("connection reset")
-	ErrTimeout           = errors.New("timed out")
-	ErrClosed            = errors.New("endpoint closed")
-)
-
-// gvError keeps gVisor's message while matching our sentinels.
+// gvError keeps gVisor's message while matching the sentinels of package
+// flow (flow.ErrConnectionRefused and the others).
 type gvError struct {
 	err      tcpip.Error
 	sentinel error
@@ -32,13 +25,13 @@ func AsError(err tcpip.Error) error {
 	var sentinel error
 	switch err.(type) {
 	case *tcpip.ErrConnectionRefused:
-		sentinel = ErrConnectionRefused
+		sentinel = flow.ErrConnectionRefused
 	case *tcpip.ErrConnectionReset, *tcpip.ErrConnectionAborted:
-		sentinel = ErrConnectionReset
+		sentinel = flow.ErrConnectionReset
 	case *tcpip.ErrTimeout:
-		sentinel = ErrTimeout
+		sentinel = flow.ErrTimeout
 	case *tcpip.ErrClosedForSend, *tcpip.ErrClosedForReceive, *tcpip.ErrInvalidEndpointState:
-		sentinel = ErrClosed
+		sentinel = flow.ErrClosed
 	}
 	return &gvError{err: err, sentinel: sentinel}
 }

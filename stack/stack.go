@@ -4,6 +4,13 @@
 // echo requests. It accepts packets for any destination (promiscuous) and
 // answers from any source (spoofing), for IPv4 and IPv6. It never decides
 // what happens to a flow; that is package forwarder's job.
+//
+// It owns every use of gVisor: the requests it hands out are package
+// flow's interfaces and the connections are net.Conn (the waiter queues
+// and gonet adapters stay here, appconn.go), its errors match flow's
+// sentinels (errors.go), it writes the ICMP messages that package icmpmsg
+// builds (echo.go, unreachable.go), and it dials into the device for
+// published ports (dial.go).
 package stack
 
 import (
@@ -20,26 +27,28 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/tungate/tungate/stack/flow"
 )
 
-// Handler receives the flows that arrive at the stack. Each method is called
-// on gVisor's packet path or on a goroutine gVisor starts per request; see
-// each method for what it may do.
+// Handler receives the flows that arrive at the stack, in tungate's own
+// types (package flow): nothing of gVisor reaches it.
 type Handler interface {
 	// HandleTCP is called on its own goroutine for every new connection
-	// request (a SYN). It must call exactly one of r.Complete or
-	// r.CreateEndpoint (followed by Complete(false)) and may block to dial
-	// the destination first; at most Options.TCPMaxInFlight calls run at
+	// request (a SYN). It must call exactly one of r.Accept or r.Refuse,
+	// and may block to dial the destination first (dial-first: the SYN is
+	// answered only then); at most Options.TCPMaxInFlight calls run at
 	// once.
-	HandleTCP(r *tcp.ForwarderRequest)
+	HandleTCP(r flow.TCPRequest)
 	// HandleUDP is called on the packet-dispatch path for the first
 	// datagram of a session that has no endpoint yet. It must not block.
-	// Returning false makes the stack answer with ICMP port unreachable.
-	HandleUDP(r *udp.ForwarderRequest) bool
+	// It calls r.Accept, or r.Refuse (ICMP port unreachable), or neither
+	// (the datagram is dropped).
+	HandleUDP(r flow.UDPRequest)
 	// HandleEcho is called on the packet-dispatch path for every ICMP or
 	// ICMPv6 echo request, which the stack never answers itself. It must
 	// not block; req is owned by the handler.
-	HandleEcho(req *EchoRequest)
+	HandleEcho(req *flow.EchoRequest)
 }
 
 // Options configures a Stack.
@@ -101,13 +110,15 @@ func (s *Stack) configure(opts Options) error {
 	if err := setTCPOptions(s.gv); err != nil {
 		return err
 	}
-	tcpFwd := tcp.NewForwarder(s.gv, opts.TCPReceiveWindow, opts.TCPMaxInFlight, opts.Handler.HandleTCP)
+	tcpFwd := tcp.NewForwarder(s.gv, opts.TCPReceiveWindow, opts.TCPMaxInFlight, func(r *tcp.ForwarderRequest) {
+		opts.Handler.HandleTCP(newTCPRequest(r))
+	})
 	s.gv.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
-	udpFwd := udp.NewForwarder(s.gv, opts.Handler.HandleUDP)
+	udpFwd := udp.NewForwarder(s.gv, func(r *udp.ForwarderRequest) bool { return s.handleUDP(opts.Handler, r) })
 	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
 	// Packets flow as soon as the NIC exists, and gVisor does not lock
 	// handler installation against delivery: the NIC comes last.
-	link := newEchoTap(opts.Link, s.gv, opts.Handler)
+	link := newEchoTap(opts.Link, s, opts.Handler)
 	if err := s.gv.CreateNICWithOptions(nicID, link, gvstack.NICOptions{Name: "tun", Disabled: true}); err != nil {
 		return fmt.Errorf("create NIC: %w", AsError(err))
 	}
@@ -128,16 +139,6 @@ func (s *Stack) configure(opts Options) error {
 	}
 	return nil
 }
-
-// GVisor returns the underlying gVisor stack, for creating endpoints with
-// gonet. It stays owned by the Stack.
-func (s *Stack) GVisor() *gvstack.Stack { return s.gv }
-
-// NIC returns the ID of the stack's only NIC.
-func (s *Stack) NIC() tcpip.NICID { return nicID }
-
-// Stats returns gVisor's counters (drops of malformed packets among them).
-func (s *Stack) Stats() tcpip.Stats { return s.gv.Stats() }
 
 // Close tears down every endpoint, closes the link endpoint and waits for
 // the stack's goroutines to finish. It is idempotent.

@@ -12,28 +12,28 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/tungate/tungate/stack/flow"
 )
 
 // recordingHandler refuses every flow and records what it saw.
 type recordingHandler struct {
-	tcp  chan gvstack.TransportEndpointID
-	echo chan *EchoRequest
+	tcp  chan flow.TCPRequest
+	echo chan *flow.EchoRequest
 }
 
 // Sends never block: HandleEcho runs on the dispatch path.
-func (h *recordingHandler) HandleTCP(r *tcp.ForwarderRequest) {
+func (h *recordingHandler) HandleTCP(r flow.TCPRequest) {
 	select {
-	case h.tcp <- r.ID():
+	case h.tcp <- r:
 	default:
 	}
-	r.Complete(true)
+	r.Refuse()
 }
 
-func (h *recordingHandler) HandleUDP(*udp.ForwarderRequest) bool { return false }
+func (h *recordingHandler) HandleUDP(r flow.UDPRequest) { r.Refuse() }
 
-func (h *recordingHandler) HandleEcho(req *EchoRequest) {
+func (h *recordingHandler) HandleEcho(req *flow.EchoRequest) {
 	select {
 	case h.echo <- req:
 	default:
@@ -42,7 +42,7 @@ func (h *recordingHandler) HandleEcho(req *EchoRequest) {
 
 func newTestStack(t testing.TB) (*channel.Endpoint, *recordingHandler) {
 	link := channel.New(64, 1500, "")
-	h := &recordingHandler{tcp: make(chan gvstack.TransportEndpointID, 8), echo: make(chan *EchoRequest, 8)}
+	h := &recordingHandler{tcp: make(chan flow.TCPRequest, 8), echo: make(chan *flow.EchoRequest, 8)}
 	s, err := New(Options{Link: link, Handler: h})
 	if err != nil {
 		t.Fatal(err)
@@ -79,9 +79,9 @@ func TestSYNToAnyAddressReachesHandlerAndRefusalResets(t *testing.T) {
 	src, dst := netip.MustParseAddrPort("198.18.0.1:40000"), netip.MustParseAddrPort("10.9.9.9:80")
 	inject(link, syn4(src, dst))
 	select {
-	case id := <-h.tcp:
-		if id.LocalAddress.String() != "10.9.9.9" || id.LocalPort != 80 || id.RemotePort != 40000 {
-			t.Fatalf("handler got %+v", id)
+	case r := <-h.tcp:
+		if r.Dst() != dst || r.Src() != src {
+			t.Fatalf("handler got %v -> %v", r.Src(), r.Dst())
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("no TCP request reached the handler")
@@ -103,7 +103,7 @@ func TestSYNToAnyAddressReachesHandlerAndRefusalResets(t *testing.T) {
 
 func TestEchoRequestGoesToHandlerNotAnsweredByStack(t *testing.T) {
 	link, h := newTestStack(t)
-	req := &EchoRequest{Src: netip.MustParseAddr("10.9.9.9"), Dst: netip.MustParseAddr("198.18.0.1"), ID: 9, Seq: 3, Payload: []byte("hi")}
+	req := &flow.EchoRequest{Src: netip.MustParseAddr("10.9.9.9"), Dst: netip.MustParseAddr("198.18.0.1"), ID: 9, Seq: 3, Payload: []byte("hi")}
 	pkt, _ := buildEchoReply(req, 64) // a reply from 198.18.0.1 to 10.9.9.9...
 	pkt[20] = byte(header.ICMPv4Echo) // ...turned into a request
 	fixICMP4(pkt)

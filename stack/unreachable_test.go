@@ -6,11 +6,13 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/tungate/tungate/stack/icmpmsg"
 )
 
 func TestPortUnreachablePacket(t *testing.T) {
 	app, far := netip.MustParseAddrPort("198.18.0.1:5353"), netip.MustParseAddrPort("10.9.9.9:53")
-	pkt, _ := buildPortUnreachable(app, far)
+	pkt, _ := icmpmsg.PortUnreachablePacket(app, far), 0
 	ip := header.IPv4(pkt)
 	if !ip.IsValid(len(pkt)) || ip.CalculateChecksum() != 0xffff {
 		t.Fatal("outer IPv4 header invalid")
@@ -29,7 +31,7 @@ func TestPortUnreachablePacket(t *testing.T) {
 	}
 
 	app6, far6 := netip.MustParseAddrPort("[fd74:6761:7465::1]:5353"), netip.MustParseAddrPort("[fd00::9]:53")
-	pkt6, _ := buildPortUnreachable(app6, far6)
+	pkt6, _ := icmpmsg.PortUnreachablePacket(app6, far6), 0
 	ip6 := header.IPv6(pkt6)
 	icmp6 := header.ICMPv6(ip6.Payload())
 	sum := header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: icmp6, Src: ip6.SourceAddress(), Dst: ip6.DestinationAddress()})

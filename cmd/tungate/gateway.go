@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
-	"sync/atomic"
 
 	"github.com/tungate/tungate/forwarder"
-	"github.com/tungate/tungate/forwarder/proxy"
 	"github.com/tungate/tungate/stack"
 	"github.com/tungate/tungate/stack/tun"
 )
@@ -37,7 +34,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		}
 	}
 	devGone := make(chan error, 1)
-	gw, err := newGateway(cfg, dev.FD(), log, gatewayHooks{}, func(err error) {
+	gw, err := newGateway(cfg, dev.FD(), log, nil, func(err error) {
 		select {
 		case devGone <- fmt.Errorf("device %s: %w", dev.Name(), err):
 		default:
@@ -58,73 +55,52 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	return err
 }
 
-// gateway is a stack and a forwarder wired together on one device.
+// gateway is a stack, a forwarder and its router wired together on one
+// device.
 type gateway struct {
-	stack *stack.Stack
-	fwd   *forwarder.Forwarder
-}
-
-// gatewayHooks are what `tungate run` adds to a plain gateway; the zero
-// value adds nothing.
-type gatewayHooks struct {
-	// wrapDialer, if set, wraps the upstream dialer.
-	wrapDialer func(proxy.Dialer) proxy.Dialer
-	// allow is forwarder.Options.Allow.
-	allow func(network string, dst netip.AddrPort) bool
+	stack   *stack.Stack
+	fwd     *forwarder.Forwarder
+	routing *routing
 }
 
 // newGateway serves the TUN device fd (which it does not take ownership
-// of).
-func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, hooks gatewayHooks, onDeviceGone func(error)) (*gateway, error) {
+// of); run, if not nil, adds the routing of `tungate run`.
+func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, onDeviceGone func(error)) (*gateway, error) {
 	setCPUs(cfg.cpus, log)
-	up, err := newUpstream(&cfg.proxy, &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}, log)
+	rt, err := newRouting(cfg, run, log)
 	if err != nil {
 		return nil, err
 	}
-	dialer := up.dialer
-	if hooks.wrapDialer != nil {
-		dialer = hooks.wrapDialer(dialer)
-	}
-	var echo forwarder.EchoSender = &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark}
-	if up.proxied {
-		echo = nil // a proxy carries no ICMP, and nothing may go around it
-	}
-	// The forwarder is the stack's handler, so it exists first; the hook
-	// finds the stack once it does.
-	var st atomic.Pointer[stack.Stack]
 	fwd, err := forwarder.New(forwarder.Options{
-		PortUnreachable: func(src, dst netip.AddrPort) {
-			if s := st.Load(); s != nil {
-				s.PortUnreachable(src, dst)
-			}
-		},
-		Dialer:         up.outer(dialer),
-		Allow:          up.allow(hooks.allow),
-		Echo:           echo,
+		Router:         rt.router,
+		Echo:           &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
 		ConnectTimeout: cfg.connectTimeout,
 		UDPTimeout:     cfg.udpTimeout,
 		Logger:         log,
 	})
 	if err != nil {
+		rt.Close()
 		return nil, err
 	}
 	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), log, onDeviceGone)
 	if err != nil {
 		fwd.Close()
+		rt.Close()
 		return nil, err
 	}
 	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log})
 	if err != nil {
 		link.Close()
 		fwd.Close()
+		rt.Close()
 		return nil, err
 	}
-	st.Store(s)
-	return &gateway{stack: s, fwd: fwd}, nil
+	return &gateway{stack: s, fwd: fwd, routing: rt}, nil
 }
 
-// Close ends every flow, then the stack.
+// Close ends every flow, then the stack and the in-process servers.
 func (g *gateway) Close() {
 	g.fwd.Close()
 	g.stack.Close()
+	g.routing.Close()
 }

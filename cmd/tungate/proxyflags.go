@@ -1,41 +1,38 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/netip"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/tungate/tungate/forwarder/dns"
-	"github.com/tungate/tungate/forwarder/fakedns"
 	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/forwarder/route"
 )
 
-// proxyConfig is what the upstream proxy flags say.
+// proxyConfig is what the upstream proxy and routing flags say.
 type proxyConfig struct {
 	hops             proxyList
 	udp              udpMode
 	dns              dnsMode
 	handshakeTimeout time.Duration
+	routes           routeConfig
 }
 
 func addProxyFlags(fs *pflag.FlagSet, c *proxyConfig) {
-	fs.VarP(&c.hops, "proxy", "x", "leave through this proxy, repeatable for a chain (first hop dialed from the host): direct://, socks5://[USER:PASS@]HOST:PORT, socks4://[USER@]HOST:PORT, socks4a://[USER@]HOST:PORT or http://[USER:PASS@]HOST:PORT (default direct://)")
+	fs.VarP(&c.hops, "proxy", "x", "leave through this proxy, repeatable for a chain (first hop dialed from the host); NAME=URL hops form the chain NAME, for --route: direct://, socks5://[USER:PASS@]HOST:PORT, socks4://[USER@]HOST:PORT, socks4a://[USER@]HOST:PORT or http://[USER:PASS@]HOST:PORT (default direct://)")
 	fs.Var(&c.udp, "udp", "where UDP goes: proxy (SOCKS5 UDP ASSOCIATE), direct (host sockets, around the proxy) or block (refused with ICMP port unreachable) (default proxy if the proxy path carries UDP, else block)")
-	fs.Var(&c.dns, "dns-mode", "fake: answer DNS in tungate with addresses from 198.19.0.0/16 and fd74:6761:7465:fa4e::/64 and send the proxy the name; forward: DNS flows are ordinary flows (default fake with a proxy, else forward)")
+	fs.Var(&c.dns, "dns-mode", "fake: answer DNS in tungate with addresses from 198.19.0.0/16 and fd74:6761:7465:fa4e::/64 and send the proxy the name; forward: DNS flows are ordinary flows (default fake with a proxy or with domain: routes, else forward)")
 	c.handshakeTimeout = proxy.DefaultHandshakeTimeout
 	fs.Var(durationValue{&c.handshakeTimeout}, "handshake-timeout", "give up on a proxy that has not finished its handshake after this long, per hop")
+	addRouteFlags(fs, &c.routes)
 }
 
 // validate checks the flags together and settles the defaults that depend
-// on the chain.
+// on the chains and the rules.
 func (c *proxyConfig) validate() error {
 	why := proxy.WhyNoUDP(c.hops.hops)
 	switch {
@@ -47,191 +44,156 @@ func (c *proxyConfig) validate() error {
 	case c.udp.mode == "proxy" && why != "":
 		return usageErrorf("--udp proxy: %s; use --udp block or --udp direct", why)
 	}
-	if c.dns.mode == "" {
-		c.dns.mode = "forward"
-		if c.proxied() {
-			c.dns.mode = "fake"
+	if err := c.routes.load(); err != nil {
+		return err
+	}
+	if err := c.checkActions(); err != nil {
+		return err
+	}
+	return c.settleDNSMode()
+}
+
+// checkActions makes sure that every rule's action is a chain that exists.
+func (c *proxyConfig) checkActions() error {
+	for _, r := range c.routes.rules {
+		if route.IsActionName(r.Action) {
+			continue
+		}
+		if _, ok := c.hops.named[r.Action]; !ok {
+			return usageErrorf("%s: no chain named %q: define it with -x %s=URL, or use direct, block or proxy", ruleWhere(r), r.Action, r.Action)
 		}
 	}
 	return nil
 }
 
-// proxied reports whether any hop is a proxy.
-func (c *proxyConfig) proxied() bool {
-	for _, h := range c.hops.hops {
-		if h.Kind != proxy.KindDirect {
-			return true
+// settleDNSMode picks the --dns-mode default and checks the mode against
+// the chains: fake DNS sends flows by name, which a chain ending in a
+// socks4:// hop cannot carry.
+func (c *proxyConfig) settleDNSMode() error {
+	var named *route.Rule // the first rule that needs names
+	for _, r := range c.routes.rules {
+		if r.NeedsName() {
+			named = r
+			break
 		}
 	}
-	return false
-}
-
-// upstream is the dialer side of the gateway that the proxy flags shape.
-type upstream struct {
-	// dialer is the chain, with --udp applied and failures logged. The
-	// wrappers of `tungate run` go around it, and fake DNS (outer) around
-	// them.
-	dialer proxy.Dialer
-	// fake answers every DNS flow in-process from the fake DNS table, in
-	// front of rename, which dials flows to the table's addresses by name;
-	// outer sets rename's Next. Both are nil without --dns-mode fake. fake
-	// answers inline, so it starts no goroutine, and its flows end with the
-	// forwarder's: it needs no Close.
-	fake     *dns.Resolver
-	rename   *fakedns.Dialer
-	blockUDP bool
-	proxied  bool
-}
-
-// newUpstream builds the dialers; direct reaches the first hop (or
-// everything, with no proxy).
-func newUpstream(c *proxyConfig, direct *proxy.Direct, log *slog.Logger) (*upstream, error) {
-	u := &upstream{proxied: c.proxied(), blockUDP: c.udp.mode == "block"}
-	chain := proxy.NewChain(c.hops.hops, direct, c.handshakeTimeout)
-	if u.proxied {
-		chain = &failLog{next: chain, log: log, last: make(map[string]time.Time)}
-		log.Info("upstream proxy", "chain", c.hops.String(), "udp", c.udp.mode, "dns_mode", c.dns.mode)
-	}
-	var packets proxy.PacketDialer
-	switch c.udp.mode {
-	case "direct":
-		packets = direct
-	case "proxy":
-		packets, _ = chain.(proxy.PacketDialer)
-	}
-	u.dialer = &udpVia{Dialer: chain, packets: packets}
-	if c.dns.mode == "fake" {
-		table, err := fakedns.New(fakedns.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("fake DNS: %w", err)
-		}
-		u.rename = &fakedns.Dialer{Resolver: table}
-		u.fake, err = dns.New(dns.Options{EveryAddr: true, Inline: true, Answerer: table, Next: u.rename, Logger: log})
-		if err != nil {
-			return nil, fmt.Errorf("fake DNS: %w", err)
+	explicit := c.dns.mode != ""
+	switch {
+	case named != nil && c.dns.mode == "forward":
+		return usageErrorf("%s: domain: rules need the names behind fake addresses, which --dns-mode forward does not know: use --dns-mode fake", ruleWhere(named))
+	case named != nil:
+		c.dns.mode = "fake"
+	case !explicit:
+		c.dns.mode = "forward"
+		if c.proxied() && carriesNames(c.hops.hops) {
+			c.dns.mode = "fake"
 		}
 	}
-	return u, nil
-}
-
-// outer puts fake DNS, if on, around d: it must see every port-53 flow
-// before anything else does. It is called once, while wiring.
-func (u *upstream) outer(d proxy.Dialer) proxy.Dialer {
-	if u.fake == nil {
-		return d
+	if c.dns.mode != "fake" {
+		return nil
 	}
-	u.rename.Next = d
-	return u.fake
-}
-
-// allow adds --udp block to the forwarder's policy next (which may be nil):
-// UDP is refused, with ICMP port unreachable, before it reaches a dialer,
-// except DNS that fake DNS answers in-process.
-func (u *upstream) allow(next func(string, netip.AddrPort) bool) func(string, netip.AddrPort) bool {
-	if !u.blockUDP {
-		return next
+	// Under fake DNS every chain a flow can take gets names.
+	if !carriesNames(c.hops.hops) {
+		return usageErrorf("--dns-mode fake: the default chain ends in a socks4:// hop, which cannot carry the names fake DNS sends; use socks4a:// instead, or --dns-mode forward")
 	}
-	return func(network string, dst netip.AddrPort) bool {
-		if network == "udp" && (u.fake == nil || dst.Port() != dns.Port) {
-			return false
+	for _, r := range c.routes.rules {
+		if hops, ok := c.hops.named[r.Action]; ok && !carriesNames(hops) {
+			return usageErrorf("%s: chain %q ends in a socks4:// hop, which cannot carry the names fake DNS sends; use socks4a:// instead", ruleWhere(r), r.Action)
 		}
-		return next == nil || next(network, dst)
 	}
+	return nil
 }
 
-// udpVia dials TCP through the embedded dialer and UDP through packets;
-// nil packets carries no UDP.
-type udpVia struct {
-	proxy.Dialer
-	packets proxy.PacketDialer
+// carriesNames reports whether a chain can be asked for a destination by
+// name: its last proxy is not socks4:// (socks4a:// can).
+func carriesNames(hops []*proxy.Hop) bool {
+	for i := len(hops) - 1; i >= 0; i-- {
+		if hops[i].Kind != proxy.KindDirect {
+			return hops[i].Kind != proxy.KindSOCKS4
+		}
+	}
+	return true
 }
 
-func (u *udpVia) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
-	if u.packets == nil {
-		return nil, fmt.Errorf("dial %s %s: %w", network, address, proxy.ErrUDPUnsupported)
-	}
-	return u.packets.DialPacket(ctx, network, address)
+// proxied reports whether the default chain has a proxy hop.
+func (c *proxyConfig) proxied() bool { return proxiedHops(c.hops.hops) }
+
+// proxiedHops reports whether any of hops is a proxy.
+func proxiedHops(hops []*proxy.Hop) bool {
+	return slices.ContainsFunc(hops, func(h *proxy.Hop) bool { return h.Kind != proxy.KindDirect })
 }
 
-// failLog logs each failed dial through the proxies at warn level, naming
-// the hop that failed and never a password, at most once a second per hop
-// so that a dead proxy cannot flood the log.
-type failLog struct {
-	next proxy.Dialer
-	log  *slog.Logger
-	mu   sync.Mutex
-	last map[string]time.Time
+// proxyList is the repeatable -x, --proxy [NAME=]URL flag: the hops of
+// the default chain, and of each named chain, in order.
+type proxyList struct {
+	hops  []*proxy.Hop
+	named map[string][]*proxy.Hop
+	names []string // the named chains, in the order first given
 }
-
-// maxFailKeys bounds failLog's memory; past it, it starts over.
-const maxFailKeys = 256
-
-func (f *failLog) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	c, err := f.next.DialContext(ctx, network, address)
-	if err != nil {
-		f.report(ctx, network, address, err)
-	}
-	return c, err
-}
-
-func (f *failLog) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
-	pd, ok := f.next.(proxy.PacketDialer)
-	if !ok {
-		return nil, fmt.Errorf("dial %s %s: %w", network, address, proxy.ErrUDPUnsupported)
-	}
-	c, err := pd.DialPacket(ctx, network, address)
-	if err != nil {
-		f.report(ctx, network, address, err)
-	}
-	return c, err
-}
-
-func (f *failLog) report(ctx context.Context, network, address string, err error) {
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		return // tungate is stopping
-	}
-	hop, index := "", 0
-	if he, ok := errors.AsType[*proxy.HopError](err); ok {
-		hop, index = he.Hop, he.Index
-	}
-	now := time.Now()
-	f.mu.Lock()
-	if now.Sub(f.last[hop]) < time.Second {
-		f.mu.Unlock()
-		return
-	}
-	if len(f.last) >= maxFailKeys {
-		clear(f.last)
-	}
-	f.last[hop] = now
-	f.mu.Unlock()
-	f.log.Warn("proxy dial failed", "hop", index, "proxy", hop, "network", network, "dst", address, "err", err)
-}
-
-// proxyList is the repeatable --proxy flag: the hops in order.
-type proxyList struct{ hops []*proxy.Hop }
 
 func (l *proxyList) String() string {
-	if len(l.hops) == 0 {
-		return ""
+	var parts []string
+	if len(l.hops) > 0 {
+		parts = append(parts, redactedChain(l.hops))
 	}
-	s := make([]string, len(l.hops))
-	for i, h := range l.hops {
+	for _, n := range l.names {
+		parts = append(parts, n+"="+redactedChain(l.named[n]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// redactedChain lists hops without passwords.
+func redactedChain(hops []*proxy.Hop) string {
+	s := make([]string, len(hops))
+	for i, h := range hops {
 		s[i] = h.Redacted()
 	}
 	return strings.Join(s, " -> ")
 }
 
 func (l *proxyList) Set(s string) error {
-	hop, err := proxy.ParseURL(s)
+	if strings.HasPrefix(s, "=") {
+		return errors.New("empty chain name before '=': want [NAME=]URL")
+	}
+	name, url := splitChainName(s)
+	if route.IsActionName(name) {
+		return fmt.Errorf("chain name %q is an action (direct, block, proxy): give the chain another name", name)
+	}
+	hop, err := proxy.ParseURL(url)
 	if err != nil {
 		return err
 	}
-	l.hops = append(l.hops, hop)
+	if name == "" {
+		l.hops = append(l.hops, hop)
+		return nil
+	}
+	if l.named == nil {
+		l.named = make(map[string][]*proxy.Hop)
+	}
+	if _, ok := l.named[name]; !ok {
+		l.names = append(l.names, name)
+	}
+	l.named[name] = append(l.named[name], hop)
 	return nil
 }
 
-func (l *proxyList) Type() string { return "URL" }
+// splitChainName splits NAME=URL. A URL may itself hold '=' (in a
+// password, say), so the part before the first '=' is a NAME only if it
+// is a plain name: no ':' or '/', only letters, digits, '-', '_' and '.'.
+func splitChainName(s string) (name, url string) {
+	before, after, ok := strings.Cut(s, "=")
+	if !ok || before == "" {
+		return "", s
+	}
+	for _, c := range before {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "", s
+		}
+	}
+	return before, after
+}
+
+func (l *proxyList) Type() string { return "[NAME=]URL" }
 
 // udpMode is the value of --udp; "" until validate settles the default.
 type udpMode struct{ mode string }

@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/tungate/tungate/forwarder/dns"
-	"github.com/tungate/tungate/forwarder/proxy"
 	"github.com/tungate/tungate/forwarder/publish"
 	"github.com/tungate/tungate/stack/appns"
 )
@@ -46,11 +45,10 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // runSession is everything `tungate run` starts, in start order.
 type runSession struct {
 	// closing silences the device-gone warning that stopping causes.
-	closing  atomic.Bool
-	ns       *appns.Namespace
-	gw       *gateway
-	resolver *dns.Resolver
-	pub      *publish.Publisher
+	closing atomic.Bool
+	ns      *appns.Namespace
+	gw      *gateway
+	pub     *publish.Publisher
 }
 
 // close stops in reverse order: no new flows, then the flows, then the
@@ -62,9 +60,6 @@ func (s *runSession) close() {
 	}
 	if s.gw != nil {
 		s.gw.Close()
-	}
-	if s.resolver != nil {
-		s.resolver.Close()
 	}
 	if s.ns != nil {
 		s.ns.Close()
@@ -156,28 +151,12 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 // serve starts the gateway on the namespace's device and the published
 // ports.
 func (s *runSession) serve(rc *runConfig, d *runDNS, log *slog.Logger) error {
-	var wrapErr error
-	hooks := gatewayHooks{
-		allow: runPolicy(rc.allowHostLoopback),
-		wrapDialer: func(base proxy.Dialer) proxy.Dialer {
-			wrapped, r, err := d.wrapDialer(rc, base, log)
-			if err != nil {
-				wrapErr = err
-				return base
-			}
-			s.resolver = r
-			return wrapped
-		},
-	}
 	var err error
-	s.gw, err = newGateway(&rc.gw, s.ns.TUN(), log, hooks, func(err error) {
+	s.gw, err = newGateway(&rc.gw, s.ns.TUN(), log, d.routing(rc), func(err error) {
 		if !s.closing.Load() {
 			log.Warn("the namespace's device is gone: CMD has no network any more", "err", err)
 		}
 	})
-	if err == nil {
-		err = wrapErr
-	}
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
@@ -200,8 +179,7 @@ func (s *runSession) serve(rc *runConfig, d *runDNS, log *slog.Logger) error {
 		}
 	}
 	s.pub, err = publish.Start(publish.Options{
-		Stack:          s.gw.stack.GVisor(),
-		NIC:            s.gw.stack.NIC(),
+		Stack:          s.gw.stack,
 		Target:         target,
 		Target6:        target6,
 		Ports:          rc.publish.values,

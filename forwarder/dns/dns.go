@@ -1,13 +1,13 @@
 // Package dns answers DNS in-process: flows on port 53, UDP and TCP, that
 // tungate answers itself instead of dialing them.
 //
-// Resolver is the upstream dialer wrapper that catches those flows and
-// hands each query to an Answerer; every other flow goes to the next dialer.
-// It catches the flows to its own addresses (the resolver of an app's
-// namespace, named in the app's resolv.conf) and, with EveryAddr, every
-// flow to port 53 whatever its address (fake DNS, where no query may leave
-// the host). What answers is a separate, small interface: Forward relays
-// queries to real resolvers (--dns, or the host's resolv.conf); fake DNS
+// Resolver serves those flows and hands each query to an Answerer: the
+// router (forwarder/route) decides which flows it gets, the forwarder
+// opens each with Open. It is also a dialer wrapper (DialContext,
+// DialPacket) that catches the flows to its own addresses (and, with
+// EveryAddr, every flow to port 53) and sends the rest to Options.Next.
+// What answers is a separate, small interface: Forward relays queries to
+// real resolvers (--dns, or the host's resolv.conf); fake DNS
 // (forwarder/fakedns) answers from its table of names.
 package dns
 
@@ -43,9 +43,8 @@ type Answerer interface {
 
 // Options configures a Resolver.
 type Options struct {
-	// Addrs are the addresses the resolver answers on (port 53); flows to
-	// their other ports are refused with ErrRefused. Required unless
-	// EveryAddr is set.
+	// Addrs are the addresses the resolver answers on (port 53) when used
+	// as a dialer; flows to their other ports are refused with ErrRefused.
 	Addrs []netip.Addr
 	// EveryAddr makes the resolver answer every flow to port 53, whatever
 	// its address, besides Addrs.
@@ -58,7 +57,9 @@ type Options struct {
 	// false for an Answerer that can block (Forward): its queries are
 	// answered on goroutines each flow owns.
 	Inline bool
-	// Next dials every flow not addressed to the resolver. Required.
+	// Next dials every flow not addressed to the resolver, when it is
+	// used as a dialer; nil refuses them with ErrRefused. Not needed with
+	// Open.
 	Next proxy.Dialer
 	// QueryTimeout bounds one Answer call; zero means 10 s.
 	QueryTimeout time.Duration
@@ -97,8 +98,11 @@ var (
 
 // New returns a Resolver.
 func New(opts Options) (*Resolver, error) {
-	if (len(opts.Addrs) == 0 && !opts.EveryAddr) || opts.Answerer == nil || opts.Next == nil {
-		return nil, errors.New("dns: Addrs (or EveryAddr), Answerer and Next are required")
+	switch {
+	case opts.Answerer == nil:
+		return nil, errors.New("dns: Answerer is required")
+	case opts.Next != nil && len(opts.Addrs) == 0 && !opts.EveryAddr:
+		return nil, errors.New("dns: a resolver with Next needs Addrs or EveryAddr")
 	}
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = 10 * time.Second
@@ -121,12 +125,38 @@ func (r *Resolver) Serves(dst netip.AddrPort) bool {
 	return r.addrs[dst.Addr().Unmap()] || r.addrs[dst.Addr()]
 }
 
+// Open implements route.Server: the resolver's side of a flow to dst, a
+// DNS-over-TCP conversation (stream) or a datagram one, answered
+// in-process until Close. It never blocks.
+func (r *Resolver) Open(dst netip.AddrPort, stream bool) (net.Conn, error) {
+	return r.newFlow(dst, stream)
+}
+
+// next is Options.Next, or a dialer that refuses.
+func (r *Resolver) next() proxy.Dialer {
+	if r.opts.Next == nil {
+		return refuseAll{}
+	}
+	return r.opts.Next
+}
+
+// refuseAll is the Next of a resolver that has none.
+type refuseAll struct{}
+
+func (refuseAll) DialContext(_ context.Context, network, address string) (net.Conn, error) {
+	return nil, fmt.Errorf("dial %s %s: %w", network, address, ErrRefused)
+}
+
+func (refuseAll) DialPacket(_ context.Context, network, address string) (net.Conn, error) {
+	return nil, fmt.Errorf("dial %s %s: %w", network, address, ErrRefused)
+}
+
 // DialContext implements proxy.Dialer: a connection the resolver serves is
 // a DNS-over-TCP conversation answered in-process.
 func (r *Resolver) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	dst, ok, err := r.match(address)
 	if !ok {
-		return r.opts.Next.DialContext(ctx, network, address)
+		return r.next().DialContext(ctx, network, address)
 	}
 	if err != nil {
 		return nil, err
@@ -139,7 +169,7 @@ func (r *Resolver) DialContext(ctx context.Context, network, address string) (ne
 func (r *Resolver) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
 	dst, ok, err := r.match(address)
 	if !ok {
-		pd, ok := r.opts.Next.(proxy.PacketDialer)
+		pd, ok := r.next().(proxy.PacketDialer)
 		if !ok {
 			return nil, fmt.Errorf("dial %s %s: %w", network, address, proxy.ErrUDPUnsupported)
 		}

@@ -6,9 +6,9 @@
 // side, and no query leaves the host. Resolver hands out one address per
 // name (an IPv4 one from Prefix4 for A queries and the matching IPv6 one
 // from Prefix6 for AAAA): it is the Answerer of a forwarder/dns Resolver
-// that catches every DNS flow (port 53, any destination, UDP and TCP), and
-// Dialer, a wrapper around the upstream dialer, dials flows to a
-// handed-out address as "name:port".
+// that the router (forwarder/route) sends every DNS flow to (port 53, any
+// destination, UDP and TCP), and the router's table of names (Contains,
+// Name), so that a flow to a handed-out address is dialed by name.
 //
 // Answers carry a short TTL (DefaultTTL), but an address keeps its name for
 // as long as the table has room: programs that cache answers longer than
@@ -57,6 +57,11 @@ type Options struct {
 	Size int
 	// TTL is the TTL of every answer; zero means DefaultTTL.
 	TTL time.Duration
+	// Blocked, if set, reports names (lower case, no trailing dot) whose
+	// every flow would be refused: their queries get NXDOMAIN, so a
+	// blocked name costs the app nothing (route.BlocksName). It must not
+	// block.
+	Blocked func(name string) bool
 }
 
 // Resolver is the table of names and their addresses, and the DNS
@@ -65,6 +70,7 @@ type Resolver struct {
 	prefix4, prefix6 netip.Prefix
 	size             int
 	ttl              uint32
+	blocked          func(string) bool
 
 	mu    sync.Mutex
 	names []string          // slot -> name; slot 0 is the list's sentinel
@@ -98,7 +104,7 @@ func New(opts Options) (*Resolver, error) {
 		return nil, errors.New("fakedns: TTL must be at least 1s")
 	}
 	return &Resolver{
-		prefix4: p4, prefix6: p6, size: opts.Size, ttl: uint32(opts.TTL / time.Second),
+		prefix4: p4, prefix6: p6, size: opts.Size, ttl: uint32(opts.TTL / time.Second), blocked: opts.Blocked,
 		names: []string{""}, slots: make(map[string]uint32), prev: []uint32{0}, next: []uint32{0},
 	}, nil
 }

@@ -36,7 +36,8 @@ var _ dns.Answerer = (*Resolver)(nil)
 // for a name that exists without records of that type), so programs that
 // ask for MX, TXT, SRV or HTTPS records fall back quietly. Names that are
 // not host names (letters, digits, '-' and '_' labels) and localhost get
-// NXDOMAIN: a proxy cannot be asked for them. Opcodes other than QUERY and
+// NXDOMAIN: a proxy cannot be asked for them; so do names that
+// Options.Blocked reports. Opcodes other than QUERY and
 // classes other than IN get NOTIMP, malformed questions FORMERR.
 func (r *Resolver) Answer(ctx context.Context, network string, query []byte) ([]byte, error) {
 	return r.answer(query), nil
@@ -62,7 +63,7 @@ func (r *Resolver) answer(q []byte) []byte {
 	}
 	host, ok := hostName(name)
 	switch {
-	case !ok:
+	case !ok || (r.blocked != nil && host != "" && r.blocked(host)):
 		return reply(q, end, 1, rcodeNXDomain, nil)
 	case host == "" || (qtype != typeA && qtype != typeAAAA):
 		return reply(q, end, 1, 0, nil)

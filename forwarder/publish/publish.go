@@ -1,8 +1,8 @@
 // Package publish makes ports inside an app's namespace reachable from the
-// host, as container port mappings do: it listens on host sockets and
+// host, as container port mappings do: it owns the host listeners and
 // carries each TCP connection, or each UDP client's datagrams, into the
-// namespace through the userspace stack (gonet), from an address the stack
-// owns.
+// namespace through a Dialer (the userspace stack, stack.Stack, dialing
+// from an address it owns). It imports no gVisor package.
 package publish
 
 import (
@@ -12,16 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
-
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/forwarder/internal/owned"
+	"github.com/tungate/tungate/stack/flow"
 )
 
 // Options configures a Publisher.
@@ -29,9 +24,7 @@ type Options struct {
 	// Stack carries the flows into the namespace. It must own an address
 	// of Target's family (stack.Stack.AddAddress), which becomes the
 	// source the app sees. Required.
-	Stack *gvstack.Stack
-	// NIC is the stack's NIC that leads into the namespace.
-	NIC tcpip.NICID
+	Stack Dialer
 	// Target is the namespace's address the ports are reached on (the
 	// device's address inside). Required.
 	Target netip.Addr
@@ -48,6 +41,15 @@ type Options struct {
 	UDPTimeout time.Duration
 	// Logger receives per-flow failures at debug level; nil discards them.
 	Logger *slog.Logger
+}
+
+// Dialer opens connections into the namespace; *stack.Stack is one.
+type Dialer interface {
+	// DialTCP connects to dst; a reset (nothing listening) fails with an
+	// error matching flow.ErrConnectionRefused.
+	DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
+	// DialUDP opens a UDP socket connected to dst.
+	DialUDP(dst netip.AddrPort) (net.Conn, error)
 }
 
 // Publisher serves the published ports until Close.
@@ -92,7 +94,7 @@ func (p *Publisher) listen(port Port) error {
 		addr = port.Host.Addr().String()
 	}
 	addr = net.JoinHostPort(addr, fmt.Sprint(port.Host.Port()))
-	target := tcpip.FullAddress{NIC: p.opts.NIC, Addr: tcpip.AddrFromSlice(p.opts.Target.AsSlice()), Port: port.Target}
+	target := netip.AddrPortFrom(p.opts.Target, port.Target)
 	if port.Network == "udp" {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
@@ -111,34 +113,19 @@ func (p *Publisher) listen(port Port) error {
 	return nil
 }
 
-// refused reports whether a gonet dial failed with a reset (nothing
-// listening). gonet keeps only the text of gVisor's error.
-func refused(err error) bool {
-	return strings.HasSuffix(err.Error(), (&tcpip.ErrConnectionRefused{}).String())
-}
-
-// proto is the network protocol that reaches addr.
-func proto(addr tcpip.Address) tcpip.NetworkProtocolNumber {
-	if addr.Len() == header.IPv4AddressSize {
-		return header.IPv4ProtocolNumber
-	}
-	return header.IPv6ProtocolNumber
-}
-
 // dialTCP connects into the namespace at target, and at Target6 if target
 // refuses.
-func (p *Publisher) dialTCP(target tcpip.FullAddress) (*gonet.TCPConn, error) {
+func (p *Publisher) dialTCP(target netip.AddrPort) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.opts.ConnectTimeout)
 	defer cancel()
-	ns, err := gonet.DialContextTCP(ctx, p.opts.Stack, target, proto(target.Addr))
-	if err == nil || !p.opts.Target6.IsValid() || !refused(err) {
+	ns, err := p.opts.Stack.DialTCP(ctx, target)
+	if err == nil || !p.opts.Target6.IsValid() || !errors.Is(err, flow.ErrConnectionRefused) {
 		return ns, err
 	}
-	target.Addr = tcpip.AddrFromSlice(p.opts.Target6.AsSlice())
-	return gonet.DialContextTCP(ctx, p.opts.Stack, target, proto(target.Addr))
+	return p.opts.Stack.DialTCP(ctx, netip.AddrPortFrom(p.opts.Target6, target.Port()))
 }
 
-func (p *Publisher) serveTCP(ln net.Listener, target tcpip.FullAddress) {
+func (p *Publisher) serveTCP(ln net.Listener, target netip.AddrPort) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -154,10 +141,10 @@ func (p *Publisher) serveTCP(ln net.Listener, target tcpip.FullAddress) {
 	}
 }
 
-func (p *Publisher) forwardTCP(host net.Conn, target tcpip.FullAddress) {
+func (p *Publisher) forwardTCP(host net.Conn, target netip.AddrPort) {
 	ns, err := p.dialTCP(target)
 	if err != nil {
-		p.log.Debug("publish: connect into the namespace failed", "from", host.RemoteAddr(), "port", target.Port, "err", err)
+		p.log.Debug("publish: connect into the namespace failed", "from", host.RemoteAddr(), "port", target.Port(), "err", err)
 		// A reset tells the host client at once, like a closed port.
 		if tc, ok := host.(*net.TCPConn); ok {
 			tc.SetLinger(0)
@@ -166,7 +153,7 @@ func (p *Publisher) forwardTCP(host net.Conn, target tcpip.FullAddress) {
 		return
 	}
 	if err := forwarder.Relay(p.ctx, host, ns); err != nil {
-		p.log.Debug("publish: relay ended", "from", host.RemoteAddr(), "port", target.Port, "err", err)
+		p.log.Debug("publish: relay ended", "from", host.RemoteAddr(), "port", target.Port(), "err", err)
 	}
 }
 

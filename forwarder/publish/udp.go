@@ -7,22 +7,19 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 )
 
 // udpClient is one host client's session: its datagrams go into the
 // namespace through a gonet socket of its own, so replies find their way
 // back to it.
 type udpClient struct {
-	ns   *gonet.UDPConn
+	ns   net.Conn
 	idle *time.Timer
 }
 
 // serveUDP reads the host socket and hands each datagram to its client's
 // session, starting one if needed.
-func (p *Publisher) serveUDP(host *net.UDPConn, target tcpip.FullAddress) {
+func (p *Publisher) serveUDP(host *net.UDPConn, target netip.AddrPort) {
 	var mu sync.Mutex
 	clients := make(map[netip.AddrPort]*udpClient)
 	defer func() {
@@ -60,17 +57,17 @@ func (p *Publisher) serveUDP(host *net.UDPConn, target tcpip.FullAddress) {
 		mu.Unlock()
 		c.idle.Reset(p.opts.UDPTimeout)
 		if _, err := c.ns.Write(buf[:n]); err != nil {
-			p.log.Debug("publish: send into the namespace failed", "from", from, "port", target.Port, "err", err)
+			p.log.Debug("publish: send into the namespace failed", "from", from, "port", target.Port(), "err", err)
 		}
 	}
 }
 
 // newUDPClient opens the session's socket into the namespace and starts
 // copying replies back to the client; done runs when the session ends.
-func (p *Publisher) newUDPClient(host *net.UDPConn, from netip.AddrPort, target tcpip.FullAddress, done func(*udpClient)) *udpClient {
-	ns, err := gonet.DialUDP(p.opts.Stack, nil, &target, proto(target.Addr))
+func (p *Publisher) newUDPClient(host *net.UDPConn, from netip.AddrPort, target netip.AddrPort, done func(*udpClient)) *udpClient {
+	ns, err := p.opts.Stack.DialUDP(target)
 	if err != nil {
-		p.log.Debug("publish: open socket into the namespace failed", "from", from, "port", target.Port, "err", err)
+		p.log.Debug("publish: open socket into the namespace failed", "from", from, "port", target.Port(), "err", err)
 		return nil
 	}
 	c := &udpClient{ns: ns}

@@ -1,4 +1,4 @@
-package forwarder
+package stack
 
 import (
 	"net"
@@ -49,16 +49,20 @@ func (c *appConn) Close() error {
 	return err
 }
 
-// Reset implements Resetter: a zero linger makes gVisor send RST on close.
+// Reset ends the connection with RST: a zero linger makes gVisor send it
+// on close.
 func (c *appConn) Reset() error {
 	c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true, Timeout: 0})
 	return c.Close()
 }
 
-// WaitReadable implements ReadWaiter.
+// WaitReadable returns once a read would not block, or net.ErrClosed
+// after Close.
 func (c *appConn) WaitReadable() error { return waitReadable(c.ep, c.wq, c.done) }
 
-// NotifyReadable implements ReadNotifier.
+// NotifyReadable arms fn to run once when the connection becomes
+// readable (or is closed) and returns true; if it already is, it returns
+// false and fn is not armed.
 func (c *appConn) NotifyReadable(fn func()) bool {
 	c.notifyMu.Lock()
 	c.notify = fn
@@ -142,5 +146,6 @@ func (c *appDatagrams) Close() error {
 	return err
 }
 
-// WaitReadable implements ReadWaiter.
+// WaitReadable returns once a read would not block, or net.ErrClosed
+// after Close.
 func (c *appDatagrams) WaitReadable() error { return waitReadable(c.ep, c.wq, c.done) }

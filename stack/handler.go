@@ -1,0 +1,110 @@
+package stack
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/tungate/tungate/stack/flow"
+)
+
+// endpoints turns gVisor's view of a flow (local = the destination the app
+// dialed, remote = the app) into app source and destination.
+func endpoints(id gvstack.TransportEndpointID) (src, dst netip.AddrPort) {
+	return addrPort(id.RemoteAddress, id.RemotePort), addrPort(id.LocalAddress, id.LocalPort)
+}
+
+func addrPort(a tcpip.Address, port uint16) netip.AddrPort {
+	ip, _ := netip.AddrFromSlice(a.AsSlice())
+	return netip.AddrPortFrom(ip, port)
+}
+
+// tcpRequest is a flow.TCPRequest over gVisor's forwarder request.
+type tcpRequest struct {
+	r        *tcp.ForwarderRequest
+	src, dst netip.AddrPort
+}
+
+var _ flow.TCPRequest = (*tcpRequest)(nil)
+
+func newTCPRequest(r *tcp.ForwarderRequest) *tcpRequest {
+	src, dst := endpoints(r.ID())
+	return &tcpRequest{r: r, src: src, dst: dst}
+}
+
+func (t *tcpRequest) Src() netip.AddrPort { return t.src }
+func (t *tcpRequest) Dst() netip.AddrPort { return t.dst }
+
+// Refuse answers the SYN with a reset.
+func (t *tcpRequest) Refuse() { t.r.Complete(true) }
+
+// Accept completes the handshake. Keepalive is on, so that a dead app
+// does not hold its flow forever.
+func (t *tcpRequest) Accept() (net.Conn, error) {
+	var wq waiter.Queue
+	ep, err := t.r.CreateEndpoint(&wq)
+	if err != nil {
+		// The app gave up (or the stack is closing) meanwhile.
+		t.r.Complete(true)
+		return nil, AsError(err)
+	}
+	t.r.Complete(false)
+	ep.SocketOptions().SetKeepAlive(true)
+	return newAppConn(&wq, ep), nil
+}
+
+// udpRequest is a flow.UDPRequest over gVisor's forwarder request. Until
+// the handler returns, a refusal is left to gVisor (which quotes the real
+// datagram); after, it is written as a packet of our own.
+type udpRequest struct {
+	s        *Stack
+	r        *udp.ForwarderRequest
+	src, dst netip.AddrPort
+
+	mu       sync.Mutex
+	inHandle bool // the handler has not returned yet
+	refused  bool // Refuse was called while inHandle
+}
+
+var _ flow.UDPRequest = (*udpRequest)(nil)
+
+// handleUDP hands r to h and tells gVisor whether to answer it with ICMP
+// port unreachable (false).
+func (s *Stack) handleUDP(h Handler, r *udp.ForwarderRequest) bool {
+	src, dst := endpoints(r.ID())
+	req := &udpRequest{s: s, r: r, src: src, dst: dst, inHandle: true}
+	h.HandleUDP(req)
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	req.inHandle = false
+	return !req.refused
+}
+
+func (u *udpRequest) Src() netip.AddrPort { return u.src }
+func (u *udpRequest) Dst() netip.AddrPort { return u.dst }
+
+func (u *udpRequest) Accept() (net.Conn, error) {
+	var wq waiter.Queue
+	ep, err := u.r.CreateEndpoint(&wq)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	return newAppDatagrams(&wq, ep), nil
+}
+
+func (u *udpRequest) Refuse() {
+	u.mu.Lock()
+	if u.inHandle {
+		u.refused = true
+		u.mu.Unlock()
+		return
+	}
+	u.mu.Unlock()
+	u.s.PortUnreachable(u.src, u.dst)
+}
