@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // The relay copies through pooled buffers of two sizes, held only while
@@ -81,39 +82,66 @@ type ReadNotifier interface {
 // both have ended, then closes both. An orderly end (EOF) in one direction
 // half-closes the other side's write direction and lets the other direction
 // go on; an error in one direction resets the other side and ends both.
-// Cancelling ctx ends both at once. The error names the direction that
-// failed.
+// Cancelling ctx resets both at once (tungate is stopping: no app is left
+// waiting for a FIN or its own timeout). The error names the direction
+// that failed.
 func Relay(ctx context.Context, app, upstream net.Conn) error {
+	return relay(ctx, app, upstream, 0)
+}
+
+// errHalfClosed ends a flow that was half-closed and idle too long.
+var errHalfClosed = errors.New("half-closed and idle: reset")
+
+// relay is Relay that also resets both sides once one side has closed and
+// nothing has moved for halfClosedTimeout (if not zero).
+func relay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration) error {
 	stop := context.AfterFunc(ctx, func() {
-		app.Close()
-		upstream.Close()
+		abort(app)
+		abort(upstream)
 	})
 	defer stop()
+	var w *halfClosed
+	if halfClosedTimeout > 0 {
+		w = newHalfClosed(halfClosedTimeout, func() {
+			abort(app)
+			abort(upstream)
+		}, func() bool { return peerClosed(app) || peerClosed(upstream) })
+		defer w.close()
+	}
 
 	errc := make(chan error, 1)
 	if n, ok := app.(ReadNotifier); ok {
-		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", done: errc}
+		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", done: errc, watch: w}
 		h.resume = func() { go h.run() }
 		h.resume()
 	} else {
-		go func() { errc <- copyHalf(upstream, app, "app -> upstream") }()
+		go func() { errc <- copyHalf(upstream, app, "app -> upstream", w) }()
 	}
-	errDown := copyHalf(app, upstream, "upstream -> app")
+	errDown := copyHalf(app, upstream, "upstream -> app", w)
 	errUp := <-errc
 	app.Close()
 	upstream.Close()
 	if ctx.Err() != nil {
 		return nil
 	}
+	if w.fired() {
+		return errHalfClosed
+	}
 	return errors.Join(errUp, errDown)
 }
 
+// peerClosed reports whether c's peer has closed, where c can tell.
+func peerClosed(c net.Conn) bool {
+	p, ok := c.(PeerCloser)
+	return ok && p.PeerClosed()
+}
+
 // copyHalf copies src to dst until EOF, then half-closes dst.
-func copyHalf(dst, src net.Conn, dir string) error {
+func copyHalf(dst, src net.Conn, dir string, w *halfClosed) error {
 	var buf relayBuf
 	for {
 		bp, n, err := readReady(src, &buf)
-		if end, err := writeChunk(dst, src, dir, &buf, bp, n, err); end {
+		if end, err := writeChunk(dst, src, dir, &buf, w, bp, n, err); end {
 			return err
 		}
 	}
@@ -147,11 +175,12 @@ type notifiedHalf struct {
 	done     chan<- error
 	resume   func() // bound once: a closure made per wait would allocate
 	buf      relayBuf
+	watch    *halfClosed
 }
 
 func (h *notifiedHalf) run() {
 	for !h.notifier.NotifyReadable(h.resume) {
-		if end, err := copyChunk(h.dst, h.src, h.dir, &h.buf); end {
+		if end, err := copyChunk(h.dst, h.src, h.dir, &h.buf, h.watch); end {
 			h.done <- err
 			return
 		}
@@ -161,10 +190,10 @@ func (h *notifiedHalf) run() {
 // copyChunk does one read from src, which should be readable so that it
 // does not hold the buffer while waiting, and passes the result to
 // writeChunk.
-func copyChunk(dst, src net.Conn, dir string, buf *relayBuf) (bool, error) {
+func copyChunk(dst, src net.Conn, dir string, buf *relayBuf, w *halfClosed) (bool, error) {
 	bp := buf.get()
 	n, err := src.Read(*bp)
-	return writeChunk(dst, src, dir, buf, bp, n, err)
+	return writeChunk(dst, src, dir, buf, w, bp, n, err)
 }
 
 // writeChunk writes the n bytes read into bp (nil if the read took no
@@ -173,9 +202,12 @@ func copyChunk(dst, src net.Conn, dir string, buf *relayBuf) (bool, error) {
 // resets both conns at once, which also ends the other direction (its
 // reads then fail as closed), so a reset on one side becomes a reset on
 // the other even while the other direction is idle.
-func writeChunk(dst, src net.Conn, dir string, buf *relayBuf, bp *[]byte, n int, rerr error) (bool, error) {
+func writeChunk(dst, src net.Conn, dir string, buf *relayBuf, w *halfClosed, bp *[]byte, n int, rerr error) (bool, error) {
 	if n > 0 {
-		if _, werr := dst.Write((*bp)[:n]); werr != nil {
+		w.writeStart()
+		_, werr := dst.Write((*bp)[:n])
+		w.writeEnd()
+		if werr != nil {
 			buf.put(bp, n)
 			return true, failHalf(dst, src, dir, fmt.Errorf("write: %w", werr))
 		}
@@ -188,6 +220,7 @@ func writeChunk(dst, src net.Conn, dir string, buf *relayBuf, bp *[]byte, n int,
 		return false, nil
 	case rerr == io.EOF:
 		closeWrite(dst)
+		w.sideClosed()
 		return true, nil
 	case errors.Is(rerr, net.ErrClosed):
 		return true, nil

@@ -3,6 +3,7 @@ package forwarder
 import (
 	"context"
 
+	"github.com/tungate/tungate/forwarder/admission"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/stack/flow"
 )
@@ -16,20 +17,37 @@ func (f *Forwarder) HandleTCP(r flow.TCPRequest) {
 	if !ok {
 		return
 	}
-	if !f.goFlow(func(ctx context.Context) { f.forwardTCP(ctx, r, fl, d) }) {
+	t := f.dialTicket(r, fl, d)
+	if t == nil {
+		return
+	}
+	if !f.goFlow(func(ctx context.Context) { f.forwardTCP(ctx, r, fl, d, t) }) {
+		t.Release()
 		r.Refuse()
 	}
 }
 
-func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision) {
+// forwardTCP holds t's pending share while it dials and while the app's
+// handshake runs (bounded by Options.HandshakeTimeout), and the flow until
+// the relay ends.
+func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision, t *admission.Ticket) {
 	host, err := f.open(ctx, fl, d)
 	if err != nil {
+		t.Release()
 		f.log.Debug("tcp dial failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		r.Refuse()
+		if outOfFDs(err) {
+			f.lim.gate.Count(admission.FDs)
+			f.refused(admission.FDs, fl)
+		}
 		return
 	}
-	app, err := r.Accept()
+	hsCtx, cancel := context.WithTimeout(ctx, f.opts.HandshakeTimeout)
+	app, err := r.Accept(hsCtx)
+	cancel()
+	t.Done()
 	if err != nil {
+		t.Release()
 		host.Close()
 		f.log.Debug("tcp accept failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		return
@@ -39,11 +57,13 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 	// grew deep while dialing: an idle flow parks that goroutine for as
 	// long as it lives, and a small stack is most of what it costs.
 	relay := func(ctx context.Context) {
-		if err := Relay(ctx, app, host); err != nil {
+		defer t.Release()
+		if err := f.relay(ctx, app, host); err != nil {
 			f.log.Debug("tcp relay ended", "src", fl.Src, "dst", fl.Dst, "err", err)
 		}
 	}
 	if !f.goFlow(relay) {
+		t.Release()
 		resetOrClose(app)
 		host.Close()
 	}

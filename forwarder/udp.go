@@ -81,18 +81,26 @@ func (f *Forwarder) HandleUDP(r flow.UDPRequest) {
 	if !ok {
 		return
 	}
+	t := f.sessionTicket(r, fl, d)
+	if t == nil {
+		return
+	}
 	app, err := r.Accept()
 	if err != nil {
+		t.Release()
 		f.log.Debug("udp endpoint failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		return
 	}
 	s := &UDPSession{key: udpKey{fl.Src, fl.Dst}, app: app, timeout: f.opts.UDPTimeout, refused: r.Refuse}
 	if !f.udp.add(s) {
+		t.Release()
 		s.app.Close()
 		return
 	}
-	if !f.goFlow(func(ctx context.Context) { f.runUDP(ctx, s, fl, d) }) {
+	if !f.goFlow(func(ctx context.Context) { defer t.Release(); f.runUDP(ctx, s, fl, d) }) {
+		t.Release()
 		f.udp.remove(s)
+		r.Refuse()
 		s.app.Close()
 	}
 }

@@ -60,8 +60,11 @@ type Options struct {
 	Handler Handler
 	// Logger receives the stack's own messages; nil discards them.
 	Logger *slog.Logger
-	// TCPMaxInFlight bounds the connection requests being dialed at once;
-	// further SYNs are dropped (the app retransmits). Zero means 1024.
+	// TCPMaxInFlight bounds the connection requests handed to the Handler
+	// and not yet answered. gVisor drops further SYNs silently (the app
+	// retransmits for minutes), so it is a backstop only: the Handler does
+	// its own admission and refuses with a reset well before it (package
+	// forwarder/admission). Zero means DefaultTCPMaxInFlight.
 	TCPMaxInFlight int
 	// TCPReceiveWindow is the initial receive window offered to apps, in
 	// bytes. Zero lets gVisor choose (and auto-tune).
@@ -69,6 +72,10 @@ type Options struct {
 }
 
 const nicID tcpip.NICID = 1
+
+// DefaultTCPMaxInFlight is the zero value of Options.TCPMaxInFlight: room
+// for the forwarder's pending dials and a burst of SYNs being refused.
+const DefaultTCPMaxInFlight = 16384
 
 // Stack is a running gVisor stack with one NIC.
 type Stack struct {
@@ -88,7 +95,7 @@ func New(opts Options) (*Stack, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if opts.TCPMaxInFlight <= 0 {
-		opts.TCPMaxInFlight = 1024
+		opts.TCPMaxInFlight = DefaultTCPMaxInFlight
 	}
 	gv := gvstack.New(gvstack.Options{
 		NetworkProtocols:   []gvstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},

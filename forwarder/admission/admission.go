@@ -43,6 +43,10 @@ const (
 	numReasons
 )
 
+// NumReasons is the number of Reasons, Admitted included: an array indexed
+// by Reason has this length.
+const NumReasons = int(numReasons)
+
 var reasonNames = [numReasons]string{"admitted", "closed", "max_flows", "fd_limit", "max_pending", "pending_per_dst", "pending_per_src"}
 
 // String is the reason's name in counters and logs.
@@ -240,6 +244,14 @@ func (g *Gate) Session(c Class) (*Ticket, Reason) {
 	g.flows++
 	g.mu.Unlock()
 	return &Ticket{g: g, flow: true}, Admitted
+}
+
+// Count counts a refusal for r that was decided outside the gate (a dial
+// that failed for lack of file descriptors counts as FDs).
+func (g *Gate) Count(r Reason) {
+	if r > Admitted && r < numReasons {
+		g.refused[r].Add(1)
+	}
 }
 
 // Done releases t's pending share: its dial and handshake are over and it
