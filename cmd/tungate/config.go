@@ -32,6 +32,9 @@ type gatewayConfig struct {
 	cpus           int
 	logLevel       logLevel
 	proxy          proxyConfig
+	limits         limitConfig
+	// allowHostLoopback opens the host's loopback in --netns mode.
+	allowHostLoopback bool
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -49,6 +52,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
 	addProxyFlags(fs, &c.proxy)
+	addLimitFlags(fs, &c.limits)
 }
 
 // addDeviceFlags registers the flags that only the gateway has.
@@ -58,6 +62,7 @@ func addDeviceFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.StringVar(&c.netns, "netns", "", "network namespace the device lives in, `NAME|PATH`: a name under /run/netns or a path such as /proc/PID/ns/net")
 	fs.Var(&c.addresses, "address", "address of the device, repeatable (default 198.18.0.1/24 and fd74:6761:7465::1/64)")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "with --netns, do not add default routes into the device")
+	addHostLoopbackFlag(fs, &c.allowHostLoopback)
 }
 
 // validate checks what single flag values cannot; ranges and forms are

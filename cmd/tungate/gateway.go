@@ -51,7 +51,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	}
 	drops := gw.stack.Counters()
 	gw.Close()
-	log.Info("stopped", "device", dev.Name(), "drops", drops)
+	log.Info("stopped", "device", dev.Name(), "drops", drops, "refused", limitsSummary(gw.fwd))
 	return err
 }
 
@@ -71,12 +71,17 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 	if err != nil {
 		return nil, err
 	}
+	limits, fdLimit := cfg.limits.forwarderLimits(log)
 	fwd, err := forwarder.New(forwarder.Options{
-		Router:         rt.router,
-		Echo:           &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
-		ConnectTimeout: cfg.connectTimeout,
-		UDPTimeout:     cfg.udpTimeout,
-		Logger:         log,
+		Router:            rt.router,
+		Echo:              &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
+		ConnectTimeout:    cfg.connectTimeout,
+		UDPTimeout:        cfg.udpTimeout,
+		Limits:            limits,
+		FDLimit:           fdLimit,
+		HandshakeTimeout:  cfg.limits.handshakeTimeout,
+		HalfClosedTimeout: cfg.limits.halfClosedTimeout,
+		Logger:            log,
 	})
 	if err != nil {
 		rt.Close()
@@ -88,7 +93,7 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		rt.Close()
 		return nil, err
 	}
-	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log})
+	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log, TCPMaxInFlight: cfg.limits.tcpMaxInFlight()})
 	if err != nil {
 		link.Close()
 		fwd.Close()
