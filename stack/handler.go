@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -146,4 +147,18 @@ func (u *udpRequest) Refuse() {
 	}
 	u.mu.Unlock()
 	u.s.PortUnreachable(u.src, u.dst)
+}
+
+// validUDP checks a datagram's length field and checksum, which gVisor
+// checks only after its forwarder's handler has run.
+func validUDP(pkt *gvstack.PacketBuffer) bool {
+	hdr := header.UDP(pkt.TransportHeader().Slice())
+	if len(hdr) < header.UDPMinimumSize {
+		return false
+	}
+	netHdr := pkt.Network()
+	lengthValid, csumValid := header.UDPValid(hdr, func() uint16 { return pkt.Data().Checksum() },
+		uint16(pkt.Data().Size()), pkt.NetworkProtocolNumber,
+		netHdr.SourceAddress(), netHdr.DestinationAddress(), pkt.RXChecksumValidated)
+	return lengthValid && csumValid
 }
