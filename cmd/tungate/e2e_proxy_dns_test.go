@@ -3,7 +3,6 @@ package main_test
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -153,19 +152,7 @@ func TestProxyUDPRefused(t *testing.T) {
 	}
 	// A connected socket learns of ICMP port unreachable as ECONNREFUSED.
 	echo := netip.AddrPortFrom(l.srvAddr(false), portUDPEcho1)
-	err := app.Do(func() error {
-		c, err := net.Dial("udp4", echo.String())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("hello")); err != nil {
-			return err
-		}
-		_, err = c.Read(make([]byte, 100))
-		return err
-	})
+	err := udpExchange(app, echo)
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("UDP echo through a two-hop chain: %v, want connection refused (ICMP port unreachable)", err)
 	}

@@ -22,15 +22,7 @@ func TestProxyFlagDefaults(t *testing.T) {
 		{[]string{"--udp", "block"}, "block", "forward", 0, 0},
 	}
 	for _, tc := range cases {
-		var cfg gatewayConfig
-		fs := newTestFlagSet(&cfg)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatalf("%v: %v", tc.args, err)
-		}
-		if err := cfg.validate(); err != nil {
-			t.Fatalf("%v: %v", tc.args, err)
-		}
-		p := &cfg.proxy
+		p := &validatedConfig(t, tc.args).proxy
 		if p.udp.mode != tc.wantUDP || p.dns.mode != tc.wantDNS || len(p.hops.hops) != tc.wantHops || p.proxied() != (tc.proxied == 1) {
 			t.Errorf("%v: udp %s dns %s hops %d proxied %v", tc.args, p.udp.mode, p.dns.mode, len(p.hops.hops), p.proxied())
 		}

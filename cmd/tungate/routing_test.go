@@ -14,15 +14,7 @@ import (
 // run's additions if run is set.
 func routingFor(t *testing.T, args []string, run *runRouting) *routing {
 	t.Helper()
-	var cfg gatewayConfig
-	fs := newTestFlagSet(&cfg)
-	if err := fs.Parse(args); err != nil {
-		t.Fatalf("%v: %v", args, err)
-	}
-	if err := cfg.validate(); err != nil {
-		t.Fatalf("%v: %v", args, err)
-	}
-	r, err := newRouting(&cfg, run, slog.New(slog.DiscardHandler))
+	r, err := newRouting(validatedConfig(t, args), run, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("%v: %v", args, err)
 	}

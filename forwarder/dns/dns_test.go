@@ -6,14 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tungate/tungate/forwarder/proxy"
 )
 
 // query builds a DNS query for name, type A.
@@ -140,26 +137,9 @@ func (a *fakeAnswerer) Answer(ctx context.Context, network string, q []byte) ([]
 	return response(q, network), nil
 }
 
-// recordingDialer remembers what it was asked to dial and fails.
-type recordingDialer struct{ got []string }
-
-func (d *recordingDialer) DialContext(_ context.Context, network, address string) (net.Conn, error) {
-	d.got = append(d.got, network+" "+address)
-	return nil, proxy.ErrUnreachable
-}
-
-func (d *recordingDialer) DialPacket(_ context.Context, network, address string) (net.Conn, error) {
-	d.got = append(d.got, network+" "+address)
-	return nil, proxy.ErrUnreachable
-}
-
-func newTestResolver(t *testing.T, a Answerer, next proxy.Dialer) *Resolver {
+func newTestResolver(t *testing.T, a Answerer) *Resolver {
 	t.Helper()
-	return newResolverWith(t, Options{
-		Addrs:    []netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fd74:6761:7465::2")},
-		Answerer: a,
-		Next:     next,
-	})
+	return newResolverWith(t, Options{Answerer: a})
 }
 
 func newResolverWith(t *testing.T, opts Options) *Resolver {
@@ -173,8 +153,8 @@ func newResolverWith(t *testing.T, opts Options) *Resolver {
 }
 
 func TestResolverUDP(t *testing.T) {
-	r := newTestResolver(t, &fakeAnswerer{}, &recordingDialer{})
-	c, err := r.DialPacket(context.Background(), "udp6", "[fd74:6761:7465::2]:53")
+	r := newTestResolver(t, &fakeAnswerer{})
+	c, err := r.Open(netip.MustParseAddrPort("[fd74:6761:7465::2]:53"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,8 +176,8 @@ func TestResolverUDP(t *testing.T) {
 }
 
 func TestResolverTCP(t *testing.T) {
-	r := newTestResolver(t, &fakeAnswerer{}, &recordingDialer{})
-	c, err := r.DialContext(context.Background(), "tcp4", "198.18.0.2:53")
+	r := newTestResolver(t, &fakeAnswerer{})
+	c, err := r.Open(netip.MustParseAddrPort("198.18.0.2:53"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +211,8 @@ func TestResolverTCP(t *testing.T) {
 }
 
 func TestResolverServFailOnError(t *testing.T) {
-	r := newTestResolver(t, &fakeAnswerer{fail: true}, &recordingDialer{})
-	c, err := r.DialPacket(context.Background(), "udp4", "198.18.0.2:53")
+	r := newTestResolver(t, &fakeAnswerer{fail: true})
+	c, err := r.Open(netip.MustParseAddrPort("198.18.0.2:53"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,28 +228,9 @@ func TestResolverServFailOnError(t *testing.T) {
 	}
 }
 
-func TestResolverPassesOtherFlows(t *testing.T) {
-	next := &recordingDialer{}
-	r := newTestResolver(t, &fakeAnswerer{}, next)
-	ctx := context.Background()
-	r.DialContext(ctx, "tcp4", "192.0.2.1:53")
-	r.DialPacket(ctx, "udp6", "[2001:db8::1]:53")
-	want := []string{"tcp4 192.0.2.1:53", "udp6 [2001:db8::1]:53"}
-	if !slices.Equal(next.got, want) {
-		t.Errorf("next dialed %q, want %q", next.got, want)
-	}
-	_, err := r.DialContext(ctx, "tcp4", "198.18.0.2:80")
-	if !errors.Is(err, proxy.ErrRefused) {
-		t.Errorf("resolver port 80: %v, want ErrRefused", err)
-	}
-	if len(next.got) != 2 {
-		t.Errorf("resolver port 80 reached next: %q", next.got)
-	}
-}
-
 func TestResolverCloseEndsConversations(t *testing.T) {
-	r := newTestResolver(t, &fakeAnswerer{}, &recordingDialer{})
-	c, err := r.DialContext(context.Background(), "tcp4", "198.18.0.2:53")
+	r := newTestResolver(t, &fakeAnswerer{})
+	c, err := r.Open(netip.MustParseAddrPort("198.18.0.2:53"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,56 +247,5 @@ func TestResolverCloseEndsConversations(t *testing.T) {
 	}
 	if _, err := readWithin(t, c, make([]byte, 1)); err != io.EOF {
 		t.Errorf("read after Close: %v, want EOF", err)
-	}
-}
-
-// With EveryAddr, every flow to port 53 is answered, whatever its address;
-// other ports of other addresses still go to the next dialer, and other
-// ports of the resolver's own addresses are still refused.
-func TestResolverEveryAddr(t *testing.T) {
-	if _, err := New(Options{Answerer: &fakeAnswerer{}, Next: &recordingDialer{}}); err == nil || !strings.Contains(err.Error(), "EveryAddr") {
-		t.Fatalf("New without Addrs or EveryAddr: %v", err)
-	}
-	next := &recordingDialer{}
-	r := newResolverWith(t, Options{
-		Addrs:     []netip.Addr{netip.MustParseAddr("198.18.0.2")},
-		EveryAddr: true,
-		Answerer:  &fakeAnswerer{},
-		Next:      next,
-	})
-	ctx := context.Background()
-	for i, dst := range []string{"192.0.2.1:53", "[2001:db8::1]:53", "198.18.0.2:53"} {
-		q := query(uint16(i), "web.test")
-		c, err := r.DialPacket(ctx, "udp", dst)
-		if err != nil {
-			t.Fatalf("%s: %v", dst, err)
-		}
-		c.Write(q)
-		buf := make([]byte, 512)
-		n, err := c.Read(buf)
-		c.Close()
-		if want := response(q, "udp"); err != nil || !bytes.Equal(buf[:n], want) {
-			t.Fatalf("UDP %s: answer % x, %v; want % x", dst, buf[:n], err, want)
-		}
-		c, err = r.DialContext(ctx, "tcp", dst)
-		if err != nil {
-			t.Fatalf("%s: %v", dst, err)
-		}
-		c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...))
-		c.(interface{ CloseWrite() error }).CloseWrite()
-		all, err := io.ReadAll(c)
-		c.Close()
-		want := response(q, "tcp")
-		if want = append(binary.BigEndian.AppendUint16(nil, uint16(len(want))), want...); err != nil || !bytes.Equal(all, want) {
-			t.Fatalf("TCP %s: answer % x, %v; want % x", dst, all, err, want)
-		}
-	}
-	r.DialContext(ctx, "tcp4", "192.0.2.1:80")
-	r.DialPacket(ctx, "udp6", "[2001:db8::1]:443")
-	if want := []string{"tcp4 192.0.2.1:80", "udp6 [2001:db8::1]:443"}; !slices.Equal(next.got, want) {
-		t.Errorf("next dialed %q, want %q", next.got, want)
-	}
-	if _, err := r.DialPacket(ctx, "udp4", "198.18.0.2:5353"); !errors.Is(err, ErrRefused) {
-		t.Errorf("resolver port 5353: %v, want ErrRefused", err)
 	}
 }

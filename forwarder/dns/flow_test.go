@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -22,11 +23,7 @@ var modes = []struct {
 
 func dialFlow(t *testing.T, r *Resolver, stream bool) *flow {
 	t.Helper()
-	dial := r.DialPacket
-	if stream {
-		dial = r.DialContext
-	}
-	c, err := dial(context.Background(), "any", "192.0.2.53:53")
+	c, err := r.Open(netip.MustParseAddrPort("192.0.2.53:53"), stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +32,7 @@ func dialFlow(t *testing.T, r *Resolver, stream bool) *flow {
 }
 
 func newFlowResolver(t *testing.T, inline bool, a Answerer) *Resolver {
-	return newResolverWith(t, Options{EveryAddr: true, Inline: inline, Answerer: a, Next: &recordingDialer{}})
+	return newResolverWith(t, Options{Inline: inline, Answerer: a})
 }
 
 func frame(q []byte) []byte {
@@ -289,7 +286,7 @@ func TestSlowAnswersAreBounded(t *testing.T) {
 func TestResolverCloseStopsFlows(t *testing.T) {
 	before := runtime.NumGoroutine()
 	a := &blockingAnswerer{}
-	r, err := New(Options{EveryAddr: true, Answerer: a, Next: &recordingDialer{}})
+	r, err := New(Options{Answerer: a})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +307,7 @@ func TestResolverCloseStopsFlows(t *testing.T) {
 			t.Errorf("stream %v: read after the resolver's Close: %v, want EOF", c.stream, err)
 		}
 	}
-	if _, err := r.DialContext(context.Background(), "tcp", "192.0.2.53:53"); !errors.Is(err, net.ErrClosed) {
+	if _, err := r.Open(netip.MustParseAddrPort("192.0.2.53:53"), true); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("dial after Close: %v, want net.ErrClosed", err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(deadline); {

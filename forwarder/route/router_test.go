@@ -36,14 +36,7 @@ func (n fakeNames) Name(a netip.Addr) (string, bool) {
 	return name, ok
 }
 
-func mustRules(t testing.TB, text string) *Table {
-	t.Helper()
-	rules, err := ParseRules(strings.NewReader(text), "test.rules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return NewTable(rules)
-}
+func mustTable(t testing.TB, text string) *Table { return NewTable(mustRules(t, text)) }
 
 type routerFixture struct {
 	direct, def, corp, tcpOnly *Upstream
@@ -66,7 +59,7 @@ func newRouterFixture(t testing.TB, rules string) *routerFixture {
 		Direct:  x.direct,
 		Default: x.def,
 		Chains:  map[string]*Upstream{"corp": x.corp, "web": x.tcpOnly},
-		Rules:   mustRules(t, rules),
+		Rules:   mustTable(t, rules),
 		FakeDNS: &FakeDNS{Server: x.fake, Names: fakeNames{
 			netip.MustParseAddr("198.19.0.5"): "a.corp.example",
 			netip.MustParseAddr("198.19.0.6"): "ads.example",
@@ -161,8 +154,8 @@ func TestRouterDefaultsWithoutRules(t *testing.T) {
 
 func TestRouterRejectsBadChains(t *testing.T) {
 	direct := &Upstream{Name: "direct", Dialer: nopDialer{}}
-	_, err := New(Options{Direct: direct, Rules: mustRules(t, "10.0.0.0/8=nosuch\n")})
-	if err == nil || !strings.Contains(err.Error(), "test.rules:1") || !strings.Contains(err.Error(), `"nosuch"`) {
+	_, err := New(Options{Direct: direct, Rules: mustTable(t, "10.0.0.0/8=nosuch\n")})
+	if err == nil || !strings.Contains(err.Error(), "test:1") || !strings.Contains(err.Error(), `"nosuch"`) {
 		t.Fatalf("unknown chain: %v", err)
 	}
 	if _, err := New(Options{Direct: direct, Chains: map[string]*Upstream{"block": direct}}); err == nil {
@@ -171,7 +164,7 @@ func TestRouterRejectsBadChains(t *testing.T) {
 }
 
 func TestBlocksName(t *testing.T) {
-	rules := mustRules(t, "domain:ads.example=block\ntcp,domain:x.example=block\ndomain:ok.example=direct\n")
+	rules := mustTable(t, "domain:ads.example=block\ntcp,domain:x.example=block\ndomain:ok.example=direct\n")
 	for name, want := range map[string]bool{
 		"ads.example": true, "a.ads.example": true, "badads.example": false,
 		"x.example": false, "ok.example": false, "other": false,

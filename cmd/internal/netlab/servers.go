@@ -52,6 +52,9 @@ type Nginx struct {
 	Size int64
 	// SHA256 is the file's hex SHA-256.
 	SHA256 string
+	// AccessLog is the file nginx logs each request to, with the
+	// client's address first.
+	AccessLog string
 }
 
 // NginxPort is the port StartNginx listens on.
@@ -77,7 +80,7 @@ func StartNginx(t testing.TB, ns *NS, size int64) *Nginx {
 		errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		t.Fatalf("netlab: nginx: %v\n%s\nerror.log:\n%s", err, p.Output(), errLog)
 	}
-	return &Nginx{Proc: p, Path: "/" + filepath.Base(file), Size: size, SHA256: sha}
+	return &Nginx{Proc: p, Path: "/" + filepath.Base(file), Size: size, SHA256: sha, AccessLog: filepath.Join(dir, "access.log")}
 }
 
 // nginxConf keeps every file nginx writes inside dir, so that nothing under
