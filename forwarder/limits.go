@@ -36,10 +36,10 @@ type limiter struct {
 	halfClosed atomic.Uint64
 }
 
-// class is the admission class of a flow decided d: DNS answered in
-// process keeps working while the caps bite.
-func class(d route.Decision) admission.Class {
-	if d.Kind == route.Answer {
+// class is the admission class of the flow fl decided d: DNS (answered in
+// process, or any flow to port 53) keeps working while the caps bite.
+func class(fl *route.Flow, d route.Decision) admission.Class {
+	if d.Kind == route.Answer || fl.Dst.Port() == route.DNSPort {
 		return admission.Reserved
 	}
 	return admission.Ordinary
@@ -82,7 +82,7 @@ func outOfFDs(err error) bool {
 // dialTicket admits the TCP flow fl to dial, or returns nil after
 // refusing r at once.
 func (f *Forwarder) dialTicket(r request, fl *route.Flow, d route.Decision) *admission.Ticket {
-	t, why := f.lim.gate.Dial(fl.Src.Addr(), fl.Dst.Addr(), class(d))
+	t, why := f.lim.gate.Dial(fl.Src.Addr(), fl.Dst.Addr(), class(fl, d))
 	if t == nil {
 		r.Refuse()
 		f.refused(why, fl)
@@ -93,7 +93,7 @@ func (f *Forwarder) dialTicket(r request, fl *route.Flow, d route.Decision) *adm
 // sessionTicket admits the UDP flow fl, or returns nil after refusing r
 // at once (ICMP port unreachable).
 func (f *Forwarder) sessionTicket(r request, fl *route.Flow, d route.Decision) *admission.Ticket {
-	t, why := f.lim.gate.Session(class(d))
+	t, why := f.lim.gate.Session(class(fl, d))
 	if t == nil {
 		r.Refuse()
 		f.refused(why, fl)
