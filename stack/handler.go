@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -101,7 +102,9 @@ func abandonHandshake(wq *waiter.Queue, returned <-chan struct{}) {
 
 // udpRequest is a flow.UDPRequest over gVisor's forwarder request. Until
 // the handler returns, a refusal is left to gVisor (which quotes the real
-// datagram); after, it is written as a packet of our own.
+// datagram); after, it is written as a packet of our own. gVisor's request
+// (and the first datagram it holds) is let go when the handler returns,
+// since a session may keep the request, for Refuse, as long as it lives.
 type udpRequest struct {
 	s        *Stack
 	r        *udp.ForwarderRequest
@@ -114,6 +117,9 @@ type udpRequest struct {
 
 var _ flow.UDPRequest = (*udpRequest)(nil)
 
+// errAcceptLate is a handler's mistake: Accept after HandleUDP returned.
+var errAcceptLate = errors.New("stack: UDP request accepted after HandleUDP returned")
+
 // handleUDP hands r to h and tells gVisor whether to answer it with ICMP
 // port unreachable (false).
 func (s *Stack) handleUDP(h Handler, r *udp.ForwarderRequest) bool {
@@ -122,7 +128,7 @@ func (s *Stack) handleUDP(h Handler, r *udp.ForwarderRequest) bool {
 	h.HandleUDP(req)
 	req.mu.Lock()
 	defer req.mu.Unlock()
-	req.inHandle = false
+	req.inHandle, req.r = false, nil
 	return !req.refused
 }
 
@@ -130,8 +136,14 @@ func (u *udpRequest) Src() netip.AddrPort { return u.src }
 func (u *udpRequest) Dst() netip.AddrPort { return u.dst }
 
 func (u *udpRequest) Accept() (net.Conn, error) {
+	u.mu.Lock()
+	r := u.r
+	u.mu.Unlock()
+	if r == nil {
+		return nil, errAcceptLate
+	}
 	var wq waiter.Queue
-	ep, err := u.r.CreateEndpoint(&wq)
+	ep, err := r.CreateEndpoint(&wq)
 	if err != nil {
 		return nil, AsError(err)
 	}

@@ -216,3 +216,23 @@ dig +short +tries=1 fine.test A`, v4, v6)
 		}
 	}
 }
+
+// TestUDPDialFailureRefusedAtOnce: in --netns mode too, a UDP flow whose
+// upstream dial fails (here UDP ASSOCIATE at a dead SOCKS5 proxy) is
+// answered with ICMP port unreachable at once, not left to time out.
+func TestUDPDialFailureRefusedAtOnce(t *testing.T) {
+	t.Parallel()
+	l := newProxyLab(t, 1<<10)
+	app, gw := l.gateway(t, "-x", l.proxyURL("socks5", nil, portDeadProxy))
+	start := time.Now()
+	err := udpExchange(app, netip.AddrPortFrom(l.srvAddr(false), portUDPEcho1))
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("UDP through a dead proxy: %v, want connection refused", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("refused after %v, want at once", took)
+	}
+	if err := gw.WaitOutput("proxy dial failed", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

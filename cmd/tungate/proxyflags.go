@@ -94,7 +94,11 @@ func (c *proxyConfig) settleDNSMode() error {
 	}
 	// Under fake DNS every chain a flow can take gets names.
 	if !carriesNames(c.hops.hops) {
-		return usageErrorf("--dns-mode fake: the default chain ends in a socks4:// hop, which cannot carry the names fake DNS sends; use socks4a:// instead, or --dns-mode forward")
+		why := "--dns-mode fake"
+		if !explicit {
+			why = ruleWhere(named) + " turns on fake DNS, but"
+		}
+		return usageErrorf("%s: the default chain ends in a socks4:// hop, which cannot carry the names fake DNS sends; use socks4a:// instead", why)
 	}
 	for _, r := range c.routes.rules {
 		if hops, ok := c.hops.named[r.Action]; ok && !carriesNames(hops) {

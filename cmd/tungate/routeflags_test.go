@@ -54,6 +54,7 @@ func TestRouteUsageErrors(t *testing.T) {
 		{[]string{"-x", "=socks5://h:1"}, []string{"empty chain name"}},
 		{[]string{"-x", "socks4://h:1", "--dns-mode", "fake"}, []string{"socks4a://"}},
 		{[]string{"-x", "old=socks4://h:1", "--route", "domain:a.example=old"}, []string{"socks4a://", `chain "old"`}},
+		{[]string{"-x", "socks4://h:1", "--route", "domain:a.example=direct"}, []string{`"domain:a.example=direct" turns on fake DNS`, "socks4a://"}},
 		{[]string{"--routes", filepath.Join(dir, "missing")}, []string{"--routes", "missing"}},
 	}
 	for _, tc := range cases {

@@ -45,7 +45,7 @@ func newRouting(cfg *gatewayConfig, run *runRouting, log *slog.Logger) (*routing
 	hostDirect := &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}
 	direct := directUpstream("direct", hostDirect, p.udp.mode)
 	opts := route.Options{Direct: direct, Default: direct, Chains: make(map[string]*route.Upstream)}
-	if len(p.hops.hops) > 0 && p.proxied() {
+	if p.proxied() {
 		opts.Default = chainUpstream(route.ActionProxy, p.hops.hops, hostDirect, p)
 	}
 	for _, name := range p.hops.names {

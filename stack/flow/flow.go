@@ -52,7 +52,7 @@ type UDPRequest interface {
 	// Accept creates the app's side of the session, a connected datagram
 	// connection owned by the caller (it also implements
 	// WaitReadable() error); the first datagram is its first read. It
-	// never blocks. Call it at most once.
+	// never blocks. Call it at most once, before HandleUDP returns.
 	Accept() (net.Conn, error)
 	// Refuse tells the app that Dst refused its datagrams: an ICMP (or
 	// ICMPv6) port unreachable from Dst to Src, so the app's socket
