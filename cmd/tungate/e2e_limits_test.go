@@ -171,7 +171,32 @@ func lastLine(s, substr string) string {
 	return ""
 }
 
-// TestStopResetsFlows holds 1,000 open connections and a download in
+// dialMany opens n connections to addr from ns, closed when the test ends.
+func dialMany(t *testing.T, ns *netlab.NS, addr string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	err := ns.Do(func() error {
+		for range n {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", len(conns), err)
+			}
+			conns = append(conns, c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conns
+}
+
+// TestStopResetsFlows holds 10,000 open connections and a download in
 // flight, and 1,024 handshakes pending (SYNs from spoofed sources to an
 // open port), then stops tungate: it must exit within 1.5 s, and every
 // app connection must see a reset at once rather than wait.
@@ -186,19 +211,7 @@ func TestStopResetsFlows(t *testing.T) {
 	if err := tp.app.WaitTCP(tp.srvPort(false, portEcho), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range 1000 {
-		c, err := tp.app.Dial(context.Background(), "tcp", tp.srvPort(false, portEcho))
-		if err != nil {
-			t.Fatalf("connection %d: %v", len(conns), err)
-		}
-		conns = append(conns, c)
-	}
+	conns := dialMany(t, tp.app, tp.srvPort(false, portEcho), 10000)
 	curl := tp.app.Exec(context.Background(), "curl", "-sS", "-o", "/dev/null", "--limit-rate", "1M", fmt.Sprintf("http://%s%s", tp.srvAddr(false), ng.Path))
 	var curlOut strings.Builder
 	curl.Stderr = &curlOut
@@ -213,7 +226,7 @@ func TestStopResetsFlows(t *testing.T) {
 	took := tp.gw.Stop()
 	t.Logf("exit after SIGTERM: %v", took.Round(time.Millisecond))
 	if took > 1500*time.Millisecond {
-		t.Errorf("exit took %v with 1,000 flows and 1,024 handshakes pending; want under 1.5 s", took)
+		t.Errorf("exit took %v with 10,000 flows and 1,024 handshakes pending; want under 1.5 s", took)
 	}
 	curlErr := curl.Wait()
 	curlTook := time.Since(stopped)
