@@ -44,11 +44,16 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
+	memCtx, stopMem := context.WithCancel(ctx)
+	memDone := make(chan struct{})
+	go returnMemory(memCtx, func() int { return gw.fwd.Usage().Flows }, log, memDone)
 	select {
 	case <-ctx.Done():
 		err = nil
 	case err = <-devGone:
 	}
+	stopMem()
+	<-memDone
 	drops := gw.stack.Counters()
 	gw.Close()
 	log.Info("stopped", "device", dev.Name(), "drops", drops, "refused", limitsSummary(gw.fwd))
