@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/stack"
@@ -60,6 +61,9 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	return err
 }
 
+// resetGrace is how long the stack outlives the flows' resets on stop.
+const resetGrace = 100 * time.Millisecond
+
 // gateway is a stack, a forwarder and its router wired together on one
 // device.
 type gateway struct {
@@ -111,6 +115,11 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 // Close ends every flow, then the stack and the in-process servers.
 func (g *gateway) Close() {
 	g.fwd.Close()
+	// An app whose receive window is full (a paused download) takes a
+	// reset only at the exact sequence number it expects; for any other
+	// it sends a challenge ACK, which the stack answers with an exact
+	// reset while it still runs: give those a moment.
+	time.Sleep(resetGrace)
 	g.stack.Close()
 	g.routing.Close()
 }
