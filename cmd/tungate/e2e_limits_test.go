@@ -230,9 +230,12 @@ func TestStopResetsFlows(t *testing.T) {
 	}
 	curlErr := curl.Wait()
 	curlTook := time.Since(stopped)
-	if !strings.Contains(curlOut.String(), "reset") || curlTook > 2*time.Second {
-		t.Errorf("curl after %v: %v %q; want a connection reset at once", curlTook, curlErr, curlOut.String())
+	// At once here (0.3-0.5 s after SIGTERM); the bound leaves room for a
+	// loaded machine. Before: "transfer closed" once the device went away.
+	if !strings.Contains(curlOut.String(), "reset") || curlTook > 5*time.Second {
+		t.Errorf("curl after %v: %v %q; want a connection reset", curlTook, curlErr, curlOut.String())
 	}
+	t.Logf("curl: %q after %v", strings.TrimSpace(curlOut.String()), curlTook.Round(time.Millisecond))
 	reset := 0
 	buf := make([]byte, 1)
 	for _, c := range conns {
