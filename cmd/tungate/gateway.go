@@ -45,16 +45,11 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
-	memCtx, stopMem := context.WithCancel(ctx)
-	memDone := make(chan struct{})
-	go returnMemory(memCtx, func() int { return gw.fwd.Usage().Flows }, log, memDone)
 	select {
 	case <-ctx.Done():
 		err = nil
 	case err = <-devGone:
 	}
-	stopMem()
-	<-memDone
 	drops := gw.stack.Counters()
 	gw.Close()
 	log.Info("stopped", "device", dev.Name(), "drops", drops, "refused", limitsSummary(gw.fwd))
@@ -70,6 +65,10 @@ type gateway struct {
 	stack   *stack.Stack
 	fwd     *forwarder.Forwarder
 	routing *routing
+	// stopMem stops the memory returner (memreturn.go), which closes
+	// memDone.
+	stopMem context.CancelFunc
+	memDone chan struct{}
 }
 
 // newGateway serves the TUN device fd (which it does not take ownership
@@ -109,11 +108,17 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		rt.Close()
 		return nil, err
 	}
-	return &gateway{stack: s, fwd: fwd, routing: rt}, nil
+	g := &gateway{stack: s, fwd: fwd, routing: rt, memDone: make(chan struct{})}
+	var memCtx context.Context
+	memCtx, g.stopMem = context.WithCancel(context.Background())
+	go returnMemory(memCtx, func() int { return fwd.Usage().Flows }, log, g.memDone)
+	return g, nil
 }
 
 // Close ends every flow, then the stack and the in-process servers.
 func (g *gateway) Close() {
+	g.stopMem()
+	<-g.memDone
 	g.fwd.Close()
 	// An app whose receive window is full (a paused download) takes a
 	// reset only at the exact sequence number it expects; for any other
