@@ -1,9 +1,7 @@
 package forwarder
 
 import (
-	"context"
 	"errors"
-	"net"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -107,13 +105,11 @@ func (f *Forwarder) Refused() map[string]uint64 { return f.lim.gate.Refused() }
 // Usage returns the flows and pending dials open now.
 func (f *Forwarder) Usage() admission.Usage { return f.lim.gate.Usage() }
 
-// relay is Relay with the half-closed limit, counting the flows it ends.
-func (f *Forwarder) relay(ctx context.Context, app, host net.Conn) error {
-	err := relay(ctx, app, host, f.opts.HalfClosedTimeout)
+// relayEnded counts a relay's end, given its result.
+func (f *Forwarder) relayEnded(err error) {
 	if errors.Is(err, errHalfClosed) {
 		f.lim.halfClosed.Add(1)
 	}
-	return err
 }
 
 // HalfClosedResets returns how many flows were reset as half-closed and

@@ -95,36 +95,61 @@ var errHalfClosed = errors.New("half-closed and idle: reset")
 // relay is Relay that also resets both sides once one side has closed and
 // nothing has moved for halfClosedTimeout (if not zero).
 func relay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration) error {
-	stop := context.AfterFunc(ctx, func() {
+	r := startRelay(ctx, app, upstream, halfClosedTimeout)
+	return r.finish(r.down())
+}
+
+// relayRun is a relay in two steps, so that the goroutine that parks for
+// the life of an idle flow starts shallow: startRelay arms the stop and
+// the half-closed limit and starts the app -> upstream direction on the
+// caller's goroutine; down copies upstream -> app; finish joins and
+// closes. A parked goroutine's stack is most of an idle flow's cost, and a
+// few frames more on the way into the poller double it (2 to 4 KiB).
+type relayRun struct {
+	ctx           context.Context
+	app, upstream net.Conn
+	w             *halfClosed
+	stop          func() bool
+	errc          chan error
+}
+
+func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration) *relayRun {
+	r := &relayRun{ctx: ctx, app: app, upstream: upstream, errc: make(chan error, 1)}
+	r.stop = context.AfterFunc(ctx, func() {
 		abort(app)
 		abort(upstream)
 	})
-	defer stop()
-	var w *halfClosed
 	if halfClosedTimeout > 0 {
-		w = newHalfClosed(halfClosedTimeout, func() {
+		r.w = newHalfClosed(halfClosedTimeout, func() {
 			abort(app)
 			abort(upstream)
 		}, func() bool { return peerClosed(app) || peerClosed(upstream) })
-		defer w.close()
 	}
-
-	errc := make(chan error, 1)
 	if n, ok := app.(ReadNotifier); ok {
-		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", done: errc, watch: w}
+		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", done: r.errc, watch: r.w}
 		h.resume = func() { go h.run() }
 		h.resume()
 	} else {
-		go func() { errc <- copyHalf(upstream, app, "app -> upstream", w) }()
+		go func() { r.errc <- copyHalf(upstream, app, "app -> upstream", r.w) }()
 	}
-	errDown := copyHalf(app, upstream, "upstream -> app", w)
-	errUp := <-errc
-	app.Close()
-	upstream.Close()
-	if ctx.Err() != nil {
+	return r
+}
+
+// down copies upstream -> app until it ends.
+func (r *relayRun) down() error { return copyHalf(r.app, r.upstream, "upstream -> app", r.w) }
+
+// finish waits for the app -> upstream direction, closes both sides and
+// returns the relay's result, given errDown from down.
+func (r *relayRun) finish(errDown error) error {
+	errUp := <-r.errc
+	r.app.Close()
+	r.upstream.Close()
+	r.stop()
+	r.w.close()
+	if r.ctx.Err() != nil {
 		return nil
 	}
-	if w.fired() {
+	if r.w.fired() {
 		return errHalfClosed
 	}
 	return errors.Join(errUp, errDown)

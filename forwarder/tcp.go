@@ -55,17 +55,25 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 	f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
 	// The relay gets a fresh goroutine rather than this one, whose stack
 	// grew deep while dialing: an idle flow parks that goroutine for as
-	// long as it lives, and a small stack is most of what it costs.
-	relay := func(ctx context.Context) {
-		defer t.Release()
-		if err := f.relay(ctx, app, host); err != nil {
-			f.log.Debug("tcp relay ended", "src", fl.Src, "dst", fl.Dst, "err", err)
-		}
-	}
-	if !f.goFlow(relay) {
-		t.Release()
+	// long as it lives, and a small stack is most of what it costs. So
+	// the relay is set up here, and the new goroutine only copies.
+	rr := startRelay(ctx, app, host, f.opts.HalfClosedTimeout)
+	down := func(context.Context) { f.endTCP(rr, rr.down(), fl, t) }
+	if !f.goFlow(down) {
 		resetOrClose(app)
-		host.Close()
+		abort(host)
+		f.endTCP(rr, nil, fl, t)
+	}
+}
+
+// endTCP finishes the relay r of fl, given the result of its down
+// direction, and releases the flow's ticket.
+func (f *Forwarder) endTCP(r *relayRun, errDown error, fl *route.Flow, t *admission.Ticket) {
+	err := r.finish(errDown)
+	t.Release()
+	f.relayEnded(err)
+	if err != nil {
+		f.log.Debug("tcp relay ended", "src", fl.Src, "dst", fl.Dst, "err", err)
 	}
 }
 
