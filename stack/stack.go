@@ -122,7 +122,11 @@ func (s *Stack) configure(opts Options) error {
 	})
 	s.gv.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
 	udpFwd := udp.NewForwarder(s.gv, func(r *udp.ForwarderRequest) bool { return s.handleUDP(opts.Handler, r) })
-	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
+	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, func(id gvstack.TransportEndpointID, pkt *gvstack.PacketBuffer) bool {
+		// Not handled: gVisor's own path then drops a malformed datagram
+		// (and counts it), before any session or host socket exists.
+		return validUDP(pkt) && udpFwd.HandlePacket(id, pkt)
+	})
 	// Packets flow as soon as the NIC exists, and gVisor does not lock
 	// handler installation against delivery: the NIC comes last.
 	link := newEchoTap(opts.Link, s, opts.Handler)
