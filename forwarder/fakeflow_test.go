@@ -45,11 +45,17 @@ func (r *fakeRequest) record(e string) {
 	r.done <- struct{}{}
 }
 
-func (r *fakeRequest) Accept() (net.Conn, error) {
+func (r *fakeRequest) Accept(context.Context) (net.Conn, error) {
 	r.app, r.peer = net.Pipe()
 	r.record("accept")
 	return r.app, nil
 }
+
+// fakeUDP is a fakeRequest as a flow.UDPRequest, whose Accept takes no
+// context.
+type fakeUDP struct{ *fakeRequest }
+
+func (r fakeUDP) Accept() (net.Conn, error) { return r.fakeRequest.Accept(context.Background()) }
 
 func (r *fakeRequest) Refuse() { r.record("refuse") }
 
@@ -70,7 +76,7 @@ func (r *fakeRequest) wait(t *testing.T, n int) []string {
 
 var (
 	_ flow.TCPRequest = (*fakeRequest)(nil)
-	_ flow.UDPRequest = (*fakeRequest)(nil)
+	_ flow.UDPRequest = fakeUDP{}
 )
 
 // fixedRouter decides every flow the same way and remembers the flows.
@@ -129,7 +135,7 @@ func TestFakeRefusedAtOnce(t *testing.T) {
 	f := newFakeForwarder(t, route.Decision{Kind: route.Refuse}, nil)
 	for _, handle := range []func(*fakeRequest){
 		func(r *fakeRequest) { f.HandleTCP(r) },
-		func(r *fakeRequest) { f.HandleUDP(r) },
+		func(r *fakeRequest) { f.HandleUDP(fakeUDP{r}) },
 	} {
 		r := newFakeRequest("10.0.0.1:443")
 		handle(r)

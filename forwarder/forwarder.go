@@ -23,11 +23,13 @@ package forwarder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
 
 	"github.com/tungate/tungate/forwarder/flows"
+	"github.com/tungate/tungate/forwarder/admission"
 	"github.com/tungate/tungate/forwarder/internal/owned"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/forwarder/udpnat"
@@ -77,6 +79,22 @@ type Options struct {
 	// Unreachable, if set, reports addresses no flow may dial whatever
 	// the route (tungate's own API listener); such flows are refused.
 	Unreachable func(dst netip.AddrPort) bool
+	// Limits caps the flows and the dials in flight (package admission);
+	// a flow refused for a cap gets a reset or ICMP port unreachable at
+	// once, is counted (Refused) and logged at most once a second per
+	// reason. Zero fields take admission's defaults.
+	Limits admission.Limits
+	// FDLimit is the file descriptor limit (RLIMIT_NOFILE) that
+	// Limits.FDFlows was derived from, named in the log line when it
+	// bites; zero if unknown.
+	FDLimit int
+	// HandshakeTimeout bounds the app's side of a TCP handshake once the
+	// upstream dial succeeded. Zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// HalfClosedTimeout is how long a TCP flow lives once one side has
+	// closed and no byte has moved since: then both sides are reset. Zero
+	// means DefaultHalfClosedTimeout.
+	HalfClosedTimeout time.Duration
 	// Logger receives each flow's decision and fate at debug level and
 	// proxy failures at warn level; nil discards them.
 	Logger *slog.Logger
@@ -92,6 +110,7 @@ type Forwarder struct {
 	udp      *udpnat.Table
 	echo     *echoTable
 	failures *failureLog
+	lim      limiter
 }
 
 // New returns a Forwarder, to be given to stack.New as its Handler.
@@ -108,12 +127,23 @@ func New(opts Options) (*Forwarder, error) {
 	if opts.UDPTimeout <= 0 {
 		opts.UDPTimeout = DefaultUDPTimeout
 	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if opts.HalfClosedTimeout <= 0 {
+		opts.HalfClosedTimeout = DefaultHalfClosedTimeout
+	}
+	gate, err := admission.New(opts.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("forwarder: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel, failures: newFailureLog(log)}
+	f.lim = limiter{gate: gate, fdLimit: opts.FDLimit}
 	udpTable, err := udpnat.New(udpnat.Options{
 		Route:            f.routeUDP,
 		App:              opts.UDPApp,
@@ -140,7 +170,12 @@ func (f *Forwarder) goFlow(fn func(ctx context.Context)) bool {
 }
 
 // Close ends every flow and waits for their goroutines. It is idempotent.
+// Every app-side TCP connection is reset, pending dials and handshakes are
+// abandoned, and flows that arrive from now on are refused at once (a
+// reset, ICMP port unreachable), so no app is left waiting for its own
+// timeout; the stack must still be running meanwhile.
 func (f *Forwarder) Close() error {
+	f.lim.gate.Close()
 	f.flows.Close()
 	f.cancel()
 	err := f.udp.Close()

@@ -40,6 +40,9 @@ type gatewayConfig struct {
 	// dns are the servers tungate's resolver asks (--dns); empty means
 	// the host's.
 	dns serverList
+	limits         limitConfig
+	// allowHostLoopback opens the host's loopback in --netns mode.
+	allowHostLoopback bool
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -60,6 +63,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	addProxyFlags(fs, &c.proxy)
 	addReadyFlags(fs, &c.ready)
 	addObserveFlags(fs, &c.observe)
+	addLimitFlags(fs, &c.limits)
 }
 
 // addDeviceFlags registers the flags that only the gateway has.
@@ -71,6 +75,7 @@ func addDeviceFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "with --netns, do not add default routes into the device")
 	addAutoRouteFlags(fs, &c.autoRoute)
 	addDNSFlag(fs, c, "DNS server for tungate's resolver at the device's resolver addresses (see README, \"DNS in the device's namespace\"), ADDR[:PORT], repeatable (default: the nameservers of the host's /etc/resolv.conf)")
+	addHostLoopbackFlag(fs, &c.allowHostLoopback)
 }
 
 // validate checks what single flag values cannot; ranges and forms are

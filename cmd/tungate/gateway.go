@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/stack"
@@ -69,9 +70,12 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	drops, udp := gw.stack.Counters(), gw.fwd.UDPStats()
 	gw.Close()
 	err = errors.Join(err, routing.stop(err != nil))
-	log.Info("stopped", "device", dev.Name(), "drops", drops, "udp", udp)
+	log.Info("stopped", "device", dev.Name(), "drops", drops, "udp", udp, "refused", limitsSummary(gw.fwd))
 	return err
 }
+
+// resetGrace is how long the stack outlives the flows' resets on stop.
+const resetGrace = 100 * time.Millisecond
 
 // gateway is a stack, a forwarder and its router wired together on one
 // device.
@@ -80,6 +84,10 @@ type gateway struct {
 	fwd     *forwarder.Forwarder
 	routing *routing
 	obs     *observer
+	// stopMem stops the memory returner (memreturn.go), which closes
+	// memDone.
+	stopMem context.CancelFunc
+	memDone chan struct{}
 }
 
 // newGateway serves the TUN device fd (which it does not take ownership
@@ -98,16 +106,22 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 	// The forwarder is the stack's handler, so it exists first; UDP
 	// replies find the stack once it does.
 	var udpApp forwarder.LateApp
+	limits, fdLimit := cfg.limits.forwarderLimits(log)
 	fwd, err := forwarder.New(forwarder.Options{
-		UDPApp:         &udpApp,
-		UDPFilter:      cfg.udpFilter,
-		Router:         rt.router,
-		Echo:           &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
-		ConnectTimeout: cfg.connectTimeout,
-		UDPTimeout:     cfg.udpTimeout,
-		Flows:          obs.table,
-		Unreachable:    obs.unreachable,
-		Logger:         log,
+		UDPApp:            &udpApp,
+		UDPFilter:         cfg.udpFilter,
+		UDPMaxSessions:    cfg.limits.udpSessions(),
+		Router:            rt.router,
+		Echo:              &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
+		ConnectTimeout:    cfg.connectTimeout,
+		UDPTimeout:        cfg.udpTimeout,
+		Flows:             obs.table,
+		Unreachable:       obs.unreachable,
+		Limits:            limits,
+		FDLimit:           fdLimit,
+		HandshakeTimeout:  cfg.limits.handshakeTimeout,
+		HalfClosedTimeout: cfg.limits.halfClosedTimeout,
+		Logger:            log,
 	})
 	if err != nil {
 		rt.Close()
@@ -132,7 +146,7 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		obs.close()
 		return nil, err
 	}
-	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log})
+	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log, TCPMaxInFlight: cfg.limits.tcpMaxInFlight()})
 	if err != nil {
 		link.Close()
 		fwd.Close()
@@ -142,14 +156,25 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 	}
 	udpApp.Set(s)
 	obs.start(s, rt)
-	return &gateway{stack: s, fwd: fwd, routing: rt, obs: obs}, nil
+	g := &gateway{stack: s, fwd: fwd, routing: rt, obs: obs, memDone: make(chan struct{})}
+	var memCtx context.Context
+	memCtx, g.stopMem = context.WithCancel(context.Background())
+	go returnMemory(memCtx, func() int { return fwd.Usage().Flows }, log, g.memDone)
+	return g, nil
 }
 
 // Close stops the API, ends every flow, then the stack, the in-process
 // servers and what the observability flags opened.
 func (g *gateway) Close() {
 	g.obs.stopAPI()
+	g.stopMem()
+	<-g.memDone
 	g.fwd.Close()
+	// An app whose receive window is full (a paused download) takes a
+	// reset only at the exact sequence number it expects; for any other
+	// it sends a challenge ACK, which the stack answers with an exact
+	// reset while it still runs: give those a moment.
+	time.Sleep(resetGrace)
 	g.stack.Close()
 	g.routing.Close()
 	g.obs.close()
