@@ -28,8 +28,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/admission"
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/internal/owned"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/forwarder/udpnat"

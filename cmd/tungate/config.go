@@ -39,8 +39,8 @@ type gatewayConfig struct {
 	autoRoute      autoRouteConfig
 	// dns are the servers tungate's resolver asks (--dns); empty means
 	// the host's.
-	dns serverList
-	limits         limitConfig
+	dns    serverList
+	limits limitConfig
 	// allowHostLoopback opens the host's loopback in --netns mode.
 	allowHostLoopback bool
 }
