@@ -43,7 +43,7 @@ func TestNetnsHostLoopbackCrafted(t *testing.T) {
 			}
 		}()
 	}
-	script, err := filepath.Abs("testdata/craft_syn.py")
+	script, err := filepath.Abs("../../testdata/craft_syn.py")
 	if err != nil {
 		t.Fatal(err)
 	}

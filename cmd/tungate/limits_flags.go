@@ -65,7 +65,9 @@ func (c *limitConfig) forwarderLimits(log *slog.Logger) (l admission.Limits, fdL
 	fdLimit = int(rl.Cur)
 	open := openFDs()
 	l.FDFlows = admission.FlowsForFDs(fdLimit, open, c.fdReserve)
-	if l.FDFlows < c.maxFlows {
+	// Logged only for a --max-flows given above the default: with the
+	// default, a modest ulimit -n bounding the flows is the normal case.
+	if l.FDFlows < c.maxFlows && c.maxFlows > admission.DefaultMaxFlows {
 		log.Info("the file descriptor limit bounds the flows below --max-flows; raise it (ulimit -n, or LimitNOFILE= in a systemd unit) for more",
 			"nofile", fdLimit, "open", open, "fd_reserve", c.fdReserve, "flows", l.FDFlows, "max_flows", c.maxFlows)
 	}

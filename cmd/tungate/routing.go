@@ -75,12 +75,6 @@ func newRouting(cfg *gatewayConfig, run *runRouting, counts *dns.QueryCounts, lo
 		r.servers = append(r.servers, fake.Server.(*dns.Resolver))
 		opts.FakeDNS = fake
 	}
-	if run == nil && cfg.netns != "" && !cfg.allowHostLoopback {
-		// The app namespace's root can write packets to 0.0.0.0 or
-		// 127.0.0.1 straight onto the device: dialed from the host, they
-		// would reach its loopback services.
-		opts.HostLoopback = route.HostLoopback{Refuse: true}
-	}
 	if run != nil {
 		res, err := newRunResolver(cfg, run, opts.Default, counts, log)
 		if err != nil {
@@ -95,6 +89,12 @@ func newRouting(cfg *gatewayConfig, run *runRouting, counts *dns.QueryCounts, lo
 			// host has this loopback.
 			opts.HostLoopback.Via = directUpstream("host-loopback", &proxy.Direct{Mark: cfg.fwmark, Timeout: cfg.connectTimeout}, p.udp.mode)
 		}
+	}
+	if (run == nil || !run.underRun) && cfg.netns != "" && !cfg.allowHostLoopback {
+		// The app namespace's root can write packets to 0.0.0.0 or
+		// 127.0.0.1 straight onto the device: dialed from the host, they
+		// would reach its loopback services.
+		opts.HostLoopback = route.HostLoopback{Refuse: true}
 	}
 	var err error
 	if r.router, err = route.New(opts); err != nil {
