@@ -56,8 +56,8 @@ type Options struct {
 	// UDPTimeout is how long a UDP session lives without traffic. Zero
 	// means DefaultUDPTimeout.
 	UDPTimeout time.Duration
-	// Flows, if set, is the flow table every TCP and UDP flow is entered
-	// in, with its byte counts, and finished into.
+	// Flows, if set, is the flow table every TCP and UDP flow and echo
+	// conversation is entered in, with its byte counts, and finished into.
 	Flows *flows.Table
 	// Unreachable, if set, reports addresses no flow may dial whatever
 	// the route (tungate's own API listener); such flows are refused.

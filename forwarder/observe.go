@@ -1,15 +1,18 @@
 package forwarder
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/route"
 )
 
-// What the forwarder tells the flow table (Options.Flows): each flow is
-// added when it is decided (a refused one is counted as blocked and
+// What the forwarder tells the flow table (Options.Flows): each flow (a
+// TCP connection, a UDP session, an echo conversation) is added when it is
+// decided (a refused one is counted as blocked and
 // logged at once), its dial is timed, the relay counts its bytes into the
 // flow's halves, and it is finished when its goroutine ends. With no
 // table every call below is a no-op on a nil *flows.Flow.
@@ -21,8 +24,11 @@ func (fw *Forwarder) track(f *route.Flow, d route.Decision) *flows.Flow {
 		return nil
 	}
 	s := flows.Start{Protocol: flows.TCP, Src: f.Src, Dst: f.Dst, Name: f.Name, Route: routeText(d, f.Proto)}
-	if f.Proto == route.UDP {
+	switch f.Proto {
+	case route.UDP:
 		s.Protocol = flows.UDP
+	case route.ICMP:
+		s.Protocol = flows.ICMP
 	}
 	if d.Upstream != nil {
 		s.Chain = d.Upstream.Name
@@ -71,4 +77,11 @@ func routeText(d route.Decision, proto route.Proto) string {
 		b.WriteString(" (" + d.Builtin + ")")
 	}
 	return b.String()
+}
+
+// RelayFlow is Relay counting into fl's halves: Up is what app sent, Down
+// what it received (nil counts nothing). It is for flows that other
+// packages carry (published ports).
+func RelayFlow(ctx context.Context, app, upstream net.Conn, fl *flows.Flow) error {
+	return relay(ctx, app, upstream, fl)
 }

@@ -32,7 +32,8 @@ const (
 	EndDialFailed
 	// EndBlocked: policy refused the flow before any dial.
 	EndBlocked
-	// EndIdle: a UDP session saw no datagram for the UDP timeout.
+	// EndIdle: a UDP session (or an echo conversation) saw no datagram
+	// for the UDP timeout.
 	EndIdle
 	// EndKilled: ended through the control API (Table.Kill).
 	EndKilled
