@@ -99,7 +99,7 @@ func (l *Log) Add(r Record) {
 	case l.queue <- r:
 	default:
 		l.dropped.Add(1)
-		l.warn("flow log: the writer is behind; dropping records")
+		l.warn("flow log: the writer is behind; dropping records", "queue", cap(l.queue))
 	}
 }
 
