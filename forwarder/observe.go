@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/tungate/tungate/forwarder/flows"
+	"github.com/tungate/tungate/forwarder/proxy"
 	"github.com/tungate/tungate/forwarder/route"
 )
 
@@ -47,6 +49,26 @@ func (fw *Forwarder) guard(d route.Decision) route.Decision {
 		return route.Decision{Kind: route.Refuse, Builtin: "tungate-api"}
 	}
 	return d
+}
+
+// addrCheck vets the addresses that the name of d.Dst resolves to on the
+// host: none may reach tungate's API (Options.Unreachable) nor, when d
+// says so, the host's loopback; the rules saw the app's fake address
+// only. nil when there is nothing to check.
+func (fw *Forwarder) addrCheck(d route.Decision) proxy.AddrCheck {
+	unreachable := fw.opts.Unreachable
+	if unreachable == nil && !d.RefuseLoopback {
+		return nil
+	}
+	return func(dst netip.AddrPort) error {
+		switch {
+		case unreachable != nil && unreachable(dst):
+			return fmt.Errorf("%s is tungate's API: %w", dst, proxy.ErrAddressRefused)
+		case d.RefuseLoopback && route.ReachesHostLoopback(dst.Addr()):
+			return fmt.Errorf("%s is the host's loopback: %w", dst, proxy.ErrAddressRefused)
+		}
+		return nil
+	}
 }
 
 // routeText is a flow's route as the flow table shows it: the upstream

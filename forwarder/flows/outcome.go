@@ -116,6 +116,8 @@ func Classify(err error) (Outcome, int) {
 	switch {
 	case err == nil:
 		return Relayed, 0
+	case errors.Is(err, proxy.ErrAddressRefused):
+		return Blocked, 0
 	case errors.Is(err, proxy.ErrRefused), errors.Is(err, syscall.ECONNREFUSED):
 		return Refused, 0
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, proxy.ErrHandshakeTimeout),
