@@ -245,3 +245,69 @@ func TestObserveNoProxyPassword(t *testing.T) {
 		t.Errorf("the flow log names no route through the proxy:\n%s", log)
 	}
 }
+
+// loopbackHostName returns a name that /etc/hosts maps to 127.0.0.1 or
+// ::1 (not localhost, which fake DNS never answers), with its address.
+func loopbackHostName(t *testing.T) (string, netip.Addr) {
+	t.Helper()
+	hosts, _ := os.ReadFile("/etc/hosts")
+	for _, line := range strings.Split(string(hosts), "\n") {
+		fields := strings.Fields(strings.SplitN(line, "#", 2)[0])
+		if len(fields) < 2 {
+			continue
+		}
+		a, err := netip.ParseAddr(fields[0])
+		if err != nil || (a != netip.MustParseAddr("127.0.0.1") && a != netip.IPv6Loopback()) {
+			continue
+		}
+		for _, name := range fields[1:] {
+			if name != "localhost" && !strings.HasSuffix(name, ".localhost") && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-.") == "" {
+				return name, a
+			}
+		}
+	}
+	t.Skip("no name in /etc/hosts for 127.0.0.1 or ::1 but localhost")
+	return "", netip.Addr{}
+}
+
+// TestObserveAPINotReachedByName: with fake DNS, a flow to a name that
+// the host resolves to loopback is dialed from the host by name; it
+// reaches a server on the host's loopback (--netns mode does not refuse
+// loopback), but never the --metrics listener there: that is refused
+// once the name resolved, and logged as blocked.
+func TestObserveAPINotReachedByName(t *testing.T) {
+	t.Parallel()
+	if kernelMode() {
+		t.Skip("tungate's own API")
+	}
+	netlab.RequireBinary(t, "curl")
+	name, addr := loopbackHostName(t)
+	hs := startHostLoopbackServer(t)
+	metrics := netip.AddrPortFrom(addr, uint16(freePort(t)))
+	flowLog := filepath.Join(t.TempDir(), "flows.jsonl")
+	tp := newTopo(t, "--dns-mode", "fake", "--metrics", metrics.String(), "--control", "none", "--flow-log", flowLog)
+	// The app's own hosts file lacks the name, so it asks fake DNS.
+	if err := os.WriteFile(filepath.Join("/etc/netns", tp.app.Name, "hosts"), []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runIn(t, tp.app, 10*time.Second, "curl", "-sS", "-m", "5", "--http0.9", fmt.Sprintf("http://%s:%d/", name, hs.port))
+	if !strings.Contains(out, "HOST") {
+		t.Fatalf("curl to %s (the host's %s) on the loopback server's port: %v\n%s", name, addr, err, out)
+	}
+	out, err = runIn(t, tp.app, 10*time.Second, "curl", "-sS", "-m", "5", fmt.Sprintf("http://%s:%d/metrics", name, metrics.Port()))
+	if err == nil || strings.Contains(out, "tungate_") {
+		t.Fatalf("curl to %s on the metrics port reached the API: %v\n%s", name, err, out)
+	}
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		log, _ := os.ReadFile(flowLog)
+		var r flowInfo
+		for _, line := range strings.Split(string(log), "\n") {
+			if json.Unmarshal([]byte(line), &r) == nil && r.Name == name && r.End == "blocked" {
+				return
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no blocked flow to %s in the flow log:\n%s", name, log)
+		}
+	}
+}
