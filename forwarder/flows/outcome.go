@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/stack/flow"
 )
 
 // End is how a flow ended, as the flow log says it.
@@ -108,7 +109,8 @@ func HopLabel(i int) string {
 	return strconv.Itoa(i)
 }
 
-// Classify maps a dial error to an Outcome and, for ProxyFailed, the index
+// Classify maps a dial error (an upstream's, or the stack's into a
+// namespace for a published port) to an Outcome and, for ProxyFailed, the index
 // of the failing hop (1 = dialed from the host). A refusal and a timeout
 // count as such at any hop; nil is Relayed.
 func Classify(err error) (Outcome, int) {
@@ -118,9 +120,9 @@ func Classify(err error) (Outcome, int) {
 		return Relayed, 0
 	case errors.Is(err, proxy.ErrAddressRefused):
 		return Blocked, 0
-	case errors.Is(err, proxy.ErrRefused), errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, proxy.ErrRefused), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, flow.ErrConnectionRefused):
 		return Refused, 0
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, proxy.ErrHandshakeTimeout),
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, proxy.ErrHandshakeTimeout), errors.Is(err, flow.ErrTimeout),
 		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &timeout) && timeout.Timeout():
 		return TimedOut, 0
 	}
