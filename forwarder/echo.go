@@ -108,13 +108,13 @@ func (f *Forwarder) newEcho(req *flow.EchoRequest) *echoSession {
 		return nil
 	}
 	s := &echoSession{key: echoKey{req.Src, req.Dst, req.ID}, sock: sock, tmpl: *req, flow: t}
+	// Killing the flow closes the socket, which ends runEcho.
+	t.SetCloser(func() { sock.Close() })
 	if !f.goFlow(func(ctx context.Context) { f.runEcho(ctx, s) }) {
 		sock.Close()
 		t.Finish(flows.EndClosed)
 		return nil
 	}
-	// Killing the flow closes the socket, which ends runEcho.
-	t.SetCloser(func() { sock.Close() })
 	return s
 }
 
