@@ -43,6 +43,11 @@ func TestObserveEchoFlows(t *testing.T) {
 				done <- fmt.Sprintf("%s (err %v)", out, err)
 			}()
 			live := o.flowTo(t, dst, func(f flowInfo) bool { return f.Protocol == "icmp" && f.State == "open" })
+			if table, err := o.tungateFlows(t); err != nil || !strings.Contains(table, "icmp") {
+				t.Errorf("tungate flows: %v\n%s", err, table)
+			} else {
+				t.Logf("tungate flows while ping runs:\n%s", table)
+			}
 			if out := <-done; !strings.Contains(out, " 3 received") {
 				t.Fatalf("ping: %s", out)
 			}
@@ -151,6 +156,8 @@ func TestObservePublishedFlow(t *testing.T) {
 	}
 	if !seen {
 		t.Errorf("no live inbound flow routed %q in tungate flows --json: %+v", route, live)
+	} else if table, err := netlab.TungateCommand(t, context.Background(), "flows", "--control", sock).Output(); err == nil {
+		t.Logf("tungate flows while curl runs:\n%s", table)
 	}
 	var localPort, request, header, body uint64
 	out := <-done

@@ -2,7 +2,8 @@
 // host, as container port mappings do: it owns the host listeners and
 // carries each TCP connection, or each UDP client's datagrams, into the
 // namespace through a Dialer (the userspace stack, stack.Stack, dialing
-// from an address it owns). It imports no gVisor package.
+// from an address it owns), entering each in the flow table as an inbound
+// flow (Options.Flows). It imports no gVisor package.
 package publish
 
 import (
