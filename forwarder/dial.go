@@ -57,6 +57,9 @@ func (fw *Forwarder) open(ctx context.Context, f *route.Flow, d route.Decision, 
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, fw.opts.ConnectTimeout)
 	defer cancel()
+	if check := fw.addrCheck(d); check != nil && d.Dst.Name != "" && d.Upstream.FromHost(f.Proto) {
+		dialCtx = proxy.WithAddrCheck(dialCtx, check)
+	}
 	var c net.Conn
 	var err error
 	start := time.Now()

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/stack/flow"
 )
@@ -48,6 +49,8 @@ type echoSession struct {
 	key  echoKey
 	sock EchoConn
 	tmpl flow.EchoRequest
+	// flow is the conversation's entry in the flow table (nil without).
+	flow *flows.Flow
 	last time.Time
 	mu   sync.Mutex
 }
@@ -77,6 +80,7 @@ func (f *Forwarder) HandleEcho(req *flow.EchoRequest) {
 	s.mu.Lock()
 	s.last = time.Now()
 	s.mu.Unlock()
+	s.flow.Up().AddDatagram(len(req.Payload))
 	if err := s.sock.Send(req.Seq, req.Payload); err != nil {
 		f.log.Debug("echo send failed", "dst", req.Dst, "err", err)
 	}
@@ -84,20 +88,31 @@ func (f *Forwarder) HandleEcho(req *flow.EchoRequest) {
 
 // newEcho decides a new echo flow and, if it may go, opens its socket
 // and starts its session; nil means the request is dropped. f.echo.mu is
-// held.
+// held. The flow table shows the session with the echo identifier as its
+// source port.
 func (f *Forwarder) newEcho(req *flow.EchoRequest) *echoSession {
 	fl := route.Flow{Proto: route.ICMP, Src: netip.AddrPortFrom(req.Src, 0), Dst: netip.AddrPortFrom(req.Dst, 0)}
-	if d := f.decide(&fl); d.Kind != route.Dial || f.opts.Echo == nil {
+	d := f.guard(f.decide(&fl))
+	if f.opts.Echo == nil {
+		d = route.Decision{Kind: route.Refuse, Builtin: "no-icmp"}
+	}
+	fl.Src = netip.AddrPortFrom(req.Src, req.ID)
+	t := f.track(&fl, d)
+	if d.Kind != route.Dial {
 		return nil
 	}
 	sock, err := f.opts.Echo.OpenEcho(req.Dst)
+	t.Opened(err)
 	if err != nil {
 		f.log.Warn("echo request dropped", "dst", req.Dst, "err", err)
 		return nil
 	}
-	s := &echoSession{key: echoKey{req.Src, req.Dst, req.ID}, sock: sock, tmpl: *req}
+	s := &echoSession{key: echoKey{req.Src, req.Dst, req.ID}, sock: sock, tmpl: *req, flow: t}
+	// Killing the flow closes the socket, which ends runEcho.
+	t.SetCloser(func() { sock.Close() })
 	if !f.goFlow(func(ctx context.Context) { f.runEcho(ctx, s) }) {
 		sock.Close()
+		t.Finish(flows.EndClosed)
 		return nil
 	}
 	return s
@@ -111,6 +126,7 @@ func (f *Forwarder) runEcho(ctx context.Context, s *echoSession) {
 		delete(f.echo.sessions, s.key)
 		f.echo.mu.Unlock()
 		s.sock.Close()
+		s.flow.Finish(flows.EndClosed)
 	}()
 	stop := context.AfterFunc(ctx, func() { s.sock.Close() })
 	defer stop()
@@ -121,11 +137,15 @@ func (f *Forwarder) runEcho(ctx context.Context, s *echoSession) {
 			s.mu.Lock()
 			idle := time.Since(s.last) > f.opts.UDPTimeout
 			s.mu.Unlock()
+			if idle && ctx.Err() == nil {
+				s.flow.Ending(flows.EndIdle)
+			}
 			if ctx.Err() != nil || idle || !isTimeout(err) {
 				return
 			}
 			continue
 		}
+		s.flow.Down().AddDatagram(len(payload))
 		rep := s.tmpl
 		rep.Seq = seq
 		rep.Payload = payload

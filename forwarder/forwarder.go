@@ -73,8 +73,8 @@ type Options struct {
 	// UDPMaxSessions caps UDP sessions (app source ports); at the cap the
 	// least recently used one is closed. Zero means udpnat's default.
 	UDPMaxSessions int
-	// Flows, if set, is the flow table every TCP and UDP flow is entered
-	// in, with its byte counts, and finished into.
+	// Flows, if set, is the flow table every TCP and UDP flow and echo
+	// conversation is entered in, with its byte counts, and finished into.
 	Flows *flows.Table
 	// Unreachable, if set, reports addresses no flow may dial whatever
 	// the route (tungate's own API listener); such flows are refused.

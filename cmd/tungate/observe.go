@@ -55,7 +55,7 @@ func newObserver(cfg *observeConfig, controlName string, log *slog.Logger) (o *o
 			}
 			out = o.logFile
 		}
-		o.flowLog = flows.NewLog(flows.LogOptions{Out: out, Logger: log})
+		o.flowLog = flows.NewLog(flows.LogOptions{Out: out, Buffer: cfg.flowLogQueue, Logger: log})
 		sink = o.flowLog.Add
 	}
 	o.table = flows.New(flows.Options{Sink: sink})

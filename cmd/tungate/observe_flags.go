@@ -9,27 +9,34 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/stack"
 )
 
 // observeConfig is what the observability flags say: --metrics,
 // --control, --flow-log, --pcap and its limits.
 type observeConfig struct {
-	metrics     metricsAddr
-	control     string // "" = the default path, "none" = off
-	flowLog     string // "-" = stderr
-	pcap        string
-	pcapSnapLen int
-	pcapMaxSize sizeValue
+	metrics metricsAddr
+	control string // "" = the default path, "none" = off
+	flowLog string // "-" = stderr
+	// flowLogQueue is how many finished flows' lines wait for the
+	// --flow-log writer before lines are dropped.
+	flowLogQueue int
+	pcap         string
+	pcapSnapLen  int
+	pcapMaxSize  sizeValue
 }
 
 // controlNone turns the control socket off.
 const controlNone = "none"
 
-// Defaults of the pcap flags.
+// Defaults and bounds of the pcap and flow log flags.
 const (
 	defaultPcapMaxSize = 100_000_000 // 100 MB
 	maxSnapLen         = stack.DefaultSnapLen
+	// maxFlowLogQueue bounds --flow-log-queue: a queued line holds a few
+	// hundred bytes.
+	maxFlowLogQueue = 1 << 20
 )
 
 // addObserveFlags registers the observability flags, shared by the
@@ -38,6 +45,8 @@ func addObserveFlags(fs *pflag.FlagSet, c *observeConfig) {
 	fs.Var(&c.metrics, "metrics", "serve HTTP on `ADDR` (a port alone means 127.0.0.1:PORT): GET /metrics (Prometheus) and GET /flows (JSON)")
 	fs.StringVar(&c.control, "control", "", "control unix socket `PATH` serving the same API, or none (default /run/tungate/DEVICE.sock as root, $XDG_RUNTIME_DIR/tungate/PID.sock otherwise)")
 	fs.StringVar(&c.flowLog, "flow-log", "", "append one JSON line per finished flow to `FILE` (- for stderr)")
+	c.flowLogQueue = flows.DefaultLogBuffer
+	fs.Var(intValue{&c.flowLogQueue, 1, maxFlowLogQueue}, "flow-log-queue", "hold at most `N` --flow-log lines for a slow writer; more are dropped and counted")
 	fs.StringVar(&c.pcap, "pcap", "", "write every packet that crosses the device, both directions, to pcap `FILE`")
 	c.pcapSnapLen = stack.DefaultSnapLen
 	fs.Var(intValue{&c.pcapSnapLen, 64, maxSnapLen}, "pcap-snaplen", "keep at most this many bytes of each packet in --pcap")

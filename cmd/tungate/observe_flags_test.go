@@ -53,7 +53,7 @@ func TestObserveFlagDefaults(t *testing.T) {
 	if err := fs.Parse([]string{"--pcap", "x.pcap", "--pcap-max-size", "1GiB"}); err != nil {
 		t.Fatal(err)
 	}
-	if c.pcapSnapLen != 262144 || c.pcapMaxSize != 1<<30 || c.metrics.addr.IsValid() || c.control != "" {
+	if c.pcapSnapLen != 262144 || c.pcapMaxSize != 1<<30 || c.metrics.addr.IsValid() || c.control != "" || c.flowLogQueue != 4096 {
 		t.Errorf("parsed %+v", c)
 	}
 	if err := fs.Parse([]string{"--pcap-snaplen", "10"}); err == nil {
@@ -70,6 +70,7 @@ func TestObserveUsageErrors(t *testing.T) {
 		{[]string{"--metrics", "localhost:9467"}, "127.0.0.1:9467"},
 		{[]string{"--pcap-max-size", "10XB"}, "100MB"},
 		{[]string{"--pcap-snaplen", "1"}, "--pcap-snaplen"},
+		{[]string{"--flow-log-queue", "0"}, "--flow-log-queue"},
 		{[]string{"run", "--pcap-max-size", "x", "--", "true"}, "--pcap-max-size"},
 		{[]string{"flows", "extra"}, "unexpected argument"},
 		{[]string{"flows", "--close", "1", "--watch"}, "--watch"},

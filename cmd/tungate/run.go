@@ -206,6 +206,7 @@ func (s *runSession) serve(rc *runConfig, d *hostDNS, log *slog.Logger) error {
 		Ports:          rc.publish.values,
 		ConnectTimeout: rc.gw.connectTimeout,
 		UDPTimeout:     rc.gw.udpTimeout,
+		Flows:          s.gw.obs.table,
 		Logger:         log,
 	})
 	if err != nil {

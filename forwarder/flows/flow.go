@@ -1,7 +1,8 @@
 // Package flows keeps a gateway's live flow table and its flow totals.
 //
-// Every TCP connection and UDP session the forwarder carries is a Flow in a
-// Table from the moment it is seen until it ends: protocol, app source,
+// Every TCP connection, UDP session and ICMP echo conversation the
+// forwarder carries, and every connection into a published port, is a Flow
+// in a Table from the moment it is seen until it ends: protocol, app source,
 // destination, the name behind a fake DNS address, the route it takes, its
 // state, and byte (and, for UDP, datagram) counters that the relay updates
 // with single atomic adds, so counting costs no lock and no allocation on
@@ -30,16 +31,22 @@ type Protocol uint8
 const (
 	TCP Protocol = iota
 	UDP
+	// ICMP is an echo conversation: one app source, destination and echo
+	// identifier; its packets are echo requests (up) and replies (down).
+	ICMP
 	numProtocols
 )
 
 // Protocols lists every Protocol, for readers that report each.
-var Protocols = [...]Protocol{TCP, UDP}
+var Protocols = [...]Protocol{TCP, UDP, ICMP}
 
-// String returns "tcp" or "udp".
+// String returns "tcp", "udp" or "icmp".
 func (p Protocol) String() string {
-	if p == UDP {
+	switch p {
+	case UDP:
 		return "udp"
+	case ICMP:
+		return "icmp"
 	}
 	return "tcp"
 }
@@ -66,8 +73,15 @@ func (s State) String() string {
 // Start describes a new flow.
 type Start struct {
 	Protocol Protocol
-	// Src is the app's address, Dst the address it sent to.
+	// Src is the app's address, Dst the address it sent to. For ICMP,
+	// Src's port is the echo identifier and Dst's is 0. For an Inbound
+	// flow, Src is the client that connected and Dst the app's address
+	// it was carried to.
 	Src, Dst netip.AddrPort
+	// Inbound says the flow came from outside to the app (a published
+	// port of `tungate run`): Up is still what the app sent, Down what it
+	// received.
+	Inbound bool
 	// Name is the host name behind Dst (fake DNS), or empty.
 	Name string
 	// Route says how the flow leaves: the upstream, its hops and the rule
@@ -103,7 +117,7 @@ type Flow struct {
 }
 
 // Half counts one direction of a flow: Up is app -> upstream, Down is
-// upstream -> app. A nil *Half counts nothing, so a relay without a table
+// upstream -> app (for an Inbound flow, app -> client and client -> app). A nil *Half counts nothing, so a relay without a table
 // calls it unchecked.
 type Half struct {
 	flow    *Flow
@@ -267,7 +281,10 @@ func (f *Flow) summary() Summary {
 		Protocol: f.Protocol.String(), Src: f.Src, Dst: f.Dst, Name: f.Name, Route: f.Route,
 		Start: f.Began, BytesUp: f.up.Bytes(), BytesDown: f.down.Bytes(),
 	}
-	if f.Protocol == UDP {
+	if f.Inbound {
+		s.Direction = "inbound"
+	}
+	if f.Protocol != TCP {
 		up, down := f.up.Packets(), f.down.Packets()
 		s.PacketsUp, s.PacketsDown = &up, &down
 	}

@@ -14,16 +14,19 @@ import (
 // Summary is what a live flow's Info and a finished flow's Record both
 // say.
 type Summary struct {
-	Protocol  string         `json:"protocol"`
-	Src       netip.AddrPort `json:"src"`
-	Dst       netip.AddrPort `json:"dst"`
-	Name      string         `json:"name,omitempty"`
-	Route     string         `json:"route"`
-	Start     time.Time      `json:"start"`
-	BytesUp   uint64         `json:"bytes_up"`
-	BytesDown uint64         `json:"bytes_down"`
-	// PacketsUp and PacketsDown count datagrams; TCP flows leave them
-	// out.
+	Protocol string         `json:"protocol"`
+	Src      netip.AddrPort `json:"src"`
+	Dst      netip.AddrPort `json:"dst"`
+	Name     string         `json:"name,omitempty"`
+	Route    string         `json:"route"`
+	// Direction is "inbound" for a flow from outside to the app (a
+	// published port); outbound flows, the app's own, leave it out.
+	Direction string    `json:"direction,omitempty"`
+	Start     time.Time `json:"start"`
+	BytesUp   uint64    `json:"bytes_up"`
+	BytesDown uint64    `json:"bytes_down"`
+	// PacketsUp and PacketsDown count datagrams (UDP) or echo messages
+	// (ICMP); TCP flows leave them out.
 	PacketsUp   *uint64 `json:"packets_up,omitempty"`
 	PacketsDown *uint64 `json:"packets_down,omitempty"`
 }
@@ -96,7 +99,7 @@ func (l *Log) Add(r Record) {
 	case l.queue <- r:
 	default:
 		l.dropped.Add(1)
-		l.warn("flow log: the writer is behind; dropping records")
+		l.warn("flow log: the writer is behind; dropping records", "queue", cap(l.queue))
 	}
 }
 

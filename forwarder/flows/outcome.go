@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/stack/flow"
 )
 
 // End is how a flow ended, as the flow log says it.
@@ -32,7 +33,8 @@ const (
 	EndDialFailed
 	// EndBlocked: policy refused the flow before any dial.
 	EndBlocked
-	// EndIdle: a UDP session saw no datagram for the UDP timeout.
+	// EndIdle: a UDP session (or an echo conversation) saw no datagram
+	// for the UDP timeout.
 	EndIdle
 	// EndKilled: ended through the control API (Table.Kill).
 	EndKilled
@@ -107,7 +109,8 @@ func HopLabel(i int) string {
 	return strconv.Itoa(i)
 }
 
-// Classify maps a dial error to an Outcome and, for ProxyFailed, the index
+// Classify maps a dial error (an upstream's, or the stack's into a
+// namespace for a published port) to an Outcome and, for ProxyFailed, the index
 // of the failing hop (1 = dialed from the host). A refusal and a timeout
 // count as such at any hop; nil is Relayed.
 func Classify(err error) (Outcome, int) {
@@ -115,9 +118,11 @@ func Classify(err error) (Outcome, int) {
 	switch {
 	case err == nil:
 		return Relayed, 0
-	case errors.Is(err, proxy.ErrRefused), errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, proxy.ErrAddressRefused):
+		return Blocked, 0
+	case errors.Is(err, proxy.ErrRefused), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, flow.ErrConnectionRefused):
 		return Refused, 0
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, proxy.ErrHandshakeTimeout),
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, proxy.ErrHandshakeTimeout), errors.Is(err, flow.ErrTimeout),
 		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &timeout) && timeout.Timeout():
 		return TimedOut, 0
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tungate/tungate/forwarder/proxy"
+	"github.com/tungate/tungate/stack/flow"
 )
 
 var (
@@ -165,6 +166,8 @@ func TestClassify(t *testing.T) {
 		{hop(20, proxy.ErrProtocol), ProxyFailed, MaxHop},
 		{hop(1, proxy.ErrUnreachable), Failed, 0},
 		{syscall.EHOSTUNREACH, Failed, 0},
+		{fmt.Errorf("connect: %w", flow.ErrConnectionRefused), Refused, 0},
+		{fmt.Errorf("connect: %w", proxy.ErrAddressRefused), Blocked, 0},
 	} {
 		o, h := Classify(tc.err)
 		if o != tc.want || h != tc.hop {

@@ -11,7 +11,7 @@ type Totals struct {
 	Open [numProtocols]int
 	// Bytes and Packets count what every flow carried so far, live ones
 	// included, by protocol and direction (0 up, 1 down). Packets count
-	// datagrams (UDP only).
+	// datagrams (UDP) and echo messages (ICMP).
 	Bytes, Packets [numProtocols][2]uint64
 	// Opened counts flows opened by protocol and outcome; ProxyHops
 	// splits the ProxyFailed ones by hop index (1 to MaxHop).

@@ -28,9 +28,10 @@ var (
 )
 
 // DialContext implements Dialer. ECONNREFUSED matches ErrRefused, and
-// EHOSTUNREACH / ENETUNREACH match ErrUnreachable.
+// EHOSTUNREACH / ENETUNREACH match ErrUnreachable. ctx's AddrCheck
+// (WithAddrCheck) vets each address the socket would connect to.
 func (d *Direct) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	nd := net.Dialer{Timeout: d.Timeout, Control: d.control}
+	nd := net.Dialer{Timeout: d.Timeout, ControlContext: d.control}
 	conn, err := nd.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, classifyErrno(err)
@@ -39,9 +40,10 @@ func (d *Direct) DialContext(ctx context.Context, network, address string) (net.
 }
 
 // DialPacket implements PacketDialer: the returned socket is connected to
-// address, so the kernel drops datagrams from any other source.
+// address, so the kernel drops datagrams from any other source. ctx's
+// AddrCheck vets the address, as for DialContext.
 func (d *Direct) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
-	nd := net.Dialer{Control: d.control}
+	nd := net.Dialer{ControlContext: d.control}
 	conn, err := nd.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, classifyErrno(err)
@@ -49,9 +51,13 @@ func (d *Direct) DialPacket(ctx context.Context, network, address string) (net.C
 	return conn, nil
 }
 
-// control applies the socket options before connect, so the very first
-// packet (the SYN) already leaves through the right interface and mark.
-func (d *Direct) control(_, _ string, rc syscall.RawConn) error {
+// control vets the resolved address (ctx's AddrCheck) and applies the
+// socket options before connect, so the very first packet (the SYN)
+// already leaves through the right interface and mark.
+func (d *Direct) control(ctx context.Context, _, address string, rc syscall.RawConn) error {
+	if err := checkAddr(ctx, address); err != nil {
+		return err
+	}
 	if d.Interface == "" && d.Mark == 0 {
 		return nil
 	}

@@ -2,7 +2,8 @@
 // host, as container port mappings do: it owns the host listeners and
 // carries each TCP connection, or each UDP client's datagrams, into the
 // namespace through a Dialer (the userspace stack, stack.Stack, dialing
-// from an address it owns). It imports no gVisor package.
+// from an address it owns), entering each in the flow table as an inbound
+// flow (Options.Flows). It imports no gVisor package.
 package publish
 
 import (
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tungate/tungate/forwarder"
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/internal/owned"
 	"github.com/tungate/tungate/stack/flow"
 )
@@ -39,6 +41,11 @@ type Options struct {
 	// UDPTimeout ends a UDP client's session after this long without a
 	// datagram; zero means 60 s.
 	UDPTimeout time.Duration
+	// Flows, if set, is the flow table every connection and UDP client
+	// session is entered in, as an inbound flow: its source is the host
+	// client, its destination the namespace's address, its route
+	// "published HOSTADDR:PORT" (the host address the client reached).
+	Flows *flows.Table
 	// Logger receives per-flow failures at debug level; nil discards them.
 	Logger *slog.Logger
 }
@@ -142,7 +149,9 @@ func (p *Publisher) serveTCP(ln net.Listener, target netip.AddrPort) {
 }
 
 func (p *Publisher) forwardTCP(host net.Conn, target netip.AddrPort) {
+	fl := p.track(flows.TCP, host.RemoteAddr(), host.LocalAddr(), target)
 	ns, err := p.dialTCP(target)
+	fl.Opened(err)
 	if err != nil {
 		p.log.Debug("publish: connect into the namespace failed", "from", host.RemoteAddr(), "port", target.Port(), "err", err)
 		// A reset tells the host client at once, like a closed port.
@@ -152,9 +161,43 @@ func (p *Publisher) forwardTCP(host net.Conn, target netip.AddrPort) {
 		host.Close()
 		return
 	}
-	if err := forwarder.Relay(p.ctx, host, ns); err != nil {
+	defer fl.Finish(flows.EndClosed)
+	// Killing the flow resets both sides, as for the forwarder's flows.
+	fl.SetCloser(func() {
+		if tc, ok := host.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		host.Close()
+		ns.Close()
+	})
+	// The namespace's side is the app: Up counts what it sends.
+	if err := forwarder.RelayFlow(p.ctx, ns, host, fl); err != nil {
 		p.log.Debug("publish: relay ended", "from", host.RemoteAddr(), "port", target.Port(), "err", err)
 	}
+}
+
+// track enters a flow from the host client from, which reached the host
+// address at, into the flow table; nil without one.
+func (p *Publisher) track(proto flows.Protocol, from, at net.Addr, target netip.AddrPort) *flows.Flow {
+	if p.opts.Flows == nil {
+		return nil
+	}
+	return p.opts.Flows.Begin(flows.Start{
+		Protocol: proto, Src: addrPort(from), Dst: target, Inbound: true,
+		Route: "published " + addrPort(at).String(),
+	})
+}
+
+// addrPort is a TCP or UDP socket address as a netip.AddrPort, unmapped.
+func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // Close stops listening, ends every flow and waits for them. It is

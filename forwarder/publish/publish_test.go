@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/stack/flow"
 )
 
@@ -54,7 +55,9 @@ func (n *fakeNamespace) DialUDP(netip.AddrPort) (net.Conn, error) {
 	return outside, nil
 }
 
-func startFake(t *testing.T, ns *fakeNamespace, network string) netip.AddrPort {
+// startFake publishes a free host port to port 80 of ns, entering its
+// flows in table (nil: none).
+func startFake(t *testing.T, ns *fakeNamespace, network string, table *flows.Table) netip.AddrPort {
 	t.Helper()
 	// A free port: listen, note it, close, and publish it.
 	var host netip.AddrPort
@@ -75,7 +78,7 @@ func startFake(t *testing.T, ns *fakeNamespace, network string) netip.AddrPort {
 	}
 	p, err := Start(Options{
 		Stack: ns, Target: netip.MustParseAddr("198.18.0.1"), Target6: ns.v6,
-		Ports: []Port{{Network: network, Host: host, Target: 80}}, ConnectTimeout: time.Second,
+		Ports: []Port{{Network: network, Host: host, Target: 80}}, ConnectTimeout: time.Second, Flows: table,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +91,7 @@ func startFake(t *testing.T, ns *fakeNamespace, network string) netip.AddrPort {
 // userspace stack, and the refusal told by flow.ErrConnectionRefused.
 func TestPublishTCPTriesIPv6WhenIPv4Refuses(t *testing.T) {
 	ns := &fakeNamespace{v6: netip.MustParseAddr("fd74:6761:7465::1")}
-	host := startFake(t, ns, "tcp")
+	host := startFake(t, ns, "tcp", nil)
 	c, err := net.Dial("tcp4", host.String())
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +114,7 @@ func TestPublishTCPTriesIPv6WhenIPv4Refuses(t *testing.T) {
 }
 
 func TestPublishUDP(t *testing.T) {
-	host := startFake(t, &fakeNamespace{}, "udp")
+	host := startFake(t, &fakeNamespace{}, "udp", nil)
 	c, err := net.Dial("udp4", host.String())
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/tungate/tungate/forwarder/flows"
 )
 
 // udpClient is one host client's session: its datagrams go into the
@@ -15,6 +17,7 @@ import (
 type udpClient struct {
 	ns   net.Conn
 	idle *time.Timer
+	flow *flows.Flow
 }
 
 // serveUDP reads the host socket and hands each datagram to its client's
@@ -56,6 +59,7 @@ func (p *Publisher) serveUDP(host *net.UDPConn, target netip.AddrPort) {
 		}
 		mu.Unlock()
 		c.idle.Reset(p.opts.UDPTimeout)
+		c.flow.Down().AddDatagram(n)
 		if _, err := c.ns.Write(buf[:n]); err != nil {
 			p.log.Debug("publish: send into the namespace failed", "from", from, "port", target.Port(), "err", err)
 		}
@@ -65,15 +69,22 @@ func (p *Publisher) serveUDP(host *net.UDPConn, target netip.AddrPort) {
 // newUDPClient opens the session's socket into the namespace and starts
 // copying replies back to the client; done runs when the session ends.
 func (p *Publisher) newUDPClient(host *net.UDPConn, from netip.AddrPort, target netip.AddrPort, done func(*udpClient)) *udpClient {
+	fl := p.track(flows.UDP, net.UDPAddrFromAddrPort(from), host.LocalAddr(), target)
 	ns, err := p.opts.Stack.DialUDP(target)
+	fl.Opened(err)
 	if err != nil {
 		p.log.Debug("publish: open socket into the namespace failed", "from", from, "port", target.Port(), "err", err)
 		return nil
 	}
-	c := &udpClient{ns: ns}
-	c.idle = time.AfterFunc(p.opts.UDPTimeout, func() { ns.Close() })
+	c := &udpClient{ns: ns, flow: fl}
+	c.idle = time.AfterFunc(p.opts.UDPTimeout, func() {
+		fl.Ending(flows.EndIdle)
+		ns.Close()
+	})
+	fl.SetCloser(func() { ns.Close() })
 	ok := p.owned.Go(func() {
 		defer done(c)
+		defer fl.Finish(flows.EndClosed)
 		defer c.idle.Stop()
 		stop := context.AfterFunc(p.ctx, func() { ns.Close() })
 		defer stop()
@@ -85,12 +96,14 @@ func (p *Publisher) newUDPClient(host *net.UDPConn, from netip.AddrPort, target 
 				return
 			}
 			c.idle.Reset(p.opts.UDPTimeout)
+			fl.Up().AddDatagram(n)
 			host.WriteToUDPAddrPort(buf[:n], from)
 		}
 	})
 	if !ok {
 		c.idle.Stop()
 		ns.Close()
+		fl.Finish(flows.EndClosed)
 		return nil
 	}
 	return c

@@ -59,6 +59,11 @@ type Decision struct {
 	// "no-udp" / "no-icmp" when the chosen upstream cannot carry the
 	// flow); see the package doc for their order.
 	Builtin string
+	// RefuseLoopback says that Dst's name must not be dialed at an
+	// address that reaches the host's loopback (HostLoopback.Refuse): a
+	// host dialer checks each address the name resolves to, since the
+	// rule itself sees only the app's addresses.
+	RefuseLoopback bool
 }
 
 // LogValue implements slog.LogValuer: the decision as the forwarder logs
@@ -186,6 +191,20 @@ func (u *Upstream) DialPacket(ctx context.Context, network, address string) (net
 		return nil, fmt.Errorf("dial %s %s through %s: %w", network, address, u.Name, proxy.ErrUDPUnsupported)
 	}
 	return u.Packets.DialPacket(ctx, network, address)
+}
+
+// FromHost reports whether proto's flows leave through host sockets
+// (*proxy.Direct), which resolve a Target's name on the host and connect
+// to what it resolves to, so that proxy.WithAddrCheck can vet it.
+func (u *Upstream) FromHost(proto Proto) bool {
+	switch proto {
+	case TCP:
+		return !u.Proxied
+	case UDP:
+		_, ok := u.Packets.(*proxy.Direct)
+		return ok
+	}
+	return false
 }
 
 // CanCarryUDP reports whether DialPacket can work.

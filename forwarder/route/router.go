@@ -203,6 +203,7 @@ func (r *Router) Decide(f *Flow) Decision {
 	if f.Name != "" {
 		d.Dst = NameTarget(f.Name, f.Dst.Port())
 		d.Dst.Fake = dst
+		d.RefuseLoopback = r.loopback.Refuse
 	}
 	return carried(f, d)
 }

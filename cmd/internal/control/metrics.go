@@ -41,6 +41,7 @@ var (
 	descUDPSessions = desc("udp_sessions", "UDP sessions open now.")
 	descBytes       = desc("bytes_total", "Payload bytes relayed, by protocol and direction (up: from the app, down: to the app).", "protocol", "direction")
 	descDatagrams   = desc("udp_datagrams_total", "UDP datagrams relayed, by direction.", "direction")
+	descEchoes      = desc("icmp_echo_messages_total", "ICMP echo requests (up) and replies (down) relayed.", "direction")
 	descPackets     = desc("packets_total", "Packets that crossed the userspace stack, by protocol and direction (up: from the device, down: to it).", "protocol", "direction")
 	descDevPackets  = desc("device_packets_total", "Packets read from (up) and written to (down) the TUN device; a segmentation-offload super-packet counts once.", "direction")
 	descDevBytes    = desc("device_bytes_total", "Bytes read from (up) and written to (down) the TUN device.", "direction")
@@ -59,7 +60,7 @@ var directions = [2]string{"up", "down"}
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOpened, descOpen, descUDPSessions, descBytes, descDatagrams, descPackets,
+	for _, d := range []*prometheus.Desc{descOpened, descOpen, descUDPSessions, descBytes, descDatagrams, descEchoes, descPackets,
 		descDevPackets, descDevBytes, descDial, descDropped, descSYNs, descDNS, descFakeHeld, descFakeRecyc,
 		descLogWritten, descPcapBytes, descPcapActive} {
 		ch <- d
@@ -143,6 +144,7 @@ func (c collector) collectFlows(ch chan<- prometheus.Metric) {
 	gauge(ch, descUDPSessions, float64(t.Open[flows.UDP]))
 	for d, dir := range directions {
 		counter(ch, descDatagrams, t.Packets[flows.UDP][d], dir)
+		counter(ch, descEchoes, t.Packets[flows.ICMP][d], dir)
 	}
 	for chain, h := range t.DialLatency {
 		buckets := make(map[float64]uint64, len(flows.DialBuckets))
