@@ -58,6 +58,11 @@ func (d *Direct) control(ctx context.Context, _, address string, rc syscall.RawC
 	if err := checkAddr(ctx, address); err != nil {
 		return err
 	}
+	return d.socketOptions(rc)
+}
+
+// socketOptions sets the Interface and Mark options on a new socket.
+func (d *Direct) socketOptions(rc syscall.RawConn) error {
 	if d.Interface == "" && d.Mark == 0 {
 		return nil
 	}

@@ -50,7 +50,9 @@ func (d *Direct) ListenPacket(ctx context.Context, network string) (PacketConn, 
 	if err := checkNetwork(network, "udp"); err != nil {
 		return nil, err
 	}
-	lc := net.ListenConfig{Control: d.control}
+	// An unconnected socket has no destination to vet (checkAddr): it
+	// carries datagrams to addresses the router already decided on.
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error { return d.socketOptions(rc) }}
 	pc, err := lc.ListenPacket(ctx, network, "")
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", network, err)
