@@ -105,5 +105,5 @@ func routeText(d route.Decision, proto route.Proto) string {
 // what it received (nil counts nothing). It is for flows that other
 // packages carry (published ports).
 func RelayFlow(ctx context.Context, app, upstream net.Conn, fl *flows.Flow) error {
-	return relay(ctx, app, upstream, fl)
+	return relay(ctx, app, upstream, 0, fl)
 }
