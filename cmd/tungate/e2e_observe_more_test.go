@@ -279,9 +279,9 @@ func loopbackHostName(t *testing.T) (string, netip.Addr) {
 
 // TestObserveAPINotReachedByName: with fake DNS, a flow to a name that
 // the host resolves to loopback is dialed from the host by name; it
-// reaches a server on the host's loopback (--netns mode does not refuse
-// loopback), but never the --metrics listener there: that is refused
-// once the name resolved, and logged as blocked.
+// reaches a server on the host's loopback (with --allow-host-loopback;
+// --netns mode refuses it otherwise), but never the --metrics listener
+// there: that is refused once the name resolved, and logged as blocked.
 func TestObserveAPINotReachedByName(t *testing.T) {
 	t.Parallel()
 	if kernelMode() {
@@ -292,7 +292,7 @@ func TestObserveAPINotReachedByName(t *testing.T) {
 	hs := startHostLoopbackServer(t)
 	metrics := netip.AddrPortFrom(addr, uint16(freePort(t)))
 	flowLog := filepath.Join(t.TempDir(), "flows.jsonl")
-	tp := newTopo(t, "--dns-mode", "fake", "--metrics", metrics.String(), "--control", "none", "--flow-log", flowLog)
+	tp := newTopo(t, "--dns-mode", "fake", "--allow-host-loopback", "--metrics", metrics.String(), "--control", "none", "--flow-log", flowLog)
 	// The app's own hosts file lacks the name, so it asks fake DNS.
 	if err := os.WriteFile(filepath.Join("/etc/netns", tp.app.Name, "hosts"), []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
 		t.Fatal(err)
