@@ -119,8 +119,15 @@ func relay(ctx context.Context, app, upstream net.Conn, fl *flows.Flow) error {
 // into count.
 func copyHalf(dst, src net.Conn, dir string, count *flows.Half) error {
 	var buf relayBuf
+	grown := false
 	for {
 		bp, n, err := readReady(src, &buf)
+		if !grown && n > 0 {
+			// Writing into gVisor goes deep: grow once, here, only when
+			// there is data (stackgrow.go).
+			growStack()
+			grown = true
+		}
 		if end, err := writeChunk(dst, src, dir, count, &buf, bp, n, err); end {
 			return err
 		}

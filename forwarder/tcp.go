@@ -24,6 +24,7 @@ func (f *Forwarder) HandleTCP(r flow.TCPRequest) {
 }
 
 func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision, t *flows.Flow) {
+	growStack() // the dial and the handshake go deep at once (stackgrow.go)
 	host, err := f.open(ctx, fl, d, t)
 	if err != nil {
 		f.log.Debug("tcp dial failed", "src", fl.Src, "dst", fl.Dst, "err", err)
