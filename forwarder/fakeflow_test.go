@@ -45,11 +45,17 @@ func (r *fakeRequest) record(e string) {
 	r.done <- struct{}{}
 }
 
-func (r *fakeRequest) Accept() (net.Conn, error) {
+func (r *fakeRequest) Accept(context.Context) (net.Conn, error) {
 	r.app, r.peer = net.Pipe()
 	r.record("accept")
 	return r.app, nil
 }
+
+// fakeUDP is a fakeRequest as a flow.UDPRequest, whose Accept takes no
+// context.
+type fakeUDP struct{ *fakeRequest }
+
+func (r fakeUDP) Accept() (net.Conn, error) { return r.fakeRequest.Accept(context.Background()) }
 
 func (r *fakeRequest) Refuse() { r.record("refuse") }
 
@@ -70,7 +76,7 @@ func (r *fakeRequest) wait(t *testing.T, n int) []string {
 
 var (
 	_ flow.TCPRequest = (*fakeRequest)(nil)
-	_ flow.UDPRequest = (*fakeRequest)(nil)
+	_ flow.UDPRequest = fakeUDP{}
 )
 
 // fixedRouter decides every flow the same way and remembers the flows.
@@ -129,7 +135,7 @@ func TestFakeRefusedAtOnce(t *testing.T) {
 	f := newFakeForwarder(t, route.Decision{Kind: route.Refuse}, nil)
 	for _, handle := range []func(*fakeRequest){
 		func(r *fakeRequest) { f.HandleTCP(r) },
-		func(r *fakeRequest) { f.HandleUDP(r) },
+		func(r *fakeRequest) { f.HandleUDP(fakeUDP{r}) },
 	} {
 		r := newFakeRequest("10.0.0.1:443")
 		handle(r)
@@ -187,12 +193,35 @@ func TestFakeTCPDialFailureRefusesAndLogsHopOncePerSecond(t *testing.T) {
 
 func TestFakeUDPDialFailureAnswersPortUnreachable(t *testing.T) {
 	up := &route.Upstream{Name: "direct", Dialer: &fakeDialer{}, Packets: &fakeDialer{err: errors.New("no route")}}
-	f := newFakeForwarder(t, route.Decision{Kind: route.Dial, Upstream: up, Dst: route.AddrTarget(netip.MustParseAddrPort("10.0.0.1:53"))}, nil)
-	r := newFakeRequest("10.0.0.1:53")
-	f.HandleUDP(r)
-	if got := r.wait(t, 2); strings.Join(got, ",") != "accept,refuse" {
-		t.Fatalf("events %v, want accept then refuse (ICMP port unreachable)", got)
+	app := &refusalRecorder{refused: make(chan netip.AddrPort, 1)}
+	f, err := New(Options{UDPApp: app, Router: &fixedRouter{d: route.Decision{Kind: route.Dial, Upstream: up,
+		Dst: route.AddrTarget(netip.MustParseAddrPort("10.0.0.1:53"))}}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.Close() })
+	dst := netip.MustParseAddrPort("10.0.0.1:53")
+	if !f.HandleUDPDatagram(netip.MustParseAddrPort("10.0.0.2:4000"), dst, []byte("q")) {
+		t.Fatal("refused before the dial")
+	}
+	select {
+	case got := <-app.refused:
+		if got != dst {
+			t.Fatalf("port unreachable from %v; want %v", got, dst)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no ICMP port unreachable after the failed dial")
+	}
+}
+
+// refusalRecorder is a udpnat.AppSender that records refusals.
+type refusalRecorder struct{ refused chan netip.AddrPort }
+
+func (r *refusalRecorder) SendTo(_, _ netip.AddrPort, _ []byte) error { return nil }
+
+func (r *refusalRecorder) PortUnreachable(_, dst netip.AddrPort) error {
+	r.refused <- dst
+	return nil
 }
 
 // fakeEcho is an EchoSender whose sockets answer every request at once.

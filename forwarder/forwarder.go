@@ -10,10 +10,12 @@
 // # Data path
 //
 // A newcomer reads, in order: tcp.go (HandleTCP: describe the flow, decide,
-// dial first, accept, relay), udp.go (HandleUDP and a session's two copy
-// loops), echo.go (echo through host ICMP sockets), dial.go (the one place
-// a Decision becomes a connection, and where dial failures are logged);
-// then relay.go and hostconn.go for how bytes move without allocating.
+// dial first, accept, relay), udp.go (HandleUDPDatagram: each datagram to
+// package udpnat's session table, which keeps one mapping per app source
+// port and upstream and asks routeUDP once per destination), echo.go (echo
+// through host ICMP sockets), dial.go (the one place a Decision becomes a
+// connection, and where dial failures are logged); then relay.go and
+// hostconn.go for how bytes move without allocating.
 // The decision itself is package route's (route.Router.Decide, whose doc
 // lists the built-in rules in order); the upstreams are package proxy's.
 package forwarder
@@ -21,13 +23,16 @@ package forwarder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
 
+	"github.com/tungate/tungate/forwarder/admission"
 	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/internal/owned"
 	"github.com/tungate/tungate/forwarder/route"
+	"github.com/tungate/tungate/forwarder/udpnat"
 )
 
 // Defaults for the zero values of Options, and for the flags that set them.
@@ -53,15 +58,43 @@ type Options struct {
 	// ConnectTimeout bounds each upstream dial. Zero means
 	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
-	// UDPTimeout is how long a UDP session lives without traffic. Zero
-	// means DefaultUDPTimeout.
+	// UDPTimeout is how long a UDP session that got a reply lives
+	// without traffic (--udp-timeout). Zero means DefaultUDPTimeout.
 	UDPTimeout time.Duration
+	// UDPApp delivers UDP replies and refusals to apps: the stack, through
+	// a LateApp. nil drops them (for tests of other flows).
+	UDPApp udpnat.AppSender
+	// UDPFilter says which sources may send to a UDP session's mapping
+	// (--udp-filter); the zero value admits any (endpoint-independent).
+	UDPFilter udpnat.Filter
+	// UDPUnrepliedTimeout ends a UDP session that never got a reply after
+	// this long without traffic. Zero means udpnat's default.
+	UDPUnrepliedTimeout time.Duration
+	// UDPMaxSessions caps UDP sessions (app source ports); at the cap the
+	// least recently used one is closed. Zero means udpnat's default.
+	UDPMaxSessions int
 	// Flows, if set, is the flow table every TCP and UDP flow is entered
 	// in, with its byte counts, and finished into.
 	Flows *flows.Table
 	// Unreachable, if set, reports addresses no flow may dial whatever
 	// the route (tungate's own API listener); such flows are refused.
 	Unreachable func(dst netip.AddrPort) bool
+	// Limits caps the flows and the dials in flight (package admission);
+	// a flow refused for a cap gets a reset or ICMP port unreachable at
+	// once, is counted (Refused) and logged at most once a second per
+	// reason. Zero fields take admission's defaults.
+	Limits admission.Limits
+	// FDLimit is the file descriptor limit (RLIMIT_NOFILE) that
+	// Limits.FDFlows was derived from, named in the log line when it
+	// bites; zero if unknown.
+	FDLimit int
+	// HandshakeTimeout bounds the app's side of a TCP handshake once the
+	// upstream dial succeeded. Zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// HalfClosedTimeout is how long a TCP flow lives once one side has
+	// closed and no byte has moved since: then both sides are reset. Zero
+	// means DefaultHalfClosedTimeout.
+	HalfClosedTimeout time.Duration
 	// Logger receives each flow's decision and fate at debug level and
 	// proxy failures at warn level; nil discards them.
 	Logger *slog.Logger
@@ -74,9 +107,10 @@ type Forwarder struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	flows    owned.Group
-	udp      *udpTable
+	udp      *udpnat.Table
 	echo     *echoTable
 	failures *failureLog
+	lim      limiter
 }
 
 // New returns a Forwarder, to be given to stack.New as its Handler.
@@ -84,11 +118,24 @@ func New(opts Options) (*Forwarder, error) {
 	if opts.Router == nil {
 		return nil, errors.New("forwarder: Router is required")
 	}
+	if opts.UDPApp == nil {
+		opts.UDPApp = &LateApp{} // never Set: drops everything
+	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = DefaultConnectTimeout
 	}
 	if opts.UDPTimeout <= 0 {
 		opts.UDPTimeout = DefaultUDPTimeout
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if opts.HalfClosedTimeout <= 0 {
+		opts.HalfClosedTimeout = DefaultHalfClosedTimeout
+	}
+	gate, err := admission.New(opts.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("forwarder: %w", err)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -96,7 +143,22 @@ func New(opts Options) (*Forwarder, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel, failures: newFailureLog(log)}
-	f.udp = newUDPTable()
+	f.lim = limiter{gate: gate, fdLimit: opts.FDLimit}
+	udpTable, err := udpnat.New(udpnat.Options{
+		Route:            f.routeUDP,
+		App:              opts.UDPApp,
+		Filter:           opts.UDPFilter,
+		Timeout:          opts.UDPTimeout,
+		UnrepliedTimeout: opts.UDPUnrepliedTimeout,
+		MaxSessions:      opts.UDPMaxSessions,
+		OpenTimeout:      opts.ConnectTimeout,
+		Logger:           log,
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	f.udp = udpTable
 	f.echo = newEchoTable()
 	return f, nil
 }
@@ -108,9 +170,15 @@ func (f *Forwarder) goFlow(fn func(ctx context.Context)) bool {
 }
 
 // Close ends every flow and waits for their goroutines. It is idempotent.
+// Every app-side TCP connection is reset, pending dials and handshakes are
+// abandoned, and flows that arrive from now on are refused at once (a
+// reset, ICMP port unreachable), so no app is left waiting for its own
+// timeout; the stack must still be running meanwhile.
 func (f *Forwarder) Close() error {
+	f.lim.gate.Close()
 	f.flows.Close()
 	f.cancel()
+	err := f.udp.Close()
 	f.flows.Wait()
-	return nil
+	return err
 }

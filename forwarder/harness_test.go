@@ -74,7 +74,8 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	}
 	app.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: 1}})
 
-	fwd, err := forwarder.New(forwarder.Options{Router: routeAllTo(t, d)})
+	var udpApp forwarder.LateApp
+	fwd, err := forwarder.New(forwarder.Options{Router: routeAllTo(t, d), UDPApp: &udpApp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +83,7 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	if err != nil {
 		t.Fatal(err)
 	}
+	udpApp.Set(gw)
 	return fwd, app, func() {
 		gw.Close()
 		app.Close()

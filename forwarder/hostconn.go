@@ -230,3 +230,31 @@ func (c *hostConn) Reset() error {
 	}
 	return c.Conn.Close()
 }
+
+// PeerClosed implements PeerCloser for a TCP socket: the kernel has the
+// peer's FIN (CLOSE_WAIT or later), even if data before it is unread.
+func (c *hostConn) PeerClosed() bool {
+	if !c.raw || c.datagram {
+		return false
+	}
+	var state uint8
+	c.rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			state = info.State
+		}
+	})
+	switch state {
+	case tcpCloseWait, tcpLastAck, tcpClosing, tcpTimeWait, tcpClose:
+		return true
+	}
+	return false
+}
+
+// Linux's TCP states (include/net/tcp_states.h) after the peer's FIN.
+const (
+	tcpTimeWait  = 6
+	tcpClose     = 7
+	tcpCloseWait = 8
+	tcpLastAck   = 9
+	tcpClosing   = 11
+)

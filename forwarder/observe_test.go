@@ -81,9 +81,9 @@ func TestTableCountsTCPFlowAndKill(t *testing.T) {
 func TestTableRecordsRefusalsAndFailedDials(t *testing.T) {
 	dst := netip.MustParseAddrPort("10.0.0.1:80")
 	f, table, recs := tableForwarder(t, route.Decision{Kind: route.Refuse, Builtin: "no-udp"}, nil)
-	r := newFakeRequest(dst.String())
-	f.HandleUDP(r)
-	r.wait(t, 1)
+	if f.HandleUDPDatagram(netip.MustParseAddrPort("10.0.0.2:4000"), dst, []byte("q")) {
+		t.Error("a refused datagram was taken; want ICMP port unreachable")
+	}
 	if rec := nextRecord(t, recs); rec.End != "blocked" || rec.Protocol != "udp" {
 		t.Errorf("refused flow: %+v", rec)
 	}
@@ -93,7 +93,7 @@ func TestTableRecordsRefusalsAndFailedDials(t *testing.T) {
 
 	up := &route.Upstream{Name: "direct", Dialer: &fakeDialer{err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}}
 	f, table, recs = tableForwarder(t, route.Decision{Kind: route.Dial, Upstream: up, Dst: route.AddrTarget(dst)}, nil)
-	r = newFakeRequest(dst.String())
+	r := newFakeRequest(dst.String())
 	f.HandleTCP(r)
 	r.wait(t, 1)
 	if rec := nextRecord(t, recs); rec.End != "dial_refused" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/tungate/tungate/forwarder/flows"
 )
@@ -83,41 +84,92 @@ type ReadNotifier interface {
 // both have ended, then closes both. An orderly end (EOF) in one direction
 // half-closes the other side's write direction and lets the other direction
 // go on; an error in one direction resets the other side and ends both.
-// Cancelling ctx ends both at once. The error names the direction that
-// failed.
+// Cancelling ctx resets both at once (tungate is stopping: no app is left
+// waiting for a FIN or its own timeout). The error names the direction
+// that failed.
 func Relay(ctx context.Context, app, upstream net.Conn) error {
-	return relay(ctx, app, upstream, nil)
+	return relay(ctx, app, upstream, 0, nil)
 }
 
-// relay is Relay counting into fl's halves (nil counts nothing).
-func relay(ctx context.Context, app, upstream net.Conn, fl *flows.Flow) error {
-	stop := context.AfterFunc(ctx, func() {
-		app.Close()
-		upstream.Close()
-	})
-	defer stop()
+// errHalfClosed ends a flow that was half-closed and idle too long.
+var errHalfClosed = errors.New("half-closed and idle: reset")
 
-	errc := make(chan error, 1)
+// relay is Relay that also resets both sides once one side has closed and
+// nothing has moved for halfClosedTimeout (if not zero), and counts into
+// fl's halves (nil counts nothing).
+func relay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration, fl *flows.Flow) error {
+	r := startRelay(ctx, app, upstream, halfClosedTimeout, fl)
+	return r.finish(r.down())
+}
+
+// relayRun is a relay in two steps, so that the goroutine that parks for
+// the life of an idle flow starts shallow: startRelay arms the stop and
+// the half-closed limit and starts the app -> upstream direction on the
+// caller's goroutine; down copies upstream -> app; finish joins and
+// closes. A parked goroutine's stack is most of an idle flow's cost, and a
+// few frames more on the way into the poller double it (2 to 4 KiB).
+type relayRun struct {
+	ctx           context.Context
+	app, upstream net.Conn
+	w             *halfClosed
+	fl            *flows.Flow
+	stop          func() bool
+	errc          chan error
+}
+
+func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration, fl *flows.Flow) *relayRun {
+	r := &relayRun{ctx: ctx, app: app, upstream: upstream, fl: fl, errc: make(chan error, 1)}
+	r.stop = context.AfterFunc(ctx, func() {
+		abort(app)
+		abort(upstream)
+	})
+	if halfClosedTimeout > 0 {
+		r.w = newHalfClosed(halfClosedTimeout, func() {
+			abort(app)
+			abort(upstream)
+		}, func() bool { return peerClosed(app) || peerClosed(upstream) })
+	}
 	if n, ok := app.(ReadNotifier); ok {
-		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", count: fl.Up(), done: errc}
+		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", count: fl.Up(), done: r.errc, watch: r.w}
 		h.resume = func() { go h.run() }
 		h.resume()
 	} else {
-		go func() { errc <- copyHalf(upstream, app, "app -> upstream", fl.Up()) }()
+		go func() { r.errc <- copyHalf(upstream, app, "app -> upstream", fl.Up(), r.w) }()
 	}
-	errDown := copyHalf(app, upstream, "upstream -> app", fl.Down())
-	errUp := <-errc
-	app.Close()
-	upstream.Close()
-	if ctx.Err() != nil {
+	return r
+}
+
+// down copies upstream -> app until it ends.
+func (r *relayRun) down() error {
+	return copyHalf(r.app, r.upstream, "upstream -> app", r.fl.Down(), r.w)
+}
+
+// finish waits for the app -> upstream direction, closes both sides and
+// returns the relay's result, given errDown from down.
+func (r *relayRun) finish(errDown error) error {
+	errUp := <-r.errc
+	r.app.Close()
+	r.upstream.Close()
+	r.stop()
+	r.w.close()
+	if r.ctx.Err() != nil {
 		return nil
+	}
+	if r.w.fired() {
+		return errHalfClosed
 	}
 	return errors.Join(errUp, errDown)
 }
 
+// peerClosed reports whether c's peer has closed, where c can tell.
+func peerClosed(c net.Conn) bool {
+	p, ok := c.(PeerCloser)
+	return ok && p.PeerClosed()
+}
+
 // copyHalf copies src to dst until EOF, then half-closes dst, counting
 // into count.
-func copyHalf(dst, src net.Conn, dir string, count *flows.Half) error {
+func copyHalf(dst, src net.Conn, dir string, count *flows.Half, w *halfClosed) error {
 	var buf relayBuf
 	grown := false
 	for {
@@ -128,7 +180,7 @@ func copyHalf(dst, src net.Conn, dir string, count *flows.Half) error {
 			growStack()
 			grown = true
 		}
-		if end, err := writeChunk(dst, src, dir, count, &buf, bp, n, err); end {
+		if end, err := writeChunk(dst, src, dir, count, &buf, w, bp, n, err); end {
 			return err
 		}
 	}
@@ -163,11 +215,12 @@ type notifiedHalf struct {
 	done     chan<- error
 	resume   func() // bound once: a closure made per wait would allocate
 	buf      relayBuf
+	watch    *halfClosed
 }
 
 func (h *notifiedHalf) run() {
 	for !h.notifier.NotifyReadable(h.resume) {
-		if end, err := copyChunk(h.dst, h.src, h.dir, h.count, &h.buf); end {
+		if end, err := copyChunk(h.dst, h.src, h.dir, h.count, &h.buf, h.watch); end {
 			h.done <- err
 			return
 		}
@@ -177,10 +230,10 @@ func (h *notifiedHalf) run() {
 // copyChunk does one read from src, which should be readable so that it
 // does not hold the buffer while waiting, and passes the result to
 // writeChunk.
-func copyChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf) (bool, error) {
+func copyChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf, w *halfClosed) (bool, error) {
 	bp := buf.get()
 	n, err := src.Read(*bp)
-	return writeChunk(dst, src, dir, count, buf, bp, n, err)
+	return writeChunk(dst, src, dir, count, buf, w, bp, n, err)
 }
 
 // writeChunk writes the n bytes read into bp (nil if the read took no
@@ -190,9 +243,12 @@ func copyChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf) 
 // reads then fail as closed), so a reset on one side becomes a reset on
 // the other even while the other direction is idle. Bytes written, and
 // which side failed, are counted into count.
-func writeChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf, bp *[]byte, n int, rerr error) (bool, error) {
+func writeChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf, w *halfClosed, bp *[]byte, n int, rerr error) (bool, error) {
 	if n > 0 {
-		if _, werr := dst.Write((*bp)[:n]); werr != nil {
+		w.writeStart()
+		_, werr := dst.Write((*bp)[:n])
+		w.writeEnd()
+		if werr != nil {
 			buf.put(bp, n)
 			count.WriteFailed()
 			return true, failHalf(dst, src, dir, fmt.Errorf("write: %w", werr))
@@ -207,6 +263,7 @@ func writeChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf,
 		return false, nil
 	case rerr == io.EOF:
 		closeWrite(dst)
+		w.sideClosed()
 		return true, nil
 	case errors.Is(rerr, net.ErrClosed):
 		return true, nil

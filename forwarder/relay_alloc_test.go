@@ -52,7 +52,7 @@ func relayedLoopback(tb testing.TB, fl *flows.Flow) (feed, drain *net.TCPConn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		relay(ctx, wrapHost(a), wrapHost(b), fl)
+		relay(ctx, wrapHost(a), wrapHost(b), 0, fl)
 	}()
 	tb.Cleanup(func() {
 		cancel()

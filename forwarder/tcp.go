@@ -3,6 +3,7 @@ package forwarder
 import (
 	"context"
 
+	"github.com/tungate/tungate/forwarder/admission"
 	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/stack/flow"
@@ -13,46 +14,74 @@ import (
 // or unreachable destination reaches the app as a reset rather than as a
 // connection that dies later.
 func (f *Forwarder) HandleTCP(r flow.TCPRequest) {
-	fl, d, t, ok := f.admit(route.TCP, r)
+	fl, d, tf, ok := f.admit(route.TCP, r)
 	if !ok {
 		return
 	}
-	if !f.goFlow(func(ctx context.Context) { f.forwardTCP(ctx, r, fl, d, t) }) {
-		t.Finish(flows.EndClosed)
+	t := f.dialTicket(r, fl, d)
+	if t == nil {
+		tf.Finish(flows.EndBlocked)
+		return
+	}
+	if !f.goFlow(func(ctx context.Context) { f.forwardTCP(ctx, r, fl, d, t, tf) }) {
+		t.Release()
+		tf.Finish(flows.EndClosed)
 		r.Refuse()
 	}
 }
 
-func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision, t *flows.Flow) {
+// forwardTCP holds t's pending share while it dials and while the app's
+// handshake runs (bounded by Options.HandshakeTimeout), and the flow until
+// the relay ends; tf is its entry in the flow table.
+func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision, t *admission.Ticket, tf *flows.Flow) {
 	growStack() // the dial and the handshake go deep at once (stackgrow.go)
-	host, err := f.open(ctx, fl, d, t)
+	host, err := f.open(ctx, fl, d, tf)
 	if err != nil {
+		t.Release()
 		f.log.Debug("tcp dial failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		r.Refuse()
+		if outOfFDs(err) {
+			f.lim.gate.Count(admission.FDs)
+			f.refused(admission.FDs, fl)
+		}
 		return
 	}
-	app, err := r.Accept()
+	hsCtx, cancel := context.WithTimeout(ctx, f.opts.HandshakeTimeout)
+	app, err := r.Accept(hsCtx)
+	cancel()
+	t.Done()
 	if err != nil {
+		t.Release()
 		host.Close()
-		t.Finish(flows.EndResetByApp) // the app gave up while we dialed
+		tf.Finish(flows.EndResetByApp) // the app gave up, or never completed its handshake
 		f.log.Debug("tcp accept failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		return
 	}
-	t.SetCloser(func() { resetOrClose(app); resetOrClose(host) })
+	tf.SetCloser(func() { resetOrClose(app); resetOrClose(host) })
 	f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
 	// The relay gets a fresh goroutine rather than this one, whose stack
 	// grew deep while dialing: an idle flow parks that goroutine for as
-	// long as it lives, and a small stack is most of what it costs.
-	run := func(ctx context.Context) {
-		defer t.Finish(flows.EndClosed)
-		if err := relay(ctx, app, host, t); err != nil {
-			f.log.Debug("tcp relay ended", "src", fl.Src, "dst", fl.Dst, "err", err)
-		}
-	}
-	if !f.goFlow(run) {
-		t.Finish(flows.EndClosed)
+	// long as it lives, and a small stack is most of what it costs. So
+	// the relay is set up here, and the new goroutine only copies.
+	rr := startRelay(ctx, app, host, f.opts.HalfClosedTimeout, tf)
+	down := func(context.Context) { f.endTCP(rr, rr.down(), fl, t, tf) }
+	if !f.goFlow(down) {
 		resetOrClose(app)
-		host.Close()
+		abort(host)
+		f.endTCP(rr, nil, fl, t, tf)
+	}
+}
+
+// endTCP finishes the relay r of fl, given the result of its down
+// direction, releases the flow's ticket and finishes its entry tf in the
+// flow table.
+func (f *Forwarder) endTCP(r *relayRun, errDown error, fl *route.Flow, t *admission.Ticket, tf *flows.Flow) {
+	err := r.finish(errDown)
+	t.Release()
+	tf.Finish(flows.EndClosed)
+	f.relayEnded(err)
+	if err != nil {
+		f.log.Debug("tcp relay ended", "src", fl.Src, "dst", fl.Dst, "err", err)
 	}
 }
 

@@ -3,186 +3,213 @@ package forwarder
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/tungate/tungate/forwarder/flows"
+	"github.com/tungate/tungate/forwarder/proxy"
 	"github.com/tungate/tungate/forwarder/route"
+	"github.com/tungate/tungate/forwarder/udpnat"
 	"github.com/tungate/tungate/stack/flow"
 )
 
-// maxDatagram holds any UDP payload, so datagrams up to the MTU (and
-// reassembled ones beyond it) pass whole.
+var _ flow.DatagramHandler = (*Forwarder)(nil)
+
+// maxDatagram holds any datagram payload (the echo relay's buffers).
 const maxDatagram = 64 << 10
 
-var datagramBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
-
-// udpKey names a session: one app source talking to one destination.
-type udpKey struct{ src, dst netip.AddrPort }
-
-// UDPSession relays the datagrams of one (app source, destination) pair
-// through its own upstream socket. It ends after Options.UDPTimeout without
-// a datagram in either direction.
-type UDPSession struct {
-	key      udpKey
-	app      net.Conn
-	upstream net.Conn
-	idle     *time.Timer
-	timeout  time.Duration
-	// refused tells the app that the destination refused a datagram.
-	refused func()
-	// flow is the session's entry in the flow table, or nil.
-	flow *flows.Flow
-}
-
-// udpTable tracks live sessions so that each pair has exactly one.
-type udpTable struct {
-	mu       sync.Mutex
-	sessions map[udpKey]*UDPSession
-}
-
-func newUDPTable() *udpTable { return &udpTable{sessions: make(map[udpKey]*UDPSession)} }
-
-// add registers s unless its pair already has a session.
-func (t *udpTable) add(s *UDPSession) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.sessions[s.key]; ok {
+// HandleUDPDatagram implements flow.DatagramHandler: every datagram goes
+// through the session table, which keeps one mapping per app source port
+// and upstream. A destination that the router refuses, or whose upstream
+// cannot be opened, gets ICMP port unreachable, and so does every datagram
+// once the Forwarder is closing.
+func (f *Forwarder) HandleUDPDatagram(src, dst netip.AddrPort, payload []byte) bool {
+	err := f.udp.Send(src, dst, payload)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, udpnat.ErrRefused), errors.Is(err, udpnat.ErrClosed):
 		return false
 	}
-	t.sessions[s.key] = s
+	f.log.Debug("udp datagram lost", "src", src, "dst", dst, "err", err)
 	return true
 }
 
-func (t *udpTable) remove(s *UDPSession) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.sessions[s.key] == s {
-		delete(t.sessions, s.key)
+// UDPStats returns the UDP session table's counters.
+func (f *Forwarder) UDPStats() udpnat.Stats { return f.udp.Stats() }
+
+// HandleUDP implements stack.Handler. The stack never calls it, since the
+// Forwarder takes datagrams one by one (HandleUDPDatagram).
+func (f *Forwarder) HandleUDP(r flow.UDPRequest) { r.Refuse() }
+
+// routeUDP is the session table's route, asked once per destination of a
+// session (the table caches the answer): the router's decision, entered
+// in the flow table as one flow per (app source, destination) as before,
+// and carried on the session's one socket toward the chosen upstream when
+// the upstream can send to any address and the datagram goes to the
+// address the app sent to; otherwise (in-process DNS, a name behind a fake
+// address, an address mapped elsewhere) on a socket of the destination's
+// own, whose replies come from that destination. It runs under the
+// table's lock.
+func (f *Forwarder) routeUDP(src, dst netip.AddrPort) udpnat.Destination {
+	fl := route.Flow{Proto: route.UDP, Src: src, Dst: dst}
+	d := f.guard(f.decide(&fl))
+	t := f.track(&fl, d)
+	if d.Kind == route.Refuse {
+		return udpnat.Destination{}
 	}
+	var meter udpnat.Meter
+	if t != nil {
+		meter = &flowMeter{flow: t, timed: d.Kind == route.Dial}
+		// Killing one destination's flow ends the session; not here and
+		// now, under the table's lock.
+		t.SetCloser(func() { f.goFlow(func(context.Context) { f.udp.End(src) }) })
+	}
+	if d.Kind == route.Dial && d.Dst.Name == "" && d.Dst.Addr == dst {
+		if l, ok := d.Upstream.Packets.(proxy.PacketListener); ok {
+			return udpnat.Destination{Upstream: sharedUpstream{fw: f, up: d.Upstream, l: l}, Meter: meter}
+		}
+	}
+	return udpnat.Destination{Upstream: pairUpstream{fw: f, fl: fl, d: d}, Meter: meter}
 }
 
-// Len returns the number of live sessions.
-func (t *udpTable) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.sessions)
+// flowMeter counts a destination's datagrams into its flow table entry.
+type flowMeter struct {
+	flow  *flows.Flow
+	timed bool // a dial (not an in-process answer): its latency counts
 }
 
-// HandleUDP implements stack.Handler. It runs on the packet path, so it
-// only decides and creates the app-side endpoint, and leaves the upstream
-// dial to the session's goroutine; datagrams that arrive meanwhile wait in
-// the endpoint's queue. A refused flow, and one whose dial fails, gets
-// ICMP port unreachable at once.
-func (f *Forwarder) HandleUDP(r flow.UDPRequest) {
-	fl, d, t, ok := f.admit(route.UDP, r)
+func (m *flowMeter) Opened(took time.Duration, err error) {
+	if m.timed && took > 0 {
+		m.flow.Dialed(took, err)
+		return
+	}
+	m.flow.Opened(err)
+}
+
+func (m *flowMeter) Sent(n int)     { m.flow.Up().AddDatagram(n) }
+func (m *flowMeter) Received(n int) { m.flow.Down().AddDatagram(n) }
+
+func (m *flowMeter) Forgotten(idle bool) {
+	if idle {
+		m.flow.Ending(flows.EndIdle)
+	}
+	m.flow.Finish(flows.EndClosed)
+}
+
+// sharedUpstream opens a session's one socket toward an upstream. Its
+// values are equal for the same upstream, so a session keeps one.
+type sharedUpstream struct {
+	fw *Forwarder
+	up *route.Upstream
+	l  proxy.PacketListener
+}
+
+func (u sharedUpstream) ListenPacket(ctx context.Context, network string) (proxy.PacketConn, error) {
+	c, err := u.l.ListenPacket(ctx, network)
+	if err != nil && u.up.Proxied {
+		// The socket serves every destination: the log names none.
+		u.fw.failures.report(ctx, &route.Flow{Proto: route.UDP}, route.Decision{Upstream: u.up, Dst: route.NameTarget("*", 0)}, err)
+	}
+	return c, err
+}
+
+// pairUpstream carries one destination's datagrams on a conn of its own,
+// opened as the decision says (Forwarder.open).
+type pairUpstream struct {
+	fw *Forwarder
+	fl route.Flow
+	d  route.Decision
+}
+
+func (u pairUpstream) ListenPacket(ctx context.Context, _ string) (proxy.PacketConn, error) {
+	// The table times the opening for the flow table (flowMeter).
+	c, err := u.fw.open(ctx, &u.fl, u.d, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &pairConn{conn: c, dst: u.fl.Dst}, nil
+}
+
+// pairConn is a conn to one destination as a PacketConn: what it reads
+// comes from the address the app sent to. It is never a syscall.Conn, so
+// the table reads it with a goroutine of its own; that goroutine waits
+// without a buffer when the conn can (ReadWaiter: host sockets, the DNS
+// resolver's flows).
+type pairConn struct {
+	conn net.Conn
+	dst  netip.AddrPort
+	// refused is a refusal that WaitReadable consumed, for the next
+	// ReadFrom to report; the table's one reader uses it.
+	refused bool
+}
+
+// WaitReadable waits as conn does, if it can, else returns at once.
+func (c *pairConn) WaitReadable() error {
+	w, ok := c.conn.(ReadWaiter)
 	if !ok {
-		return
+		return nil
 	}
-	app, err := r.Accept()
-	if err != nil {
-		t.Finish(flows.EndClosed)
-		f.log.Debug("udp endpoint failed", "src", fl.Src, "dst", fl.Dst, "err", err)
-		return
+	err := w.WaitReadable()
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		c.refused = true
+		return nil
 	}
-	s := &UDPSession{key: udpKey{fl.Src, fl.Dst}, app: app, timeout: f.opts.UDPTimeout, refused: r.Refuse, flow: t}
-	if !f.udp.add(s) {
-		t.Finish(flows.EndClosed)
-		s.app.Close()
-		return
-	}
-	if !f.goFlow(func(ctx context.Context) { f.runUDP(ctx, s, fl, d) }) {
-		t.Finish(flows.EndClosed)
-		f.udp.remove(s)
-		s.app.Close()
-	}
+	return err
 }
 
-func (f *Forwarder) runUDP(ctx context.Context, s *UDPSession, fl *route.Flow, d route.Decision) {
-	defer f.udp.remove(s)
-	defer s.flow.Finish(flows.EndClosed)
-	up, err := f.open(ctx, fl, d, s.flow)
-	if err != nil {
-		f.log.Debug("udp dial failed", "src", s.key.src, "dst", s.key.dst, "err", err)
-		if ctx.Err() == nil {
-			s.refused()
-		}
-		s.app.Close()
-		return
-	}
-	s.upstream = up
-	f.log.Debug("udp open", "src", s.key.src, "dst", s.key.dst)
-	if err := s.Run(ctx); err != nil {
-		f.log.Debug("udp session ended", "src", s.key.src, "dst", s.key.dst, "err", err)
-	}
+func (c *pairConn) WriteTo(p []byte, _ netip.AddrPort) error {
+	_, err := c.conn.Write(p)
+	return err
 }
 
-// Run relays until the session is idle for its timeout, either side fails,
-// or ctx ends; then it closes both sides.
-func (s *UDPSession) Run(ctx context.Context) error {
-	closeBoth := func() {
-		s.app.Close()
-		s.upstream.Close()
+// ReadFrom returns a refusal (ECONNREFUSED) with the destination, which
+// the table passes on to the app; the conn stays usable, as a UDP socket
+// does.
+func (c *pairConn) ReadFrom(p []byte) (int, netip.AddrPort, error) {
+	if c.refused {
+		c.refused = false
+		return 0, c.dst, syscall.ECONNREFUSED
 	}
-	s.idle = time.AfterFunc(s.timeout, func() {
-		s.flow.Ending(flows.EndIdle)
-		closeBoth()
-	})
-	defer s.idle.Stop()
-	stop := context.AfterFunc(ctx, closeBoth)
-	defer stop()
-	s.flow.SetCloser(closeBoth)
-
-	errc := make(chan error, 1)
-	go func() { errc <- s.copy(s.upstream, s.app, "app -> upstream", s.flow.Up(), closeBoth) }()
-	errDown := s.copy(s.app, s.upstream, "upstream -> app", s.flow.Down(), closeBoth)
-	return errors.Join(<-errc, errDown)
+	n, err := c.conn.Read(p)
+	if err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+		return 0, netip.AddrPort{}, err
+	}
+	return n, c.dst, err
 }
 
-// passRefusal passes an upstream "port unreachable" on to the app and
-// reports whether it did; the session goes on, as a UDP socket does.
-func (s *UDPSession) passRefusal(src net.Conn, err error) bool {
-	if src != s.upstream || !errors.Is(err, syscall.ECONNREFUSED) {
-		return false
-	}
-	s.refused()
-	return true
+func (c *pairConn) Close() error { return c.conn.Close() }
+
+// LateApp delivers UDP replies to apps through a stack that is made after
+// the forwarder (the stack takes the forwarder as its Handler). What comes
+// before Set is dropped.
+type LateApp struct {
+	app atomic.Pointer[udpnat.AppSender]
 }
 
-// copy moves datagrams from src to dst, counting them into count; when
-// it stops it closes both sides, which stops its sibling.
-func (s *UDPSession) copy(dst, src net.Conn, dir string, count *flows.Half, closeBoth func()) error {
-	defer closeBoth()
-	for {
-		bp, n, err := readReady(src, datagramLender{})
-		if err == nil {
-			s.idle.Reset(s.timeout)
-			if _, err = dst.Write((*bp)[:n]); err == nil {
-				count.AddDatagram(n)
-			}
-		}
-		if bp != nil {
-			datagramBufs.Put(bp)
-		}
-		if err != nil && s.passRefusal(src, err) {
-			continue
-		}
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
-				return nil // the sibling or the idle timer ended us
-			}
-			return fmt.Errorf("%s: %w", dir, err)
-		}
+var _ udpnat.AppSender = (*LateApp)(nil)
+
+// errNoApp means a datagram came back before the stack was Set.
+var errNoApp = errors.New("forwarder: no stack to deliver UDP to yet")
+
+// Set names the stack (*stack.Stack); call it once, right after stack.New.
+func (l *LateApp) Set(app udpnat.AppSender) { l.app.Store(&app) }
+
+// SendTo implements udpnat.AppSender.
+func (l *LateApp) SendTo(src, dst netip.AddrPort, payload []byte) error {
+	if app := l.app.Load(); app != nil {
+		return (*app).SendTo(src, dst, payload)
 	}
+	return errNoApp
 }
 
-// datagramLender lends datagram buffers from their pool.
-type datagramLender struct{}
-
-func (datagramLender) get() *[]byte        { return datagramBufs.Get().(*[]byte) }
-func (datagramLender) giveBack(bp *[]byte) { datagramBufs.Put(bp) }
+// PortUnreachable implements udpnat.AppSender.
+func (l *LateApp) PortUnreachable(app, dst netip.AddrPort) error {
+	if a := l.app.Load(); a != nil {
+		return (*a).PortUnreachable(app, dst)
+	}
+	return errNoApp
+}

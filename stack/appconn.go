@@ -6,6 +6,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -54,6 +55,16 @@ func (c *appConn) Close() error {
 func (c *appConn) Reset() error {
 	c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true, Timeout: 0})
 	return c.Close()
+}
+
+// PeerClosed reports whether the app's FIN has arrived (even if data
+// before it is unread).
+func (c *appConn) PeerClosed() bool {
+	switch tcp.EndpointState(c.ep.State()) {
+	case tcp.StateCloseWait, tcp.StateLastAck, tcp.StateClosing, tcp.StateTimeWait, tcp.StateClose, tcp.StateError:
+		return true
+	}
+	return false
 }
 
 // WaitReadable returns once a read would not block, or net.ErrClosed

@@ -1,12 +1,16 @@
 package stack
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -45,19 +49,55 @@ func (t *tcpRequest) Dst() netip.AddrPort { return t.dst }
 // Refuse answers the SYN with a reset.
 func (t *tcpRequest) Refuse() { t.r.Complete(true) }
 
-// Accept completes the handshake. Keepalive is on, so that a dead app
-// does not hold its flow forever.
-func (t *tcpRequest) Accept() (net.Conn, error) {
-	var wq waiter.Queue
-	ep, err := t.r.CreateEndpoint(&wq)
-	if err != nil {
-		// The app gave up (or the stack is closing) meanwhile.
+// Accept completes the handshake, or abandons it once ctx ends (see
+// flow.TCPRequest). Keepalive is on, so that a dead app does not hold its
+// flow forever.
+func (t *tcpRequest) Accept(ctx context.Context) (net.Conn, error) {
+	if err := ctx.Err(); err != nil {
 		t.r.Complete(true)
+		return nil, fmt.Errorf("app handshake not started: %w", err)
+	}
+	var wq waiter.Queue
+	returned := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { abandonHandshake(&wq, returned) })
+	ep, err := t.r.CreateEndpoint(&wq)
+	close(returned)
+	stop()
+	if err != nil {
+		// The app gave up (or the stack is closing, or ctx ended)
+		// meanwhile: the reset tells an app that is still there.
+		t.r.Complete(true)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("app handshake abandoned: %w (%w)", ctx.Err(), AsError(err))
+		}
 		return nil, AsError(err)
 	}
 	t.r.Complete(false)
 	ep.SocketOptions().SetKeepAlive(true)
 	return newAppConn(&wq, ep), nil
+}
+
+// abandonRetry is how often abandonHandshake repeats its wake-up.
+const abandonRetry = 10 * time.Millisecond
+
+// abandonHandshake makes a CreateEndpoint that waits on wq for the app's
+// handshake give up. gVisor waits there for one writable event and then
+// closes the endpoint if the handshake is not complete, whatever its SYN-ACK
+// retransmissions would still do; so a writable event of our own is an
+// abort. The wake-up can come before gVisor has registered its waiter (a
+// window of a few instructions), so it repeats until CreateEndpoint has
+// returned.
+func abandonHandshake(wq *waiter.Queue, returned <-chan struct{}) {
+	tick := time.NewTicker(abandonRetry)
+	defer tick.Stop()
+	for {
+		wq.Notify(waiter.WritableEvents)
+		select {
+		case <-returned:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // udpRequest is a flow.UDPRequest over gVisor's forwarder request. Until
@@ -119,4 +159,18 @@ func (u *udpRequest) Refuse() {
 	}
 	u.mu.Unlock()
 	u.s.PortUnreachable(u.src, u.dst)
+}
+
+// validUDP checks a datagram's length field and checksum, which gVisor
+// checks only after its forwarder's handler has run.
+func validUDP(pkt *gvstack.PacketBuffer) bool {
+	hdr := header.UDP(pkt.TransportHeader().Slice())
+	if len(hdr) < header.UDPMinimumSize {
+		return false
+	}
+	netHdr := pkt.Network()
+	lengthValid, csumValid := header.UDPValid(hdr, func() uint16 { return pkt.Data().Checksum() },
+		uint16(pkt.Data().Size()), pkt.NetworkProtocolNumber,
+		netHdr.SourceAddress(), netHdr.DestinationAddress(), pkt.RXChecksumValidated)
+	return lengthValid && csumValid
 }

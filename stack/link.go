@@ -3,6 +3,7 @@ package stack
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
@@ -17,8 +18,9 @@ import (
 //
 // The endpoint drops what a gateway does not forward (see notForwarded:
 // broadcast and multicast, the host's directed broadcasts as they are
-// now), counted in Counters.NotForwarded.
-func NewTUNLink(fd int, mtu uint32, log *slog.Logger, onGone func(error)) (gvstack.LinkEndpoint, error) {
+// now, and those of the device's own IPv4 subnets, device, which may be
+// in another namespace), counted in Counters.NotForwarded.
+func NewTUNLink(fd int, mtu uint32, device []netip.Prefix, log *slog.Logger, onGone func(error)) (gvstack.LinkEndpoint, error) {
 	vnet, err := tun.HasVnetHdr(fd)
 	if err != nil {
 		return nil, err
@@ -28,6 +30,7 @@ func NewTUNLink(fd int, mtu uint32, log *slog.Logger, onGone func(error)) (gvsta
 		// Broadcast and multicast are still dropped.
 		log.Warn("directed broadcasts of the host's subnets will be forwarded", "err", err)
 	}
+	drop.Broadcasts = append(drop.Broadcasts, subnetBroadcasts(device)...)
 	ep, err := tunlink.New(tunlink.Options{
 		FD:         fd,
 		MTU:        mtu,

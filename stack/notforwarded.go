@@ -55,3 +55,17 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	}
 	return netip.AddrFrom4(b)
 }
+
+// subnetBroadcasts are the directed broadcast addresses of the IPv4
+// prefixes among ps (a device's own addresses, which the host's interfaces
+// do not show when the device is in another namespace); /31 and /32 have
+// none.
+func subnetBroadcasts(ps []netip.Prefix) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range ps {
+		if p.Addr().Unmap().Is4() && p.Bits() < 31 {
+			out = append(out, lastAddr(netip.PrefixFrom(p.Addr().Unmap(), p.Bits())))
+		}
+	}
+	return out
+}

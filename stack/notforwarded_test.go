@@ -38,3 +38,15 @@ func TestDirectedBroadcast(t *testing.T) {
 		}
 	}
 }
+
+func TestSubnetBroadcasts(t *testing.T) {
+	var ps []netip.Prefix
+	for _, p := range []string{"198.18.0.1/24", "fd74:6761:7465::1/64", "10.1.0.1/30", "10.2.0.1/31", "10.3.0.1/32", "::ffff:10.4.0.1/112"} {
+		ps = append(ps, netip.MustParsePrefix(p))
+	}
+	got := subnetBroadcasts(ps)
+	want := []netip.Addr{netip.MustParseAddr("198.18.0.255"), netip.MustParseAddr("10.1.0.3")}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("subnetBroadcasts = %v, want %v", got, want)
+	}
+}

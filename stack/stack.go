@@ -43,7 +43,9 @@ type Handler interface {
 	// HandleUDP is called on the packet-dispatch path for the first
 	// datagram of a session that has no endpoint yet. It must not block.
 	// It calls r.Accept, or r.Refuse (ICMP port unreachable), or neither
-	// (the datagram is dropped).
+	// (the datagram is dropped). A Handler that is also a
+	// flow.DatagramHandler gets every datagram there instead, and this is
+	// never called.
 	HandleUDP(r flow.UDPRequest)
 	// HandleEcho is called on the packet-dispatch path for every ICMP or
 	// ICMPv6 echo request, which the stack never answers itself. It must
@@ -60,8 +62,11 @@ type Options struct {
 	Handler Handler
 	// Logger receives the stack's own messages; nil discards them.
 	Logger *slog.Logger
-	// TCPMaxInFlight bounds the connection requests being dialed at once;
-	// further SYNs are dropped (the app retransmits). Zero means 1024.
+	// TCPMaxInFlight bounds the connection requests handed to the Handler
+	// and not yet answered. gVisor drops further SYNs silently (the app
+	// retransmits for minutes), so it is a backstop only: the Handler does
+	// its own admission and refuses with a reset well before it (package
+	// forwarder/admission). Zero means DefaultTCPMaxInFlight.
 	TCPMaxInFlight int
 	// TCPReceiveWindow is the initial receive window offered to apps, in
 	// bytes. Zero lets gVisor choose (and auto-tune).
@@ -69,6 +74,10 @@ type Options struct {
 }
 
 const nicID tcpip.NICID = 1
+
+// DefaultTCPMaxInFlight is the zero value of Options.TCPMaxInFlight: room
+// for the forwarder's pending dials and a burst of SYNs being refused.
+const DefaultTCPMaxInFlight = 16384
 
 // Stack is a running gVisor stack with one NIC.
 type Stack struct {
@@ -89,7 +98,7 @@ func New(opts Options) (*Stack, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if opts.TCPMaxInFlight <= 0 {
-		opts.TCPMaxInFlight = 1024
+		opts.TCPMaxInFlight = DefaultTCPMaxInFlight
 	}
 	gv := gvstack.New(gvstack.Options{
 		NetworkProtocols:   []gvstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
@@ -116,7 +125,15 @@ func (s *Stack) configure(opts Options) error {
 	})
 	s.gv.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
 	udpFwd := udp.NewForwarder(s.gv, func(r *udp.ForwarderRequest) bool { return s.handleUDP(opts.Handler, r) })
-	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
+	udpPath := func(id gvstack.TransportEndpointID, pkt *gvstack.PacketBuffer) bool {
+		// Not handled: gVisor's own path then drops a malformed datagram
+		// (and counts it), before any session or host socket exists.
+		return validUDP(pkt) && udpFwd.HandlePacket(id, pkt)
+	}
+	if dh, ok := opts.Handler.(flow.DatagramHandler); ok {
+		udpPath = s.datagramPath(dh) // which checks length and checksum itself
+	}
+	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, udpPath)
 	// Packets flow as soon as the NIC exists, and gVisor does not lock
 	// handler installation against delivery: the NIC comes last.
 	link := newEchoTap(opts.Link, s, opts.Handler)

@@ -1,8 +1,9 @@
 # Sends a TCP SYN straight into tun0 (an AF_PACKET socket, bypassing the
 # kernel's own routing of loopback and unspecified destinations) for each
 # address:port argument, and prints how tungate answered: RST, SYNACK or
-# NONE (nothing within a second). Used by e2e_run_test.go.
-import socket, struct, sys, time, ipaddress
+# NONE (nothing within a second). The device is $TUN_DEVICE (default
+# tun0). Used by e2e_run_test.go and e2e_loopback_test.go.
+import os, socket, struct, sys, time, ipaddress
 
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 
@@ -65,7 +66,7 @@ for i, arg in enumerate(sys.argv[1:]):
     sport = 40000 + i
     proto, pkt = packet(src, dst, sport, int(port))
     s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(proto))
-    s.bind(("tun0", proto))
+    s.bind((os.environ.get("TUN_DEVICE", "tun0"), proto))
     s.send(pkt)
     print(arg, answer(s, dst, sport), flush=True)
     s.close()

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tungate/tungate/forwarder"
+	"github.com/tungate/tungate/forwarder/udpnat"
 )
 
 // Default device addresses: 198.18.0.0/15 is reserved for benchmarking
@@ -29,12 +30,19 @@ type gatewayConfig struct {
 	fwmark         uint32
 	connectTimeout time.Duration
 	udpTimeout     time.Duration
+	udpFilter      udpnat.Filter
 	cpus           int
 	logLevel       logLevel
 	proxy          proxyConfig
 	ready          readyConfig
 	observe        observeConfig
 	autoRoute      autoRouteConfig
+	// dns are the servers tungate's resolver asks (--dns); empty means
+	// the host's.
+	dns    serverList
+	limits limitConfig
+	// allowHostLoopback opens the host's loopback in --netns mode.
+	allowHostLoopback bool
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -47,13 +55,15 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	c.connectTimeout = forwarder.DefaultConnectTimeout
 	fs.Var(durationValue{&c.connectTimeout}, "connect-timeout", "give up on an outbound TCP connect after this long")
 	c.udpTimeout = forwarder.DefaultUDPTimeout
-	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session after this long without a datagram")
+	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session that got a reply after this long without a datagram (one that never did ends after 30s, or this if shorter)")
+	addUDPNATFlags(fs, c)
 	fs.Var(intValue{&c.cpus, 0, 1024}, "cpus", "CPUs that run tungate's own code at once (GOMAXPROCS); 0 picks half of the usable CPUs, at least 1")
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
 	addProxyFlags(fs, &c.proxy)
 	addReadyFlags(fs, &c.ready)
 	addObserveFlags(fs, &c.observe)
+	addLimitFlags(fs, &c.limits)
 }
 
 // addDeviceFlags registers the flags that only the gateway has.
@@ -64,6 +74,8 @@ func addDeviceFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.Var(&c.addresses, "address", "address of the device, repeatable (default 198.18.0.1/24 and fd74:6761:7465::1/64)")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "with --netns, do not add default routes into the device")
 	addAutoRouteFlags(fs, &c.autoRoute)
+	addDNSFlag(fs, c, "DNS server for tungate's resolver at the device's resolver addresses (see README, \"DNS in the device's namespace\"), ADDR[:PORT], repeatable (default: the nameservers of the host's /etc/resolv.conf)")
+	addHostLoopbackFlag(fs, &c.allowHostLoopback)
 }
 
 // validate checks what single flag values cannot; ranges and forms are

@@ -34,8 +34,9 @@ print("sent")
 `
 
 // TestBroadcastMulticastNotForwarded sends UDP from the app namespace to
-// the limited broadcast address, the host LAN's broadcast address, an IPv4
-// and an IPv6 multicast group. The "host" is a namespace H (tungate runs in
+// the limited broadcast address, the host LAN's broadcast address, the
+// device's own subnet's broadcast address, an IPv4 and an IPv6 multicast
+// group. The "host" is a namespace H (tungate runs in
 // it, with --netns A) with a veth to a LAN namespace S and default routes
 // into it, so every one of them could be dialed and sent; tcpdump on H's
 // veth must see none of them (and does see a unicast datagram sent after
@@ -62,7 +63,9 @@ func TestBroadcastMulticastNotForwarded(t *testing.T) {
 	}
 
 	lanBcast := sub.V4(255).String()
-	notForwarded := []string{"255.255.255.255", lanBcast, "224.0.0.251", "ff02::1"}
+	// 198.18.0.255 is the broadcast address of the device's own subnet,
+	// which is in A, not among H's interfaces.
+	notForwarded := []string{"255.255.255.255", lanBcast, "198.18.0.255", "224.0.0.251", "ff02::1"}
 	cmd := app.Exec(t.Context(), "python3", append([]string{"-c", sendUDPScript, "9999"}, notForwarded...)...)
 	cmd.Env = append(cmd.Environ(), "DEV="+dev)
 	out, err := cmd.CombinedOutput()

@@ -87,6 +87,7 @@ func TestRunDropsCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := "/run/netns/" + netlab.UniqueName("tgcaps")
+	netlab.CleanEtcNetNS(t, filepath.Base(path))
 	kept := netlab.StartTungate(t, "run", "--log-level", "info", "--netns-path", path)
 	if err := kept.WaitOutput("msg=serving", 10*time.Second); err != nil {
 		t.Fatalf("tungate run --netns-path: %v\n%s", err, kept.Output())

@@ -81,3 +81,39 @@ func TestDanteUDPByName(t *testing.T) {
 		t.Errorf("dante's log does not show the datagram to %s refused:\n%s", want, log)
 	}
 }
+
+// TestRunDanteUDPByName: an app under `tungate run -x socks5://dante` (fake
+// DNS, the default) looks up a name with A and AAAA records, gets a fake
+// IPv4 address, and sends UDP to it; the server listens on IPv4 only.
+// tungate resolves the name itself, for IPv4 (the fake address's family),
+// through its --dns server over dante's TCP, and sends dante the address:
+// the echo comes back. A name that does not resolve is refused, and the
+// debug log says why.
+func TestRunDanteUDPByName(t *testing.T) {
+	netlab.RequireBinary(t, "getent")
+	l := newProxyLab(t, 1<<10)
+	d := l.startDante(t, portDante, false)
+	echo4 := netip.AddrPortFrom(l.srvAddr(false), portUDPEcho1)
+	netlab.StartPeer(t, l.srv, "-udp-echo", echo4.String())
+	netlab.StartDNSMasq(t, l.srv, []netip.Addr{l.srvAddr(false)}, map[string][]netip.Addr{
+		proxyTestName: {l.srvAddr(false), l.srvAddr(true)},
+	})
+	// The app resolves the name (a fake 198.19.x.y) and echoes one datagram.
+	script := `a=$(getent ahostsv4 "$1" | awk 'NR==1 {print $1}') && case "$a" in 198.19.*) ;; *) echo "not a fake address: $a"; exit 3;; esac && exec "$2" udp -tries 2 -addr "$a:$3"`
+	run := func(name string) runResult {
+		return tungateRun(t, nil, "--log-level", "debug", "-x", l.proxyURL("socks5", nil, portDante), "--dns", l.srvAddr(false).String(),
+			"--", "sh", "-c", script, "sh", name, netlab.PeerPath(t), strconv.Itoa(portUDPEcho1))
+	}
+	r := run(proxyTestName)
+	if r.code != 0 {
+		t.Fatalf("UDP echo by name through dante: exit %d\n%s\ntungate:\n%s\ndante:\n%s", r.code, r.stdout, r.stderr, d.Log())
+	}
+	// The lookup went over dante's TCP to the --dns server.
+	if lookup := l.srvAddr(false).String() + ".53"; !strings.Contains(d.Log(), lookup) {
+		t.Errorf("dante's log shows no TCP connection to %s (the lookup):\n%s", lookup, d.Log())
+	}
+	r = run("nowhere.tungate.test")
+	if r.code == 0 || !strings.Contains(r.stderr, "resolve nowhere.tungate.test") {
+		t.Errorf("UDP to a name that does not resolve: exit %d, want a failure and the lookup's error logged\n%s\ntungate:\n%s", r.code, r.stdout, r.stderr)
+	}
+}

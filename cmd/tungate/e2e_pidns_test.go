@@ -116,6 +116,7 @@ func TestRunNetnsPathLeftBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := "/run/netns/" + netlab.UniqueName("tgleft")
+	netlab.CleanEtcNetNS(t, filepath.Base(path))
 	t.Cleanup(func() {
 		syscall.Unmount(path, syscall.MNT_DETACH)
 		os.Remove(path)

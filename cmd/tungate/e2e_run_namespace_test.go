@@ -187,6 +187,7 @@ func TestRunNetnsPath(t *testing.T) {
 	}
 	name := netlab.UniqueName("tgkeep")
 	path := "/run/netns/" + name
+	netlab.CleanEtcNetNS(t, name)
 	g := netlab.StartTungate(t, "run", "--log-level", "info", "--netns-path", path)
 	url := "http://" + netip.AddrPortFrom(srv.addr(true), netlab.NginxPort).String() + web.Path
 	body := netlab.Root().MustRun(t, "ip", "netns", "exec", name, "curl", "-sS", "--fail", "--max-time", "30", url)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/stack"
@@ -37,7 +38,9 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		}
 	}
 	devGone := make(chan error, 1)
-	gw, err := newGateway(cfg, dev.FD(), log, nil, func(err error) {
+	dns := newHostDNS(cfg.dns.values, log)
+	res := dns.gatewayRouting(cfg, log)
+	gw, err := newGateway(cfg, dev.FD(), log, res, func(err error) {
 		select {
 		case devGone <- fmt.Errorf("device %s: %w", dev.Name(), err):
 		default:
@@ -51,8 +54,12 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		gw.Close()
 		return err
 	}
+	if cfg.netns != "" {
+		defer writeNetNSDNS(etcNetNSDir, cfg.netns, res.resolverAddrs, dns.keep, log).remove()
+	}
 	dropPrivileges(gatewayCaps(cfg), log)
-	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu)
+	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu,
+		"resolver", fmt.Sprint(res.resolverAddrs), "upstream_dns", fmt.Sprint(dns.servers))
 	cfg.ready.signalReady(log)
 	select {
 	case <-ctx.Done():
@@ -60,12 +67,15 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	case err = <-devGone:
 	}
 	signalStopping(log)
-	drops := gw.stack.Counters()
+	drops, udp := gw.stack.Counters(), gw.fwd.UDPStats()
 	gw.Close()
 	err = errors.Join(err, routing.stop(err != nil))
-	log.Info("stopped", "device", dev.Name(), "drops", drops)
+	log.Info("stopped", "device", dev.Name(), "drops", drops, "udp", udp, "refused", limitsSummary(gw.fwd))
 	return err
 }
+
+// resetGrace is how long the stack outlives the flows' resets on stop.
+const resetGrace = 100 * time.Millisecond
 
 // gateway is a stack, a forwarder and its router wired together on one
 // device.
@@ -74,13 +84,17 @@ type gateway struct {
 	fwd     *forwarder.Forwarder
 	routing *routing
 	obs     *observer
+	// stopMem stops the memory returner (memreturn.go), which closes
+	// memDone.
+	stopMem context.CancelFunc
+	memDone chan struct{}
 }
 
 // newGateway serves the TUN device fd (which it does not take ownership
 // of); run, if not nil, adds the routing of `tungate run`.
 func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, onDeviceGone func(error)) (*gateway, error) {
 	setCPUs(cfg.cpus, log)
-	obs, err := newObserver(&cfg.observe, controlName(cfg, run != nil), log)
+	obs, err := newObserver(&cfg.observe, controlName(cfg, run != nil && run.underRun), log)
 	if err != nil {
 		return nil, err
 	}
@@ -89,21 +103,32 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		obs.close()
 		return nil, err
 	}
+	// The forwarder is the stack's handler, so it exists first; UDP
+	// replies find the stack once it does.
+	var udpApp forwarder.LateApp
+	limits, fdLimit := cfg.limits.forwarderLimits(log)
 	fwd, err := forwarder.New(forwarder.Options{
-		Router:         rt.router,
-		Echo:           &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
-		ConnectTimeout: cfg.connectTimeout,
-		UDPTimeout:     cfg.udpTimeout,
-		Flows:          obs.table,
-		Unreachable:    obs.unreachable,
-		Logger:         log,
+		UDPApp:            &udpApp,
+		UDPFilter:         cfg.udpFilter,
+		UDPMaxSessions:    cfg.limits.udpSessions(),
+		Router:            rt.router,
+		Echo:              &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
+		ConnectTimeout:    cfg.connectTimeout,
+		UDPTimeout:        cfg.udpTimeout,
+		Flows:             obs.table,
+		Unreachable:       obs.unreachable,
+		Limits:            limits,
+		FDLimit:           fdLimit,
+		HandshakeTimeout:  cfg.limits.handshakeTimeout,
+		HalfClosedTimeout: cfg.limits.halfClosedTimeout,
+		Logger:            log,
 	})
 	if err != nil {
 		rt.Close()
 		obs.close()
 		return nil, err
 	}
-	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), log, onDeviceGone)
+	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone)
 	if err == nil {
 		var capture stack.CaptureOptions
 		var ok bool
@@ -121,7 +146,7 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		obs.close()
 		return nil, err
 	}
-	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log})
+	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log, TCPMaxInFlight: cfg.limits.tcpMaxInFlight()})
 	if err != nil {
 		link.Close()
 		fwd.Close()
@@ -129,15 +154,27 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		obs.close()
 		return nil, err
 	}
+	udpApp.Set(s)
 	obs.start(s, rt)
-	return &gateway{stack: s, fwd: fwd, routing: rt, obs: obs}, nil
+	g := &gateway{stack: s, fwd: fwd, routing: rt, obs: obs, memDone: make(chan struct{})}
+	var memCtx context.Context
+	memCtx, g.stopMem = context.WithCancel(context.Background())
+	go returnMemory(memCtx, func() int { return fwd.Usage().Flows }, log, g.memDone)
+	return g, nil
 }
 
 // Close stops the API, ends every flow, then the stack, the in-process
 // servers and what the observability flags opened.
 func (g *gateway) Close() {
 	g.obs.stopAPI()
+	g.stopMem()
+	<-g.memDone
 	g.fwd.Close()
+	// An app whose receive window is full (a paused download) takes a
+	// reset only at the exact sequence number it expects; for any other
+	// it sends a challenge ACK, which the stack answers with an exact
+	// reset while it still runs: give those a moment.
+	time.Sleep(resetGrace)
 	g.stack.Close()
 	g.routing.Close()
 	g.obs.close()

@@ -12,9 +12,9 @@ import (
 	"github.com/tungate/tungate/forwarder/route"
 )
 
-// runRouting is what `tungate run` adds to a gateway's routing; nil for a
-// plain gateway. Both parts are router options, so any mode could use
-// them.
+// runRouting is what a mode adds to a gateway's routing: tungate's
+// resolver (every mode) and, under `tungate run`, the host-loopback rule.
+// Both parts are router options, so any mode can use them.
 type runRouting struct {
 	// resolverAddrs answer DNS by asking servers.
 	resolverAddrs []netip.Addr
@@ -22,6 +22,8 @@ type runRouting struct {
 	// hostLoopback refuses the host's loopback and maps the addresses of
 	// --allow-host-loopback.
 	hostLoopback route.HostLoopback
+	// underRun says the gateway is `tungate run`'s.
+	underRun bool
 }
 
 // routing is the decision side of a gateway: the router and the
@@ -48,11 +50,15 @@ func newRouting(cfg *gatewayConfig, run *runRouting, counts *dns.QueryCounts, lo
 	hostDirect := &proxy.Direct{Interface: cfg.iface, Mark: cfg.fwmark, Timeout: cfg.connectTimeout}
 	direct := directUpstream("direct", hostDirect, p.udp.mode)
 	opts := route.Options{Direct: direct, Default: direct, Chains: make(map[string]*route.Upstream)}
+	var servers []netip.AddrPort // what resolves UDP to names through a proxy
+	if run != nil {
+		servers = run.servers
+	}
 	if p.proxied() {
-		opts.Default = chainUpstream(route.ActionProxy, p.hops.hops, hostDirect, p)
+		opts.Default = chainUpstream(route.ActionProxy, p.hops.hops, hostDirect, p, servers)
 	}
 	for _, name := range p.hops.names {
-		opts.Chains[name] = chainUpstream(name, p.hops.named[name], hostDirect, p)
+		opts.Chains[name] = chainUpstream(name, p.hops.named[name], hostDirect, p, servers)
 	}
 	if p.proxied() || len(p.hops.names) > 0 {
 		log.Info("upstream proxy", "chain", p.hops.String(), "udp", p.udp.mode, "dns_mode", p.dns.mode, "routes", len(p.routes.rules))
@@ -68,6 +74,12 @@ func newRouting(cfg *gatewayConfig, run *runRouting, counts *dns.QueryCounts, lo
 		r.fakeNames = fake.Names.(*fakedns.Resolver)
 		r.servers = append(r.servers, fake.Server.(*dns.Resolver))
 		opts.FakeDNS = fake
+	}
+	if run == nil && cfg.netns != "" && !cfg.allowHostLoopback {
+		// The app namespace's root can write packets to 0.0.0.0 or
+		// 127.0.0.1 straight onto the device: dialed from the host, they
+		// would reach its loopback services.
+		opts.HostLoopback = route.HostLoopback{Refuse: true}
 	}
 	if run != nil {
 		res, err := newRunResolver(cfg, run, opts.Default, counts, log)
@@ -104,8 +116,9 @@ func directUpstream(name string, d *proxy.Direct, udpMode string) *route.Upstrea
 
 // chainUpstream is the upstream through hops, first reached from host:
 // its UDP goes as --udp says (through the chain where it can carry UDP,
-// from host sockets with --udp direct, else nowhere).
-func chainUpstream(name string, hops []*proxy.Hop, host *proxy.Direct, p *proxyConfig) *route.Upstream {
+// from host sockets with --udp direct, else nowhere). servers resolve the
+// names of its UDP flows (udpChain).
+func chainUpstream(name string, hops []*proxy.Hop, host *proxy.Direct, p *proxyConfig, servers []netip.AddrPort) *route.Upstream {
 	if !proxiedHops(hops) {
 		return directUpstream(name, host, p.udp.mode)
 	}
@@ -116,7 +129,7 @@ func chainUpstream(name string, hops []*proxy.Hop, host *proxy.Direct, p *proxyC
 		up.Packets = host
 	case "proxy":
 		if proxy.WhyNoUDP(hops) == "" {
-			up.Packets, _ = chain.(proxy.PacketDialer)
+			up.Packets = udpChain(hops, host, chain, p.handshakeTimeout, servers)
 		}
 	}
 	return up

@@ -29,7 +29,7 @@ func decide(r *routing, proto route.Proto, dst string) route.Decision {
 }
 
 func testRun(allow bool) *runRouting {
-	d := &runDNS{servers: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.53:53")}}
+	d := &hostDNS{servers: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.53:53")}}
 	return d.routing(&runConfig{allowHostLoopback: allow})
 }
 

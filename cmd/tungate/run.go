@@ -48,6 +48,9 @@ type runSession struct {
 	ns      *appns.Namespace
 	gw      *gateway
 	pub     *publish.Publisher
+	// resolvKeep are the host's resolv.conf lines (search, options) that
+	// a resolv.conf naming the namespace's resolver keeps.
+	resolvKeep []string
 }
 
 // close stops in reverse order: no new flows, then the flows, then the
@@ -86,6 +89,7 @@ func runInNamespace(ctx context.Context, rc *runConfig, log *slog.Logger, sigs <
 		if err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
+		defer writeNetNSDNS(etcNetNSDir, rc.netnsPath, nsResolverAddrs, s.resolvKeep, log).remove()
 		dropPrivileges(runCaps(rc), log)
 		return keepNamespace(ctx, s, rc, undo, log, sigs)
 	}
@@ -124,8 +128,8 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 			return nil, fmt.Errorf("run: --user: %w", err)
 		}
 	}
-	d := newRunDNS(rc.dns.values, log)
-	rc.dns.values = d.servers
+	d := newHostDNS(rc.gw.dns.values, log)
+	rc.gw.dns.values = d.servers
 	var files nsFiles
 	if len(rc.command) > 0 {
 		var err error
@@ -135,7 +139,7 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 		// The setup process has bind-mounted them once Start returns.
 		defer files.remove()
 	}
-	s := &runSession{}
+	s := &runSession{resolvKeep: d.keep}
 	var err error
 	s.ns, err = appns.Start(appns.Config{
 		ChildArgs:  []string{"run", setupChildArg},
@@ -167,7 +171,7 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 
 // serve starts the gateway on the namespace's device and the published
 // ports.
-func (s *runSession) serve(rc *runConfig, d *runDNS, log *slog.Logger) error {
+func (s *runSession) serve(rc *runConfig, d *hostDNS, log *slog.Logger) error {
 	var err error
 	s.gw, err = newGateway(&rc.gw, s.ns.TUN(), log, d.routing(rc), func(err error) {
 		if !s.closing.Load() {
@@ -229,7 +233,7 @@ func logServing(s *runSession, rc *runConfig, log *slog.Logger) {
 		netns = rc.netnsPath
 	}
 	log.Info("serving", "device", nsDevice, "netns", netns, "pid", s.ns.Pid(), "mtu", rc.gw.mtu,
-		"resolver", nsResolverAddrs[0], "upstream_dns", fmt.Sprint(rc.dns.values))
+		"resolver", nsResolverAddrs[0], "upstream_dns", fmt.Sprint(rc.gw.dns.values))
 	rc.gw.ready.signalReady(log)
 }
 

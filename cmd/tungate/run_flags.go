@@ -4,20 +4,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
 
-	"github.com/tungate/tungate/forwarder/dns"
 	"github.com/tungate/tungate/forwarder/publish"
 )
 
 // runConfig is everything `tungate run` is told.
 type runConfig struct {
 	gw                gatewayConfig
-	dns               serverList
 	allowHostLoopback bool
 	publish           portList
 	netnsPath         string
@@ -55,7 +52,7 @@ func newRunFlags(rc *runConfig) *pflag.FlagSet {
 	// CMD shares the terminal: only problems are worth printing there.
 	rc.gw.logLevel.level = slog.LevelWarn
 	fs.Lookup("log-level").DefValue = "warn"
-	fs.Var(&rc.dns, "dns", "DNS server for the namespace's resolver, ADDR[:PORT], repeatable (default: the nameservers of the host's /etc/resolv.conf)")
+	addDNSFlag(fs, &rc.gw, "DNS server for the namespace's resolver, ADDR[:PORT], repeatable (default: the nameservers of the host's /etc/resolv.conf)")
 	fs.BoolVar(&rc.allowHostLoopback, "allow-host-loopback", false, "let 198.18.0.3 and fd74:6761:7465::3 inside the namespace reach the host's 127.0.0.1 and ::1")
 	fs.VarP(&rc.publish, "publish", "p", "publish a port of the namespace on the host, [HOSTADDR:]HOSTPORT:NSPORT[/tcp|/udp], repeatable")
 	fs.StringVar(&rc.netnsPath, "netns-path", "", "run no command: keep the namespace, bind-mounted at `PATH` (for nsenter or ip netns exec), until tungate is stopped; needs root")
@@ -90,28 +87,6 @@ func parseRunFlags(args []string, stdout io.Writer) (*runConfig, error) {
 	}
 	return rc, nil
 }
-
-// serverList is the repeatable --dns flag.
-type serverList struct{ values []netip.AddrPort }
-
-func (l *serverList) String() string {
-	s := make([]string, len(l.values))
-	for i, v := range l.values {
-		s[i] = v.String()
-	}
-	return strings.Join(s, ",")
-}
-
-func (l *serverList) Set(s string) error {
-	ap, err := dns.ParseServer(s)
-	if err != nil {
-		return err
-	}
-	l.values = append(l.values, ap)
-	return nil
-}
-
-func (l *serverList) Type() string { return "ADDR[:PORT]" }
 
 // portList is the repeatable --publish flag.
 type portList struct{ values []publish.Port }

@@ -18,8 +18,8 @@ func TestParseRunFlags(t *testing.T) {
 	if want := []string{"curl", "-v", "--dns", "x"}; !slices.Equal(rc.command, want) {
 		t.Errorf("command = %q, want %q (flags after it are the command's)", rc.command, want)
 	}
-	if len(rc.dns.values) != 2 || rc.dns.values[1].Port() != 5353 {
-		t.Errorf("dns = %v", rc.dns.values)
+	if len(rc.gw.dns.values) != 2 || rc.gw.dns.values[1].Port() != 5353 {
+		t.Errorf("dns = %v", rc.gw.dns.values)
 	}
 	if len(rc.publish.values) != 2 || rc.publish.values[1].Network != "udp" {
 		t.Errorf("publish = %v", rc.publish.values)

@@ -31,18 +31,42 @@ var (
 // base itself. base must not be nil; it should be a PacketDialer (Direct) for
 // UDP through a single SOCKS5 hop.
 func NewChain(hops []*Hop, base Dialer, handshakeTimeout time.Duration) Dialer {
+	return NewChainWith(ChainOptions{Hops: hops, Base: base, HandshakeTimeout: handshakeTimeout})
+}
+
+// ChainOptions configures NewChainWith.
+type ChainOptions struct {
+	// Hops are the hops in order; direct:// ones are skipped.
+	Hops []*Hop
+	// Base reaches the first proxy. Required; it should be a
+	// PacketDialer (Direct) for UDP through a single SOCKS5 hop.
+	Base Dialer
+	// HandshakeTimeout bounds each hop's handshake; zero means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// UDPResolver, if set, is the SOCKS5 hops' UDPResolver: UDP to a name
+	// is sent to the address it returns. Nil sends names.
+	UDPResolver UDPResolver
+}
+
+// NewChainWith is NewChain with every option.
+func NewChainWith(opts ChainOptions) Dialer {
 	c := &Chain{}
-	var d Dialer = base
-	for i, hop := range hops {
+	d := opts.Base
+	for i, hop := range opts.Hops {
 		if hop.Kind == KindDirect {
 			continue
 		}
-		c.outer = &hopDialer{index: i + 1, hop: hop, inner: hop.Dialer(d, handshakeTimeout)}
+		inner := hop.Dialer(d, opts.HandshakeTimeout)
+		if s5, ok := inner.(*SOCKS5); ok {
+			s5.UDPResolver = opts.UDPResolver
+		}
+		c.outer = &hopDialer{index: i + 1, hop: hop, inner: inner}
 		c.hops = append(c.hops, hop)
 		d = c.outer
 	}
 	if c.outer == nil {
-		return base
+		return opts.Base
 	}
 	return c
 }
@@ -57,21 +81,7 @@ func (c *Chain) DialContext(ctx context.Context, network, address string) (net.C
 // proxy refused UDP ASSOCIATE, dials fail at once for UDPRefusalMemory with
 // ErrUDPRefused and ErrUDPRefusedRecently.
 func (c *Chain) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
-	if err := c.udpUnsupported(); err != nil {
-		return nil, err
-	}
-	pd, ok := c.outer.inner.(PacketDialer)
-	if !ok {
-		return nil, c.outer.wrap(ErrUDPUnsupported)
-	}
-	if err := c.udpRefused.check(time.Now()); err != nil {
-		return nil, c.outer.wrap(err)
-	}
-	conn, err := pd.DialPacket(ctx, network, address)
-	if err != nil {
-		return nil, c.outer.wrap(c.udpRefused.note(err, time.Now()))
-	}
-	return conn, nil
+	return viaLastHop(c, func(pd PacketDialer) (net.Conn, error) { return pd.DialPacket(ctx, network, address) })
 }
 
 // CanCarryUDP reports whether DialPacket can work, so that callers can warn

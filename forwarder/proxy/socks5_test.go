@@ -159,8 +159,8 @@ func TestSOCKS5UDPEndsWithControl(t *testing.T) {
 	srv.closeControls()
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, err = conn.Read(make([]byte, 100))
-	if err == nil || !strings.Contains(err.Error(), "association ended") {
-		t.Fatalf("read after the proxy closed the control connection: %v, want 'association ended'", err)
+	if !errors.Is(err, ErrUDPAssociationEnded) || errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after the proxy closed the control connection: %v, want ErrUDPAssociationEnded (and not net.ErrClosed, which callers take for their own Close)", err)
 	}
 	if err := conn.Close(); err != nil {
 		t.Errorf("close: %v", err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -179,17 +180,30 @@ func (c *socks5PacketConn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// ioErr explains a closed socket that we did not close ourselves.
+// ErrUDPAssociationEnded is returned by reads and writes of a SOCKS5 UDP
+// association once the proxy has closed its control connection, which
+// ends the association for good. It does not match net.ErrClosed, so
+// that callers tell it from their own Close (and log it).
+var ErrUDPAssociationEnded = errors.New("socks5 UDP association ended: the proxy closed the control connection")
+
+// ioErr explains a closed socket that we did not close ourselves, and a
+// refusal from the relay.
 func (c *socks5PacketConn) ioErr(err error) error {
 	if c.closed.Load() {
 		return err
 	}
 	select {
 	case <-c.ctrlDone:
-		return fmt.Errorf("socks5 UDP association ended: the proxy closed the control connection: %w", err)
+		return fmt.Errorf("%w (%v)", ErrUDPAssociationEnded, err)
 	default:
-		return err
 	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// The relay's port, not the destination, answered port
+		// unreachable: the proxy has ended the association (dante does
+		// when the destination refused its datagram).
+		return fmt.Errorf("socks5 UDP relay %s refused the datagram: %w", c.udp.RemoteAddr(), err)
+	}
+	return err
 }
 
 // Close ends the association and waits for its watcher. It is idempotent.

@@ -89,6 +89,10 @@ type Target struct {
 	Name string
 	// Port goes with Name.
 	Port uint16
+	// Fake is the fake address that Name stands for, invalid if none:
+	// its family is the one the app looked the name up in, and so the
+	// one a datagram to Name must go to (see network).
+	Fake netip.Addr
 }
 
 // AddrTarget is a Target for an address.
@@ -107,10 +111,18 @@ func (t Target) String() string {
 }
 
 // network is base ("tcp" or "udp") with the address's family, so that an
-// IPv4-mapped address is never dialed over the other family by accident;
-// a name keeps the bare base, as it may have addresses of either family.
+// IPv4-mapped address is never dialed over the other family by accident.
+// A name keeps the bare base, as it may have addresses of either family,
+// except for UDP to a name behind a fake address: a datagram has no
+// fallback to the other family, so it goes to the family the app asked
+// for (an app that looked up A and got a fake IPv4 address may have a
+// server that listens on IPv4 only).
 func (t Target) network(base string) string {
 	switch {
+	case t.Name != "" && base == "udp" && t.Fake.Is4():
+		return "udp4"
+	case t.Name != "" && base == "udp" && t.Fake.Is6():
+		return "udp6"
 	case t.Name != "":
 		return base
 	case t.Addr.Addr().Is4():

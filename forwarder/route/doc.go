@@ -5,6 +5,24 @@
 // prefix length: 10.0.0.0/8=direct listed before 10.1.0.0/16=block wins for
 // 10.1.2.3.
 //
+// # Deciding
+//
+// Router.Decide is the one place a flow's fate is made: the forwarder
+// asks it once per new flow and only carries out the Decision it returns
+// (refuse, answer in-process, or dial a Target through an Upstream). A
+// Router is built once by New from typed Options and never changes. Before
+// the user's rules it applies the built-in rules that Options switches on,
+// in this order: fake DNS (every TCP or UDP flow to port 53 is answered,
+// FakeDNS), tungate's resolver addresses (DNS there answered, anything
+// else refused, Resolver), the host's loopback (refused in every form,
+// with some addresses mapped onto it when allowed, HostLoopback), and a
+// fake address whose name is forgotten (refused). A flow to a fake
+// address carries the name behind it, as Flow.Name and as the Target's
+// Name (with the fake address, whose family UDP keeps). Last, a flow the
+// chosen upstream cannot carry (UDP without Packets, echo through a proxy
+// or to a name) is refused. Decision.Builtin or Decision.Rule says which
+// rule decided, for the debug log.
+//
 // # Rules
 //
 // A rule is MATCH=ACTION, split at the first '='. MATCH is one or more

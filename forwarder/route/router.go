@@ -202,6 +202,7 @@ func (r *Router) Decide(f *Flow) Decision {
 	d.Dst = AddrTarget(f.Dst)
 	if f.Name != "" {
 		d.Dst = NameTarget(f.Name, f.Dst.Port())
+		d.Dst.Fake = dst
 	}
 	return carried(f, d)
 }

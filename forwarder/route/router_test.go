@@ -201,3 +201,30 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per decision", n)
 	}
 }
+
+// TestTargetNetworkFamily: UDP to a name behind a fake address goes to the
+// fake address's family (the one the app looked up); TCP to a name, and a
+// name without a fake address, may use either.
+func TestTargetNetworkFamily(t *testing.T) {
+	x := newRouterFixture(t, fixtureRules)
+	f := Flow{Proto: UDP, Src: netip.MustParseAddrPort("198.18.0.1:40000"), Dst: netip.MustParseAddrPort("198.19.0.7:4000")}
+	d := x.r.Decide(&f)
+	if d.Kind != Dial || d.Dst.Name != "www.example" || d.Dst.Fake != netip.MustParseAddr("198.19.0.7") {
+		t.Fatalf("UDP to a fake address: %+v", d)
+	}
+	cases := []struct {
+		dst        Target
+		base, want string
+	}{
+		{d.Dst, "udp", "udp4"},
+		{d.Dst, "tcp", "tcp"},
+		{Target{Name: "www.example", Port: 1, Fake: netip.MustParseAddr("fd74:6761:7465:fa4e::5")}, "udp", "udp6"},
+		{NameTarget("www.example", 1), "udp", "udp"},
+		{AddrTarget(netip.MustParseAddrPort("[::ffff:10.0.0.1]:1")), "udp", "udp6"},
+	}
+	for _, c := range cases {
+		if got := c.dst.network(c.base); got != c.want {
+			t.Errorf("%+v network(%s) = %s, want %s", c.dst, c.base, got, c.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@
 package flow
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -28,11 +29,14 @@ type TCPRequest interface {
 	Dst() netip.AddrPort
 	// Accept completes the app's handshake and returns the app's side of
 	// the connection, owned by the caller. It fails if the app gave up
-	// meanwhile (or the stack is closing). The connection also implements
+	// meanwhile (or the stack is closing), and once ctx ends before the
+	// app's handshake is complete: the half-open connection is then
+	// abandoned and the app's SYN answered with a reset, whatever the
+	// stack's SYN-ACK retransmissions would do. The connection also implements
 	// Reset() error (end with RST), CloseWrite() error, WaitReadable()
-	// error and NotifyReadable(func()) bool, which the relay finds by type
-	// assertion.
-	Accept() (net.Conn, error)
+	// error, NotifyReadable(func()) bool and PeerClosed() bool (the app's
+	// FIN has arrived), which the relay finds by type assertion.
+	Accept(ctx context.Context) (net.Conn, error)
 	// Refuse answers the SYN with a reset: the app sees "connection
 	// refused" at once.
 	Refuse()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -53,6 +54,27 @@ func (n *NS) remove(t testing.TB) {
 	// which only delays its disappearance; deletion of the name is immediate.
 	if _, err := runOutput(context.Background(), exec.Command("ip", "netns", "del", n.Name)); err != nil {
 		t.Errorf("netlab: delete namespace: %v", err)
+	}
+	removeEtcNetNS(t, n.Name)
+}
+
+// EtcNetNS is the directory whose files `ip netns exec NAME` mounts over
+// /etc (tungate writes a resolv.conf there for a namespace it serves).
+func EtcNetNS(name string) string { return filepath.Join("/etc/netns", name) }
+
+// CleanEtcNetNS removes EtcNetNS(name) on t's cleanup, even if the test
+// fails or tungate was killed before removing what it wrote. name must be
+// a namespace name the test made unique (NewNS does this for its own).
+func CleanEtcNetNS(t testing.TB, name string) {
+	t.Cleanup(func() { removeEtcNetNS(t, name) })
+}
+
+func removeEtcNetNS(t testing.TB, name string) {
+	if name == "" || strings.ContainsRune(name, '/') || name == "." || name == ".." {
+		return
+	}
+	if err := os.RemoveAll(EtcNetNS(name)); err != nil {
+		t.Errorf("netlab: %v", err)
 	}
 }
 

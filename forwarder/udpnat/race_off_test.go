@@ -1,0 +1,5 @@
+//go:build !race
+
+package udpnat
+
+const raceEnabled = false

@@ -1,0 +1,266 @@
+package udpnat
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// readBatch bounds the datagrams read from one socket per poller round,
+// so that one busy session cannot starve the others.
+const readBatch = 64
+
+// poller waits for every raw session socket at once: an epoll set whose
+// own descriptor sits in the Go runtime's poller, so that the one goroutine
+// reading the table parks like any network read while nothing arrives.
+// The sockets are level-triggered; their events carry the mapping's id,
+// never its fd, so an event for a socket closed meanwhile finds no mapping.
+type poller struct {
+	file   *os.File
+	rc     syscall.RawConn
+	epfd   int
+	events [128]unix.EpollEvent
+	n      int
+	waitFn func(fd uintptr) bool
+	buf    []byte // the read buffer, used by run's goroutine only
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("udpnat: create epoll set: %w", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("udpnat: epoll set non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(epfd), "udpnat-epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("udpnat: epoll set: %w", err)
+	}
+	p := &poller{file: f, rc: rc, epfd: epfd, buf: make([]byte, maxDatagram)}
+	p.waitFn = p.wait
+	return p, nil
+}
+
+// add watches fd for the mapping id. The kernel forgets fd when it closes.
+func (p *poller) add(fd int, id uint64) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLERR, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return fmt.Errorf("udpnat: watch socket: %w", err)
+	}
+	return nil
+}
+
+// run hands every ready socket's mapping id and events to handle until
+// close.
+func (p *poller) run(handle func(id uint64, events uint32, buf []byte)) {
+	for {
+		if err := p.rc.Read(p.waitFn); err != nil {
+			return
+		}
+		for _, ev := range p.events[:p.n] {
+			handle(uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32, ev.Events, p.buf)
+		}
+	}
+}
+
+// wait collects ready sockets without blocking; false parks run until the
+// set is readable. The call never blocks (timeout 0), so it goes raw, as
+// hostConn's reads do: a regular system call would hand the thread's P
+// away and keep sysmon waking.
+func (p *poller) wait(fd uintptr) bool {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+	if errno != 0 || n == 0 {
+		return false
+	}
+	p.n = int(n)
+	return true
+}
+
+func (p *poller) close() error { return p.file.Close() }
+
+// readRaw reads a ready raw socket on the poller's goroutine.
+func (t *Table) readRaw(id uint64, events uint32, buf []byte) {
+	t.mu.Lock()
+	m := t.byID[id]
+	fd := -1
+	if m != nil {
+		fd = m.fd
+	}
+	t.mu.Unlock()
+	if fd < 0 {
+		return
+	}
+	if events&unix.EPOLLERR != 0 {
+		t.readErrors(m, fd)
+	}
+	for range readBatch {
+		m.mu.RLock()
+		if m.closed.Load() {
+			m.mu.RUnlock()
+			return
+		}
+		n, src, errno := recvFrom(fd, buf)
+		m.mu.RUnlock()
+		switch errno {
+		case 0:
+			t.deliver(m, src, buf[:n])
+		case unix.EINTR, unix.ECONNREFUSED:
+			// A refusal also waits in the error queue, with its
+			// destination: readErrors passes it on.
+		default:
+			return // EAGAIN: drained
+		}
+	}
+}
+
+// readErrors drains the socket's error queue (IP_RECVERR), passing port
+// unreachable on to the app for the destination that sent it.
+func (t *Table) readErrors(m *mapping, fd int) {
+	var oob [256]byte
+	var probe [64]byte
+	for range readBatch {
+		m.mu.RLock()
+		if m.closed.Load() {
+			m.mu.RUnlock()
+			return
+		}
+		_, oobn, _, from, err := unix.Recvmsg(fd, probe[:], oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+		m.mu.RUnlock()
+		if err != nil {
+			return
+		}
+		if dst, ok := portUnreachable(oob[:oobn], from); ok {
+			t.refused(m, dst)
+		}
+	}
+}
+
+// portUnreachable finds an ICMP or ICMPv6 port unreachable in the control
+// messages of an error-queue read; from is the datagram's destination.
+func portUnreachable(oob []byte, from unix.Sockaddr) (netip.AddrPort, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	for _, msg := range msgs {
+		if len(msg.Data) < int(unsafe.Sizeof(unix.SockExtendedErr{})) {
+			continue
+		}
+		e := (*unix.SockExtendedErr)(unsafe.Pointer(&msg.Data[0]))
+		v4 := msg.Header.Level == unix.SOL_IP && msg.Header.Type == unix.IP_RECVERR &&
+			e.Origin == unix.SO_EE_ORIGIN_ICMP && e.Type == 3 && e.Code == 3
+		v6 := msg.Header.Level == unix.SOL_IPV6 && msg.Header.Type == unix.IPV6_RECVERR &&
+			e.Origin == unix.SO_EE_ORIGIN_ICMP6 && e.Type == 1 && e.Code == 4
+		if !v4 && !v6 {
+			continue
+		}
+		switch sa := from.(type) {
+		case *unix.SockaddrInet4:
+			return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), true
+		case *unix.SockaddrInet6:
+			return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port)), true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// rawSocket returns the fd of conn if it is a host socket, with the error
+// queue turned on so that ICMP errors name their destination; -1 if conn
+// is not a host socket. The fd stays conn's.
+func rawSocket(conn any) (int, error) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return -1, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("udpnat: raw socket: %w", err)
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return -1, fmt.Errorf("udpnat: raw socket: %w", err)
+	}
+	domain, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return -1, fmt.Errorf("udpnat: socket domain: %w", err)
+	}
+	level, opt := unix.SOL_IP, unix.IP_RECVERR
+	if domain == unix.AF_INET6 {
+		level, opt = unix.SOL_IPV6, unix.IPV6_RECVERR
+	}
+	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
+		return -1, fmt.Errorf("udpnat: turn on the socket's error queue: %w", err)
+	}
+	return fd, nil
+}
+
+// sendTo sends p to dst with one raw, non-blocking system call: a full
+// socket buffer loses the datagram (EAGAIN) rather than block the packet
+// path. It does not allocate.
+func sendTo(fd int, p []byte, dst netip.AddrPort) error {
+	var sa4 unix.RawSockaddrInet4
+	var sa6 unix.RawSockaddrInet6
+	var sa unsafe.Pointer
+	var salen uintptr
+	if a := dst.Addr(); a.Is4() {
+		sa4.Family = unix.AF_INET
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], dst.Port())
+		sa4.Addr = a.As4()
+		sa, salen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
+	} else {
+		sa6.Family = unix.AF_INET6
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa6.Port))[:], dst.Port())
+		sa6.Addr = a.As16()
+		sa, salen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
+	}
+	var base unsafe.Pointer
+	if len(p) > 0 {
+		base = unsafe.Pointer(&p[0])
+	}
+	for retried := false; ; retried = true {
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(base), uintptr(len(p)),
+			unix.MSG_DONTWAIT, uintptr(sa), salen)
+		switch {
+		case errno == 0:
+			return nil
+		case errno == unix.EINTR, errno == unix.ECONNREFUSED && !retried:
+			// A refusal pending from an earlier datagram is reported
+			// (and cleared) here; it has its own way to the app.
+			continue
+		}
+		return fmt.Errorf("send to %s: %w", dst, errno)
+	}
+}
+
+// recvFrom reads one datagram without blocking, with the address it came
+// from. It does not allocate.
+func recvFrom(fd int, b []byte) (int, netip.AddrPort, unix.Errno) {
+	var rsa unix.RawSockaddrAny
+	salen := uint32(unix.SizeofSockaddrAny)
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&salen)))
+	if errno != 0 {
+		return 0, netip.AddrPort{}, errno
+	}
+	var src netip.AddrPort
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+		src = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+		src = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port)
+	}
+	return int(n), src, 0
+}

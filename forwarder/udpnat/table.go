@@ -1,0 +1,428 @@
+// Package udpnat owns the gateway's UDP sessions: an endpoint-independent
+// session table, as a "full cone" NAT or the kernel's conntrack keeps it.
+//
+// A session is one app source address and port. All its datagrams leave
+// from one socket per upstream (one host port for direct traffic, one
+// SOCKS5 association through a proxy), whatever their destination, so a
+// STUN server asked from two addresses reports one mapping, and a port scan
+// from one source costs one session. Datagrams coming back are filtered
+// (Filter: from anyone, from addresses the app sent to, or only from the
+// address and port pairs it sent to) and delivered to the app from the
+// address they came from, through an AppSender. An ICMP port unreachable
+// for one destination reaches the app for that destination only.
+//
+// Sessions end after Options.UnrepliedTimeout if nothing ever came back,
+// after Options.Timeout of silence once something did; at
+// Options.MaxSessions, the least recently used session makes room.
+//
+// Host sockets are read by one goroutine for the whole table (an epoll set
+// of raw sockets), so an idle direct session parks no goroutine; an
+// upstream whose conn is not a host socket (a SOCKS5 association, an
+// in-process DNS answerer) gets one reader goroutine per mapping.
+//
+// It knows nothing of gVisor: datagrams from apps come in through Send,
+// and go back to apps through the AppSender.
+package udpnat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tungate/tungate/forwarder/internal/owned"
+	"github.com/tungate/tungate/forwarder/proxy"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultTimeout          = 60 * time.Second
+	DefaultUnrepliedTimeout = 30 * time.Second
+	DefaultMaxSessions      = 8192
+	DefaultOpenTimeout      = 10 * time.Second
+)
+
+// Sentinels that Send returns.
+var (
+	// ErrRefused means the route refused the destination: the caller
+	// answers the app with ICMP port unreachable.
+	ErrRefused = errors.New("udp destination refused")
+	// ErrClosed means the table is closed.
+	ErrClosed = errors.New("udp session table closed")
+)
+
+// AppSender delivers to apps. *stack.Stack implements it.
+type AppSender interface {
+	// SendTo delivers payload to the app at dst as a UDP datagram from
+	// src. It must not block and must not keep payload.
+	SendTo(src, dst netip.AddrPort, payload []byte) error
+	// PortUnreachable tells the app at app that dst refused its datagrams
+	// (an ICMP port unreachable from dst). It must not block.
+	PortUnreachable(app, dst netip.AddrPort) error
+}
+
+// Route decides where datagrams from src to dst go. It is asked once per
+// destination of a session, under the table's lock: it must not block or
+// call the table.
+type Route func(src, dst netip.AddrPort) Destination
+
+// Destination is Route's answer for one destination of a session.
+type Destination struct {
+	// Upstream carries the datagrams; nil refuses them. Upstreams are
+	// compared with ==, so equal values must mean the same path and their
+	// dynamic types must be comparable (pointers or small structs of
+	// comparable fields).
+	Upstream proxy.PacketListener
+	// Meter, if set, hears of the destination's datagrams and end (the
+	// flow table's entry for it).
+	Meter Meter
+}
+
+// Meter hears of one destination of a session. Its methods must not
+// block; Sent and Received are called per datagram.
+type Meter interface {
+	// Opened says the socket toward the destination's upstream is open
+	// (err nil) or could not be opened; took is how long the opening took
+	// that the destination waited for, zero if the socket was open
+	// already.
+	Opened(took time.Duration, err error)
+	// Sent counts a datagram of n bytes sent to the destination.
+	Sent(n int)
+	// Received counts a datagram of n bytes from it delivered to the app.
+	Received(n int)
+	// Forgotten says the session forgot the destination (it ended, or
+	// its cache started over); idle says it expired.
+	Forgotten(idle bool)
+}
+
+// Options configures a Table.
+type Options struct {
+	// Route decides each destination's upstream. Required.
+	Route Route
+	// App delivers replies and refusals to apps. Required.
+	App AppSender
+	// Filter says which sources may send to a session's mapping. The zero
+	// value is FilterEndpoint.
+	Filter Filter
+	// Timeout ends a session that got a reply after this long without a
+	// datagram in either direction (--udp-timeout). Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// UnrepliedTimeout ends a session that never got a reply after this
+	// long without a datagram, so that scans and floods free their
+	// sessions early. Zero means DefaultUnrepliedTimeout; it is never
+	// longer than Timeout.
+	UnrepliedTimeout time.Duration
+	// MaxSessions caps the sessions (app source ports); at the cap the
+	// least recently used session is closed to make room. Zero means
+	// DefaultMaxSessions.
+	MaxSessions int
+	// OpenTimeout bounds opening an upstream socket (a SOCKS5 association's
+	// handshake). Zero means DefaultOpenTimeout.
+	OpenTimeout time.Duration
+	// Now is the clock; nil means time.Now. Tests set a fake one.
+	Now func() time.Time
+	// Logger receives per-session messages at debug level and the cap's
+	// evictions at warn level (at most once a second); nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats are the table's counters.
+type Stats struct {
+	Sessions   int    // live sessions
+	Mappings   int    // live upstream sockets
+	Opened     uint64 // sessions created
+	Expired    uint64 // sessions ended by a timeout
+	Evicted    uint64 // sessions closed at MaxSessions
+	Filtered   uint64 // inbound datagrams the filter dropped
+	Dropped    uint64 // datagrams lost: queue full while opening, socket full
+	OpenFailed uint64 // upstream sockets that could not be opened
+}
+
+// LogValue implements slog.LogValuer.
+func (s Stats) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int("sessions", s.Sessions), slog.Uint64("opened", s.Opened),
+		slog.Uint64("expired", s.Expired), slog.Uint64("evicted", s.Evicted),
+		slog.Uint64("filtered", s.Filtered), slog.Uint64("dropped", s.Dropped),
+		slog.Uint64("open_failed", s.OpenFailed),
+	)
+}
+
+// Table is the session table. Its methods are safe for concurrent use.
+type Table struct {
+	opts   Options
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	group  owned.Group
+	poll   *poller
+
+	mu         sync.Mutex
+	closed     bool
+	sessions   map[netip.AddrPort]*session
+	lru        lruList
+	byID       map[uint64]*mapping
+	nextID     uint64
+	lastCapLog time.Time
+
+	opened, expired, evicted, filtered, dropped, openFailed atomic.Uint64
+}
+
+// New returns a running table; Close stops it.
+func New(opts Options) (*Table, error) {
+	if opts.Route == nil || opts.App == nil {
+		return nil, errors.New("udpnat: Route and App are required")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.UnrepliedTimeout <= 0 {
+		opts.UnrepliedTimeout = DefaultUnrepliedTimeout
+	}
+	opts.UnrepliedTimeout = min(opts.UnrepliedTimeout, opts.Timeout)
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = DefaultOpenTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p, err := newPoller()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Table{
+		opts: opts, log: log, ctx: ctx, cancel: cancel, poll: p,
+		sessions: make(map[netip.AddrPort]*session),
+		byID:     make(map[uint64]*mapping),
+	}
+	t.group.Go(func() { p.run(t.readRaw) })
+	t.group.Go(t.sweep)
+	return t, nil
+}
+
+// Send carries one datagram from the app at src to dst. It never blocks
+// on the network: it runs on the stack's packet path. payload is not kept.
+// ErrRefused means the route refused dst (tell the app ICMP port
+// unreachable); other errors are lost datagrams, already counted.
+func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
+	now := t.opts.Now()
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	s := t.sessions[src]
+	var evicted *session
+	if s == nil {
+		s, evicted = t.newSessionLocked(src, now)
+	}
+	d, known := s.dests[dst]
+	var forgot []Meter
+	if !known {
+		d, forgot = t.routeLocked(s, dst)
+	}
+	if d == nil {
+		t.mu.Unlock()
+		t.release(evicted, false)
+		forget(forgot, false)
+		return ErrRefused // bare: a refused flood must not allocate
+	}
+	m := d.m
+	s.last = now
+	t.lru.moveToFront(s)
+	if m.conn == nil {
+		m.enqueue(d, dst, payload, &t.dropped)
+		t.mu.Unlock()
+		t.release(evicted, false)
+		forget(forgot, false)
+		return nil
+	}
+	conn, fd, meter := m.conn, m.fd, d.meter
+	t.mu.Unlock()
+	t.release(evicted, false)
+	forget(forgot, false)
+	m.mu.RLock() // keeps the socket open until the write is done
+	if m.closed.Load() {
+		m.mu.RUnlock()
+		t.dropped.Add(1)
+		return nil
+	}
+	err := write(conn, fd, payload, dst)
+	m.mu.RUnlock()
+	if err != nil {
+		t.dropped.Add(1)
+		return fmt.Errorf("udp %s -> %s: %w", src, dst, err)
+	}
+	if meter != nil {
+		meter.Sent(len(payload))
+	}
+	return nil
+}
+
+// deliver passes a datagram that arrived on m from src to the app, if the
+// filter admits it.
+func (t *Table) deliver(m *mapping, src netip.AddrPort, payload []byte) {
+	now := t.opts.Now()
+	t.mu.Lock()
+	s := m.s
+	if m.closed.Load() {
+		t.mu.Unlock()
+		return
+	}
+	if !t.admits(s, m, src) {
+		t.mu.Unlock()
+		t.filtered.Add(1)
+		return
+	}
+	s.last = now
+	s.replied = true
+	t.lru.moveToFront(s)
+	app := s.app
+	var meter Meter
+	if d := s.dests[src]; d != nil && d.m == m {
+		meter = d.meter
+	}
+	t.mu.Unlock()
+	if err := t.opts.App.SendTo(src, app, payload); err != nil {
+		t.dropped.Add(1)
+		return
+	}
+	if meter != nil {
+		meter.Received(len(payload))
+	}
+}
+
+// admits applies the filter to a datagram from src arriving on m.
+func (t *Table) admits(s *session, m *mapping, src netip.AddrPort) bool {
+	switch t.opts.Filter {
+	case FilterAddress:
+		_, ok := m.addrs[src.Addr()]
+		return ok
+	case FilterPort:
+		d := s.dests[src]
+		return d != nil && d.m == m
+	}
+	return true
+}
+
+// refused tells the app that dst refused the datagrams it sent through m,
+// if it did send some there through m.
+func (t *Table) refused(m *mapping, dst netip.AddrPort) {
+	t.mu.Lock()
+	s := m.s
+	ok := false
+	if !m.closed.Load() {
+		d := s.dests[dst]
+		ok = d != nil && d.m == m
+	}
+	app := s.app
+	t.mu.Unlock()
+	if ok {
+		t.opts.App.PortUnreachable(app, dst)
+	}
+}
+
+// End ends the session of the app at src now (a flow killed from the
+// control API), if it has one.
+func (t *Table) End(src netip.AddrPort) {
+	t.mu.Lock()
+	s := t.sessions[src]
+	if s != nil {
+		t.removeLocked(s)
+	}
+	t.mu.Unlock()
+	t.release(s, false)
+}
+
+// Stats returns the counters.
+func (t *Table) Stats() Stats {
+	t.mu.Lock()
+	n, maps := len(t.sessions), len(t.byID)
+	t.mu.Unlock()
+	return Stats{
+		Sessions: n, Mappings: maps,
+		Opened: t.opened.Load(), Expired: t.expired.Load(), Evicted: t.evicted.Load(),
+		Filtered: t.filtered.Load(), Dropped: t.dropped.Load(), OpenFailed: t.openFailed.Load(),
+	}
+}
+
+// Close ends every session and waits for the table's goroutines. It is
+// idempotent and does not wait on the network: opening upstreams see their
+// context cancelled.
+func (t *Table) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	all := make([]*session, 0, len(t.sessions))
+	for _, s := range t.sessions {
+		t.removeLocked(s)
+		all = append(all, s)
+	}
+	t.mu.Unlock()
+	t.group.Close()
+	t.cancel()
+	for _, s := range all {
+		t.release(s, false)
+	}
+	err := t.poll.close()
+	t.group.Wait()
+	return err
+}
+
+func (t *Table) ctxWithOpenTimeout() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.ctx, t.opts.OpenTimeout)
+}
+
+// sweep expires idle sessions until Close.
+func (t *Table) sweep() {
+	every := min(time.Second, t.opts.UnrepliedTimeout/4)
+	tick := time.NewTicker(max(every, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+			t.expire(t.opts.Now())
+		}
+	}
+}
+
+// expire ends the sessions idle past their timeout at now.
+func (t *Table) expire(now time.Time) {
+	var dead []*session
+	t.mu.Lock()
+	// The list runs from the least recently used: once a session is
+	// younger than the shorter timeout, so is every one before it.
+	for s := t.lru.back; s != nil && now.Sub(s.last) >= t.opts.UnrepliedTimeout; {
+		older := s
+		s = s.next
+		if older.replied && now.Sub(older.last) < t.opts.Timeout {
+			continue
+		}
+		t.removeLocked(older)
+		dead = append(dead, older)
+	}
+	t.mu.Unlock()
+	t.expired.Add(uint64(len(dead)))
+	for _, s := range dead {
+		t.log.Debug("udp session expired", "src", s.app, "replied", s.replied)
+		t.release(s, true)
+	}
+}
