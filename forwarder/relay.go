@@ -171,8 +171,15 @@ func peerClosed(c net.Conn) bool {
 // into count.
 func copyHalf(dst, src net.Conn, dir string, count *flows.Half, w *halfClosed) error {
 	var buf relayBuf
+	grown := false
 	for {
 		bp, n, err := readReady(src, &buf)
+		if !grown && n > 0 {
+			// Writing into gVisor goes deep: grow once, here, only when
+			// there is data (stackgrow.go).
+			growStack()
+			grown = true
+		}
 		if end, err := writeChunk(dst, src, dir, count, &buf, w, bp, n, err); end {
 			return err
 		}

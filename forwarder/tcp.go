@@ -34,6 +34,7 @@ func (f *Forwarder) HandleTCP(r flow.TCPRequest) {
 // handshake runs (bounded by Options.HandshakeTimeout), and the flow until
 // the relay ends; tf is its entry in the flow table.
 func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision, t *admission.Ticket, tf *flows.Flow) {
+	growStack() // the dial and the handshake go deep at once (stackgrow.go)
 	host, err := f.open(ctx, fl, d, tf)
 	if err != nil {
 		t.Release()

@@ -31,7 +31,9 @@ func main() {
 	// stats, and must not reach the terminal of a program under `run`.
 	gvlog.SetLevel(gvlog.Warning)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startCPUProfile(os.Stderr)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
