@@ -36,7 +36,7 @@ const (
 // gateway and `run`.
 func addObserveFlags(fs *pflag.FlagSet, c *observeConfig) {
 	fs.Var(&c.metrics, "metrics", "serve HTTP on `ADDR` (a port alone means 127.0.0.1:PORT): GET /metrics (Prometheus) and GET /flows (JSON)")
-	fs.Var(pathValue{&c.control, "a PATH or none (leave the flag out for the default)"}, "control", "control unix socket `PATH` serving the same API, or none (default /run/tungate/DEVICE.sock as root, $XDG_RUNTIME_DIR/tungate/PID.sock otherwise)")
+	fs.Var(pathValue{&c.control, "a PATH or none (leave the flag out for the default)"}, "control", "control unix socket `PATH` serving the same API, or none (default /run/tungate/DEVICE.sock as root, run-PID.sock under tungate run; $XDG_RUNTIME_DIR/tungate/PID.sock otherwise)")
 	fs.Var(pathValue{&c.flowLog, "a FILE, or - for stderr"}, "flow-log", "append one JSON line per finished flow to `FILE` (- for stderr)")
 	fs.Var(pathValue{&c.pcap, "a FILE"}, "pcap", "write every packet that crosses the device, both directions, to pcap `FILE`")
 	c.pcapSnapLen = stack.DefaultSnapLen
