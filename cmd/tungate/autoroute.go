@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -44,7 +45,7 @@ func installAutoRoute(cfg *gatewayConfig, dev string, log *slog.Logger) (*autoRo
 	if err != nil {
 		return nil, err
 	}
-	log.Info("auto-route installed", "table", a.table, "rule_priority", a.priority, "fwmark", mark, "fail_open", a.failOpen, "took", time.Since(began).Round(time.Microsecond))
+	log.Info("auto-route installed", "table", a.table, "rule_priority", a.priority, "fwmark", fmt.Sprintf("%#x", mark), "fail_open", a.failOpen, "took", time.Since(began).Round(time.Microsecond))
 	return &autoRouting{routing: r, failOpen: a.failOpen, log: log}, nil
 }
 

@@ -60,14 +60,20 @@ func cmdline(pid int) string {
 // in the background: none of them may survive it.
 func TestRunKillTakesTree(t *testing.T) {
 	netlab.RequireRoot(t)
-	tg := netlab.Root().Start(t, netlab.TungatePath(t), "run", "--", "sh", "-c", "sleep 100 & sleep 100 & echo started; wait")
+	// --control none: a SIGKILLed instance cannot remove its socket, and
+	// run-PID.sock names are never reused.
+	tg := netlab.Root().Start(t, netlab.TungatePath(t), "run", "--control", "none", "--", "sh", "-c", "sleep 100 & sleep 100 & echo started; wait")
 	if err := tg.WaitOutput("started", 10*time.Second); err != nil {
 		t.Fatalf("tungate run: %v\n%s", err, tg.Output())
 	}
+	// The forked children may not have exec'd sleep yet when sh echoes.
 	var sleeps []int
-	for _, p := range descendants(tg.Pid()) {
-		if cmdline(p) == "sleep 100" {
-			sleeps = append(sleeps, p)
+	for wait := time.Now().Add(5 * time.Second); len(sleeps) != 2 && time.Now().Before(wait); time.Sleep(20 * time.Millisecond) {
+		sleeps = sleeps[:0]
+		for _, p := range descendants(tg.Pid()) {
+			if cmdline(p) == "sleep 100" {
+				sleeps = append(sleeps, p)
+			}
 		}
 	}
 	if len(sleeps) != 2 {

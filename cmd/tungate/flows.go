@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -124,23 +125,58 @@ func findInstance() (string, error) {
 	return findInstanceIn(dir)
 }
 
-// findInstanceIn is findInstance in dir.
+// findInstanceIn is findInstance in dir. The directory is shared by the
+// instances of every network namespace, and each answers only its own
+// (the others close the connection at once): those are left out.
 func findInstanceIn(dir string) (string, error) {
 	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
-	var live []string
+	var live, elsewhere []string
 	for _, s := range socks {
-		if c, err := net.DialTimeout("unix", s, time.Second); err == nil {
-			c.Close()
+		switch probeControl(s) {
+		case controlHere:
 			live = append(live, s)
+		case controlElsewhere:
+			elsewhere = append(elsewhere, s)
 		}
 	}
 	switch len(live) {
 	case 0:
+		if len(elsewhere) > 0 {
+			return "", fmt.Errorf("flows: no tungate of this network namespace has a control socket in %s; %s %s",
+				dir, strings.Join(elsewhere, ", "), otherNetNSHint)
+		}
 		return "", fmt.Errorf("flows: no running tungate has a control socket in %s (give --control PATH)", dir)
 	case 1:
 		return live[0], nil
 	}
 	return "", usageErrorf("flows: %d tungate instances are running; pick one with --control PATH: %s", len(live), strings.Join(live, ", "))
+}
+
+// otherNetNSHint explains a control socket that closes every connection.
+const otherNetNSHint = "belongs to a tungate of another network namespace, which answers only processes in its own: run tungate flows there (ip netns exec NAME tungate flows)"
+
+// What probeControl found at a socket.
+const (
+	controlDead      = iota // nobody listens (left by an instance that died)
+	controlHere             // an instance that answers us
+	controlElsewhere        // an instance that closed the connection at once
+)
+
+// probeControl tells whether the instance at the control socket path
+// would answer this process: one in another network namespace closes the
+// connection as soon as it accepts it, while one that answers waits for
+// the request.
+func probeControl(path string) int {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return controlDead
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return controlElsewhere
+	}
+	return controlHere
 }
 
 // controlClient talks HTTP to an instance's control socket.
@@ -163,6 +199,9 @@ func (c *controlClient) do(ctx context.Context, method, path string) (int, []byt
 		return 0, nil, err
 	}
 	resp, err := c.http.Do(req)
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return 0, nil, fmt.Errorf("flows: control socket %s %s: %w", c.path, otherNetNSHint, err)
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("flows: control socket %s: %w", c.path, err)
 	}

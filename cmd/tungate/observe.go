@@ -101,6 +101,7 @@ func (o *observer) listenControl(name string) error {
 			o.log.Warn("no control socket", "err", err)
 			return nil
 		}
+		sweepControlDir(dir, o.log)
 		o.lns = append(o.lns, ln)
 		return nil
 	}

@@ -43,11 +43,11 @@ const (
 // gateway and `run`.
 func addObserveFlags(fs *pflag.FlagSet, c *observeConfig) {
 	fs.Var(&c.metrics, "metrics", "serve HTTP on `ADDR` (a port alone means 127.0.0.1:PORT): GET /metrics (Prometheus) and GET /flows (JSON)")
-	fs.StringVar(&c.control, "control", "", "control unix socket `PATH` serving the same API, or none (default /run/tungate/DEVICE.sock as root, $XDG_RUNTIME_DIR/tungate/PID.sock otherwise)")
-	fs.StringVar(&c.flowLog, "flow-log", "", "append one JSON line per finished flow to `FILE` (- for stderr)")
+	fs.Var(pathValue{&c.control, "a PATH or none (leave the flag out for the default)"}, "control", "control unix socket `PATH` serving the same API, or none (default /run/tungate/DEVICE.sock as root, run-PID.sock under tungate run; $XDG_RUNTIME_DIR/tungate/PID.sock otherwise)")
+	fs.Var(pathValue{&c.flowLog, "a FILE, or - for stderr"}, "flow-log", "append one JSON line per finished flow to `FILE` (- for stderr)")
 	c.flowLogQueue = flows.DefaultLogBuffer
 	fs.Var(intValue{&c.flowLogQueue, 1, maxFlowLogQueue}, "flow-log-queue", "hold at most `N` --flow-log lines for a slow writer; more are dropped and counted")
-	fs.StringVar(&c.pcap, "pcap", "", "write every packet that crosses the device, both directions, to pcap `FILE`")
+	fs.Var(pathValue{&c.pcap, "a FILE"}, "pcap", "write every packet that crosses the device, both directions, to pcap `FILE`")
 	c.pcapSnapLen = stack.DefaultSnapLen
 	fs.Var(intValue{&c.pcapSnapLen, 64, maxSnapLen}, "pcap-snaplen", "keep at most this many bytes of each packet in --pcap")
 	c.pcapMaxSize = sizeValue(defaultPcapMaxSize)
@@ -126,3 +126,28 @@ func (v *sizeValue) Set(s string) error {
 }
 
 func (v *sizeValue) Type() string { return "SIZE" }
+
+// pathValue is a file path that may not be empty: an empty --control,
+// --flow-log or --pcap is more likely a shell variable that was not set
+// than a request for the default, so it is a usage error.
+type pathValue struct {
+	p    *string
+	want string // what to give instead, for the error
+}
+
+func (v pathValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v pathValue) Set(s string) error {
+	if s == "" {
+		return fmt.Errorf("empty path: want %s", v.want)
+	}
+	*v.p = s
+	return nil
+}
+
+func (v pathValue) Type() string { return "PATH" }

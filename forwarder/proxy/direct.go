@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -31,7 +32,7 @@ var (
 // EHOSTUNREACH / ENETUNREACH match ErrUnreachable. ctx's AddrCheck
 // (WithAddrCheck) vets each address the socket would connect to.
 func (d *Direct) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	nd := net.Dialer{Timeout: d.Timeout, ControlContext: d.control}
+	nd := net.Dialer{Timeout: d.Timeout, ControlContext: d.control, Resolver: d.resolver()}
 	conn, err := nd.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, classifyErrno(err)
@@ -43,12 +44,38 @@ func (d *Direct) DialContext(ctx context.Context, network, address string) (net.
 // address, so the kernel drops datagrams from any other source. ctx's
 // AddrCheck vets the address, as for DialContext.
 func (d *Direct) DialPacket(ctx context.Context, network, address string) (net.Conn, error) {
-	nd := net.Dialer{ControlContext: d.control}
+	nd := net.Dialer{ControlContext: d.control, Resolver: d.resolver()}
 	conn, err := nd.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, classifyErrno(err)
 	}
 	return conn, nil
+}
+
+// resolver resolves the names given to the Dial methods with Go's own
+// resolver, whose queries to the nameservers of /etc/resolv.conf leave
+// with the same mark and interface as the flows. Routing that captures the
+// host's DNS (the hijack of --auto-route) then lets them out, instead of
+// sending them back into the device, where fake DNS would answer a name
+// that a rule routes direct with a fake address. Nil (the default
+// resolver) without a mark or an interface.
+func (d *Direct) resolver() *net.Resolver {
+	if d.Interface == "" && d.Mark == 0 {
+		return nil
+	}
+	return &net.Resolver{PreferGo: true, Dial: d.dialNameserver}
+}
+
+// dialNameserver is the resolver's dial. A nameserver on loopback (such
+// as systemd-resolved's 127.0.0.53) is dialed without the interface, which
+// would make it unreachable; the mark does no harm there.
+func (d *Direct) dialNameserver(ctx context.Context, network, address string) (net.Conn, error) {
+	opts := d
+	if ap, err := netip.ParseAddrPort(address); err == nil && ap.Addr().Unmap().IsLoopback() {
+		opts = &Direct{Mark: d.Mark}
+	}
+	nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error { return opts.socketOptions(rc) }}
+	return nd.DialContext(ctx, network, address)
 }
 
 // control vets the resolved address (ctx's AddrCheck) and applies the

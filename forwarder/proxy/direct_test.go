@@ -36,22 +36,7 @@ func TestDirectSocketOptions(t *testing.T) {
 	}
 	defer conn.Close()
 	echoRoundTrip(t, conn, "bound to lo")
-	rc, err := conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mark int
-	var dev string
-	var optErr error
-	rc.Control(func(fd uintptr) {
-		mark, optErr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK)
-		if optErr == nil {
-			dev, optErr = getBindToDevice(int(fd))
-		}
-	})
-	if optErr != nil {
-		t.Fatal(optErr)
-	}
+	mark, dev := markAndDevice(t, conn.(*net.TCPConn))
 	if mark != 0x2a || dev != "lo" {
 		t.Errorf("socket has mark %#x device %q, want 0x2a and lo", mark, dev)
 	}
