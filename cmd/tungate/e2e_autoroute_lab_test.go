@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -122,7 +123,10 @@ func (l *arLab) hostUp(v6 bool) netip.Addr {
 // It returns the process and how long start-up took.
 func (l *arLab) start(t *testing.T, args ...string) (*netlab.Proc, time.Duration) {
 	t.Helper()
-	base := []string{"--device", "tun://" + l.dev, "--auto-route", "--log-level", "debug", "--connect-timeout", "3s"}
+	// A control socket of the test's own: a kill -9 would leave the
+	// default one behind in /run/tungate. A --control in args wins.
+	base := []string{"--device", "tun://" + l.dev, "--auto-route", "--log-level", "debug", "--connect-timeout", "3s",
+		"--control", filepath.Join(t.TempDir(), "ctl.sock")}
 	bin := netlab.TungatePath(t)
 	began := time.Now()
 	p := l.host.Start(t, bin, append(base, args...)...)
