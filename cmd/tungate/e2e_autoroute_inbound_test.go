@@ -41,7 +41,7 @@ func TestAutoRouteInbound(t *testing.T) {
 			stopClean(t, gw)
 			exchange(t, old, "after stop")
 			exchange(t, fresh, "after stop")
-			if opened(gw, dst) {
+			if !notOpened(gw, dst) {
 				t.Fatalf("tungate saw the inbound flow:\n%s", gw.Output())
 			}
 		})

@@ -174,6 +174,25 @@ func (l *arLab) tunTX(t *testing.T) int {
 
 // opened reports whether tungate's log shows a TCP flow to dst.
 func opened(p *netlab.Proc, dst netip.AddrPort) bool {
+	// The log line may reach the test's reader a moment after the echo
+	// has finished, on a loaded machine.
+	for end := time.Now().Add(3 * time.Second); !seen(p, dst); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			return false
+		}
+	}
+	return true
+}
+
+// notOpened reports that p has not logged a TCP flow to dst, after a
+// moment for a late log line to arrive.
+func notOpened(p *netlab.Proc, dst netip.AddrPort) bool {
+	time.Sleep(300 * time.Millisecond)
+	return !seen(p, dst)
+}
+
+// seen reports whether p's output holds the "tcp open" line of dst now.
+func seen(p *netlab.Proc, dst netip.AddrPort) bool {
 	for _, line := range strings.Split(p.Output(), "\n") {
 		if strings.Contains(line, `msg="tcp open"`) && strings.Contains(line, "dst="+dst.String()) {
 			return true
