@@ -63,27 +63,13 @@ func addNFTable(dev string, mark uint32) error {
 		Name: "output", Table: t, Type: nftables.ChainTypeRoute,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityMangle,
 	})
-	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(
-		[]expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(dev)},
-		},
-		ctStateNew(),
-		setCtMark(mark),
-	)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: markNewNotOn(expr.MetaKeyIIFNAME, dev, mark)})
 	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: ctMarkToMeta(mark)})
 	post := c.AddChain(&nftables.Chain{
 		Name: "postrouting", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityMangle,
 	})
-	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: concat(
-		[]expr.Any{
-			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(dev)},
-		},
-		ctStateNew(),
-		setCtMark(mark),
-	)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: markNewNotOn(expr.MetaKeyOIFNAME, dev, mark)})
 	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: concat(
 		[]expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
@@ -184,4 +170,17 @@ func concat(parts ...[]expr.Any) []expr.Any {
 		out = append(out, p...)
 	}
 	return out
+}
+
+// markNewNotOn marks the conntrack entry of each new connection whose
+// interface (key: the input or the output one) is not dev.
+func markNewNotOn(key expr.MetaKey, dev string, mark uint32) []expr.Any {
+	return concat(
+		[]expr.Any{
+			&expr.Meta{Key: key, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(dev)},
+		},
+		ctStateNew(),
+		setCtMark(mark),
+	)
 }
