@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -101,24 +100,13 @@ func TestObservePublishedFlow(t *testing.T) {
 	if err := os.WriteFile(serve, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := netlab.TungateCommand(t, context.Background(), "run", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port),
+	r := startHeldRun(t, "run", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port),
 		"--control", sock, "--flow-log", flowLog, "--",
 		"sh", "-c", `socat TCP-LISTEN:8080,reuseaddr,fork "EXEC:sh $1" & cat`, "sh", serve)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	defer func() {
-		stdin.Close()
-		cmd.Wait()
+		r.stop()
 		if t.Failed() {
-			t.Logf("tungate run:\n%s", stderr.String())
+			t.Logf("tungate run:\n%s", r.stderr.String())
 		}
 	}()
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)

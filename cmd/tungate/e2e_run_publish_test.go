@@ -3,11 +3,12 @@ package main_test
 // End-to-end tests of `tungate run --publish`.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,25 +26,13 @@ func TestRunPublish(t *testing.T) {
 	// namespace's IPv6 address once the IPv4 one refuses.
 	script := `socat TCP-LISTEN:8080,reuseaddr,fork EXEC:cat & socat TCP6-LISTEN:8081,ipv6only=1,reuseaddr,fork EXEC:cat & ` +
 		`socat UDP-RECVFROM:5353,fork EXEC:cat & cat`
-	cmd := netlab.TungateCommand(t, context.Background(), "run",
+	r := startHeldRun(t, "run",
 		"-p", fmt.Sprintf("127.0.0.1:%d:8080", tcpPort), "-p", fmt.Sprintf("127.0.0.1:%d:8081", tcp6Port),
 		"--publish", fmt.Sprintf("%d:5353/udp", udpPort),
 		"--", "sh", "-c", script)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	defer func() {
-		stdin.Close()
-		cmd.Wait()
-		if code := cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("tungate run: exit status %d\n%s", code, stderr.String())
+		if code := r.stop(); code != 0 {
+			t.Errorf("tungate run: exit status %d\n%s", code, r.stderr.String())
 		}
 	}()
 	if got := retryEcho(t, "tcp", fmt.Sprintf("127.0.0.1:%d", tcpPort), "published tcp"); got != "published tcp" {
@@ -89,4 +78,35 @@ func echoOnce(network, addr, msg string) (string, error) {
 	buf := make([]byte, 100)
 	n, err := io.ReadAtLeast(c, buf, len(msg))
 	return string(buf[:n]), err
+}
+
+// heldRun is a `tungate run` whose CMD lives until its standard input
+// closes, in a process group of its own.
+type heldRun struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr strings.Builder
+}
+
+// startHeldRun starts tungate with args (from "run" on).
+func startHeldRun(t *testing.T, args ...string) *heldRun {
+	t.Helper()
+	r := &heldRun{cmd: netlab.TungateCommand(t, context.Background(), args...)}
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var err error
+	if r.stdin, err = r.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Stderr = &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// stop closes CMD's input, waits for tungate and returns its exit status.
+func (r *heldRun) stop() int {
+	r.stdin.Close()
+	r.cmd.Wait()
+	return r.cmd.ProcessState.ExitCode()
 }
