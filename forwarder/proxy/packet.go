@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"net"
 	"net/netip"
 	"syscall"
@@ -52,7 +53,12 @@ func (d *Direct) ListenPacket(ctx context.Context, network string) (PacketConn, 
 	}
 	// An unconnected socket has no destination to vet (checkAddr): it
 	// carries datagrams to addresses the router already decided on.
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error { return d.socketOptions(rc) }}
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		if err := d.socketOptions(rc); err != nil {
+			return err
+		}
+		return setReceiveBuffer(rc)
+	}}
 	pc, err := lc.ListenPacket(ctx, network, "")
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", network, err)
@@ -102,4 +108,24 @@ func viaLastHop[T, C any](c *Chain, open func(T) (C, error)) (C, error) {
 		return none, c.outer.wrap(c.udpRefused.note(err, time.Now()))
 	}
 	return conn, nil
+}
+
+// udpReceiveBuffer is what a session's host socket asks for (SO_RCVBUF,
+// capped by net.core.rmem_max): with the default ~200 KiB, a burst of
+// replies that arrives while tungate is descheduled for a few milliseconds
+// overflows it, and the kernel drops them before tungate sees them. The
+// kernel only charges what is queued, so an idle session costs nothing more.
+const udpReceiveBuffer = 4 << 20
+
+func setReceiveBuffer(rc syscall.RawConn) error {
+	var optErr error
+	if err := rc.Control(func(fd uintptr) {
+		optErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, udpReceiveBuffer)
+	}); err != nil {
+		return fmt.Errorf("socket options: %w", err)
+	}
+	if optErr != nil {
+		return fmt.Errorf("set receive buffer (SO_RCVBUF): %w", optErr)
+	}
+	return nil
 }
