@@ -97,26 +97,17 @@ func (l *arLab) waitDAD(t *testing.T) {
 
 // internet is I's address that H reaches by its default route only.
 func (l *arLab) internet(v6 bool) netip.Addr {
-	if v6 {
-		return l.inetNet.V6(1)
-	}
-	return l.inetNet.V4(1)
+	return l.inetNet.Addr(1, v6)
 }
 
 // lanAddr is L's address, on H's directly connected LAN.
 func (l *arLab) lanAddr(v6 bool) netip.Addr {
-	if v6 {
-		return l.lanNet.V6(hostServer)
-	}
-	return l.lanNet.V4(hostServer)
+	return l.lanNet.Addr(hostServer, v6)
 }
 
 // hostUp is H's address on the veth towards I.
 func (l *arLab) hostUp(v6 bool) netip.Addr {
-	if v6 {
-		return l.upNet.V6(hostGateway)
-	}
-	return l.upNet.V4(hostGateway)
+	return l.upNet.Addr(hostGateway, v6)
 }
 
 // start runs tungate --auto-route in H with args and waits until it serves.

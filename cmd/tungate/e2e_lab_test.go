@@ -76,17 +76,11 @@ func (tp *topo) srvPort(v6 bool, port uint16) string {
 }
 
 func (tp *topo) srvAddr(v6 bool) netip.Addr {
-	if v6 {
-		return tp.net.V6(hostServer)
-	}
-	return tp.net.V4(hostServer)
+	return tp.net.Addr(hostServer, v6)
 }
 
 func (tp *topo) deadAddr(v6 bool) netip.Addr {
-	if v6 {
-		return tp.net.V6(hostDead)
-	}
-	return tp.net.V4(hostDead)
+	return tp.net.Addr(hostDead, v6)
 }
 
 // families names the subtests run once per IP version.

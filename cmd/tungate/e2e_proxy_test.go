@@ -80,10 +80,7 @@ func etcFiles(t testing.TB, ns *netlab.NS, files map[string]string) {
 }
 
 func (l *proxyLab) srvAddr(v6 bool) netip.Addr {
-	if v6 {
-		return l.net.V6(hostServer)
-	}
-	return l.net.V4(hostServer)
+	return l.net.Addr(hostServer, v6)
 }
 
 // proxyURL returns scheme://[userinfo@]S:port.

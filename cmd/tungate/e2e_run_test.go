@@ -91,10 +91,7 @@ func newRunServer(t *testing.T) *runServer {
 }
 
 func (s *runServer) addr(v6 bool) netip.Addr {
-	if v6 {
-		return s.net.V6(2)
-	}
-	return s.net.V4(2)
+	return s.net.Addr(2, v6)
 }
 
 func sha256Hex(s string) string {

@@ -51,10 +51,7 @@ func newNATLab(t *testing.T, args ...string) *natLab {
 
 // addr is S's address host in the given family.
 func (l *natLab) addr(host uint8, v6 bool) netip.Addr {
-	if v6 {
-		return l.net.V6(uint16(host))
-	}
-	return l.net.V4(host)
+	return l.net.Addr(host, v6)
 }
 
 // openUDP opens an unconnected UDP socket in ns, bound to laddr (the

@@ -89,6 +89,15 @@ func (s Subnet) V6(host uint16) netip.Addr {
 	return netip.AddrFrom16([16]byte{0: 0xfd, 2: 0x74, 3: 0x67, 5: s.N, 14: byte(host >> 8), 15: byte(host)})
 }
 
+// Addr returns V6(host) if v6, else V4(host): the host's address in the
+// family a test runs in.
+func (s Subnet) Addr(host uint8, v6 bool) netip.Addr {
+	if v6 {
+		return s.V6(uint16(host))
+	}
+	return s.V4(host)
+}
+
 // Prefix4 returns V4(host) with the subnet's /24 length, the form an
 // interface address takes.
 func (s Subnet) Prefix4(host uint8) netip.Prefix {
