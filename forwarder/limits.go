@@ -88,17 +88,6 @@ func (f *Forwarder) dialTicket(r request, fl *route.Flow, d route.Decision) *adm
 	return t
 }
 
-// sessionTicket admits the UDP flow fl, or returns nil after refusing r
-// at once (ICMP port unreachable).
-func (f *Forwarder) sessionTicket(r request, fl *route.Flow, d route.Decision) *admission.Ticket {
-	t, why := f.lim.gate.Session(class(fl, d))
-	if t == nil {
-		r.Refuse()
-		f.refused(why, fl)
-	}
-	return t
-}
-
 // Refused returns how many flows the caps refused, by reason.
 func (f *Forwarder) Refused() map[string]uint64 { return f.lim.gate.Refused() }
 

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 )
 
@@ -21,37 +20,6 @@ import (
 // Resolving here, in the family the app used, avoids that, at the price of
 // the lookup leaving from wherever the resolver asks instead of the proxy.
 type UDPResolver func(ctx context.Context, network, host string) (netip.Addr, error)
-
-// ResolveUDPOnHost is a UDPResolver that asks the host's resolver
-// (net.DefaultResolver, from tungate's own namespace). For "udp" it prefers
-// an IPv4 address, which more UDP servers listen on.
-func ResolveUDPOnHost(ctx context.Context, network, host string) (netip.Addr, error) {
-	family := "ip"
-	switch network {
-	case "udp4":
-		family = "ip4"
-	case "udp6":
-		family = "ip6"
-	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, family, host)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return pickUDPAddr(addrs)
-}
-
-// pickUDPAddr is the first IPv4 address of addrs, else the first.
-func pickUDPAddr(addrs []netip.Addr) (netip.Addr, error) {
-	for _, a := range addrs {
-		if a.Unmap().Is4() {
-			return a.Unmap(), nil
-		}
-	}
-	if len(addrs) == 0 {
-		return netip.Addr{}, fmt.Errorf("%w: no address", ErrUnreachable)
-	}
-	return addrs[0], nil
-}
 
 // resolveUDP applies UDPResolver to a name target; an address, or a nil
 // UDPResolver, leaves target as it is.

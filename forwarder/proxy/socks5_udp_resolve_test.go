@@ -71,28 +71,3 @@ func TestSOCKS5UDPNameSentByDefault(t *testing.T) {
 		t.Fatal("the fake relay answered a name datagram; this test no longer shows the default")
 	}
 }
-
-func TestPickUDPAddr(t *testing.T) {
-	v4, v6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
-	if a, _ := pickUDPAddr([]netip.Addr{v6, v4}); a != v4 {
-		t.Errorf("got %v, want the IPv4 address", a)
-	}
-	if a, _ := pickUDPAddr([]netip.Addr{v6}); a != v6 {
-		t.Errorf("got %v, want the IPv6 address", a)
-	}
-	if a, _ := pickUDPAddr([]netip.Addr{netip.MustParseAddr("::ffff:192.0.2.1")}); a != v4 {
-		t.Errorf("got %v, want the unmapped IPv4 address", a)
-	}
-	if _, err := pickUDPAddr(nil); err == nil {
-		t.Error("no addresses: no error")
-	}
-}
-
-func TestResolveUDPOnHost(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	a, err := ResolveUDPOnHost(ctx, "udp4", "localhost")
-	if err != nil || !a.Is4() || !a.IsLoopback() {
-		t.Fatalf("localhost udp4: %v, %v; want 127.0.0.1", a, err)
-	}
-}
