@@ -106,7 +106,8 @@ type Limits struct {
 	// leaves room for (see FlowsForFDs); refusals for it count as FDs.
 	// Zero means no such bound.
 	FDFlows int
-	// Reserve is how many flows past MaxFlows and FDFlows the reserved
+	// Reserve is how many flows past MaxFlows, MaxUDPSessions and
+	// FDFlows the reserved
 	// flows (DNS, which must keep working when the caps bite) may use.
 	// Zero means DefaultReserve.
 	Reserve int
@@ -378,7 +379,8 @@ func DstPrefixOf(dst netip.Addr) netip.Prefix {
 // FlowsForFDs is how many flows a file descriptor limit leaves room for:
 // limit minus the descriptors open now (open), minus reserve kept for
 // everything that is not a flow (DNS queries, echo sockets, listeners),
-// at one descriptor per flow (the host socket), never below 1.
+// at one descriptor per host socket of a flow (a TCP connection's, each
+// of a UDP session's mappings), never below 1.
 func FlowsForFDs(limit, open, reserve int) int {
 	return max(1, limit-open-reserve)
 }
