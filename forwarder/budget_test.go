@@ -94,3 +94,33 @@ func keys(m map[string]uint64) []string {
 	}
 	return out
 }
+
+// TestRefusedUDPSessionDoesNotAllocate: a flood of new sessions past the
+// budget is refused (ICMP port unreachable) at no allocation per datagram.
+func TestRefusedUDPSessionDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	direct := &proxy.Direct{}
+	dst := netip.MustParseAddrPort("127.0.0.1:9")
+	f, err := New(Options{
+		Router: &fixedRouter{d: route.Decision{Kind: route.Dial, Dst: route.AddrTarget(dst),
+			Upstream: &route.Upstream{Name: "direct", Dialer: direct, Packets: direct}}},
+		Limits: admission.Limits{MaxFlows: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	busy, flood := netip.MustParseAddrPort("10.0.0.2:1"), netip.MustParseAddrPort("10.0.0.2:2")
+	payload := make([]byte, 60)
+	if !f.HandleUDPDatagram(busy, dst, payload) || f.HandleUDPDatagram(flood, dst, payload) {
+		t.Fatal("want the first session admitted, the second refused")
+	}
+	if n := testing.AllocsPerRun(1000, func() { f.HandleUDPDatagram(flood, dst, payload) }); n != 0 {
+		t.Errorf("a refused new session allocates %.1f times per datagram; want 0", n)
+	}
+	if got := f.Refused()["max_flows"]; got < 1000 {
+		t.Errorf("%d refusals counted; want every datagram", got)
+	}
+}

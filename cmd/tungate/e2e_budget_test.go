@@ -114,25 +114,22 @@ func TestMaxFlowsSharedByTCPAndUDP(t *testing.T) {
 			t.Fatalf("refreshing a live session: %v", err)
 		}
 	}
-	for i := range 6 {
-		err, took := tcpTry(t, tp.app, echo)
-		switch {
-		case i < 5 && err != nil:
-			t.Fatalf("TCP connection %d with idle UDP sessions to evict: %v", 41+i, err)
-		case i == 5 && (!errors.Is(err, syscall.ECONNREFUSED) || took > time.Second):
-			t.Fatalf("TCP connection 46 with only busy UDP sessions left: %v after %v; want refused at once", err, took)
+	// fiveThenRefused opens connections first to first+4, each evicting
+	// an idle session, and first+5, which must be refused at once.
+	fiveThenRefused := func(first int, why string) {
+		for i := range 6 {
+			err, took := tcpTry(t, tp.app, echo)
+			switch {
+			case i < 5 && err != nil:
+				t.Fatalf("TCP connection %d with idle UDP sessions to evict: %v", first+i, err)
+			case i == 5 && (!errors.Is(err, syscall.ECONNREFUSED) || took > time.Second):
+				t.Fatalf("TCP connection %d %s: %v after %v; want refused at once", first+i, why, err, took)
+			}
 		}
 	}
+	fiveThenRefused(41, "with only busy UDP sessions left")
 	time.Sleep(1200 * time.Millisecond) // the refreshed five are idle now
-	for i := range 6 {
-		err, took := tcpTry(t, tp.app, echo)
-		switch {
-		case i < 5 && err != nil:
-			t.Fatalf("TCP connection %d with idle UDP sessions to evict: %v", 46+i, err)
-		case i == 5 && (!errors.Is(err, syscall.ECONNREFUSED) || took > time.Second):
-			t.Fatalf("TCP connection 51 past --max-flows 50: %v after %v; want refused at once", err, took)
-		}
-	}
+	fiveThenRefused(46, "past --max-flows 50")
 	for i, c := range answered { // evicted: a new session finds no room
 		if _, err := udpAsk(c); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Fatalf("UDP socket %d with 50 TCP connections open: %v; want ECONNREFUSED", i, err)

@@ -215,6 +215,18 @@ func (g *Gate) extra(c Class) int {
 	return 0
 }
 
+// flowCheckLocked is the refusal of any new flow allowed extra flows past
+// MaxFlows: Closed, Flows, or Admitted.
+func (g *Gate) flowCheckLocked(extra int) Reason {
+	switch {
+	case g.closed:
+		return Closed
+	case g.flows >= g.lim.MaxFlows+extra:
+		return Flows
+	}
+	return Admitted
+}
+
 // evictable reports whether an eviction can lift a refusal for r.
 func evictable(r Reason) bool { return r == Flows || r == UDPSessions || r == FDs }
 
@@ -253,11 +265,9 @@ func (g *Gate) Dial(src, dst netip.Addr, c Class) (*Ticket, Reason) {
 	p := DstPrefixOf(dst)
 	extra := g.extra(c)
 	check := func() Reason {
-		switch {
-		case g.closed:
-			return Closed
-		case g.flows >= g.lim.MaxFlows+extra:
-			return Flows
+		switch r := g.flowCheckLocked(extra); {
+		case r != Admitted:
+			return r
 		case g.lim.FDFlows > 0 && g.fds >= g.lim.FDFlows+extra:
 			return FDs
 		case g.pending >= g.lim.MaxPending:
@@ -292,11 +302,9 @@ func (g *Gate) Dial(src, dst netip.Addr, c Class) (*Ticket, Reason) {
 func (g *Gate) Session(c Class, evict func() bool) (*Ticket, Reason) {
 	extra := g.extra(c)
 	check := func() Reason {
-		switch {
-		case g.closed:
-			return Closed
-		case g.flows >= g.lim.MaxFlows+extra:
-			return Flows
+		switch r := g.flowCheckLocked(extra); {
+		case r != Admitted:
+			return r
 		case g.udp >= g.lim.MaxUDPSessions+extra:
 			return UDPSessions
 		}
