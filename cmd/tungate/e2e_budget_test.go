@@ -146,3 +146,45 @@ func TestMaxFlowsSharedByTCPAndUDP(t *testing.T) {
 		t.Errorf("%d refusals for max_flows; want 22 (10 + 10 UDP sessions, 2 TCP connections)", n)
 	}
 }
+
+// TestLowFDLimitCountsUDPSockets runs tungate with 200 file descriptors
+// and opens 300 UDP sessions at once: each session's host socket counts
+// against what the limit leaves, so those past it are refused (ICMP port
+// unreachable, as far as the stack's ICMP rate allows), the descriptors tungate keeps in reserve stay
+// free, and DNS through tungate still resolves.
+func TestLowFDLimitCountsUDPSockets(t *testing.T) {
+	if kernelMode() {
+		t.Skip("tests tungate itself")
+	}
+	tp := newLowFDTopo(t, 200)
+	refl := netip.AddrPortFrom(tp.srvAddr(false), portReflector)
+	startReflector(t, tp.srv, refl)
+	socks := make([]*net.UDPConn, 300)
+	for i := range socks {
+		socks[i] = dialUDP(t, tp.app, refl)
+	}
+	for _, c := range socks {
+		c.Write([]byte("who am i"))
+	}
+	answered, refused := 0, 0
+	buf := make([]byte, 128)
+	deadline := time.Now().Add(3 * time.Second)
+	for _, c := range socks {
+		c.SetReadDeadline(deadline)
+		_, err := c.Read(buf)
+		switch {
+		case err == nil:
+			answered++
+		case errors.Is(err, syscall.ECONNREFUSED):
+			refused++
+		}
+	}
+	t.Logf("300 UDP sessions: %d answered, %d refused, %d heard nothing", answered, refused, 300-answered-refused)
+	// The stack sends ICMP errors as the kernel does, at most a burst of
+	// 50 at once and 1,000 a second: the rest of a burst of refusals is
+	// silent, and those apps time out.
+	if answered == 0 || answered > 200-64 || refused < 40 {
+		t.Errorf("%d answered, %d refused; want the sessions bounded below the limit less the reserve, and an ICMP burst of refusals", answered, refused)
+	}
+	tp.checkFDLimitHolds(t)
+}
