@@ -70,9 +70,6 @@ type Options struct {
 	// UDPUnrepliedTimeout ends a UDP session that never got a reply after
 	// this long without traffic. Zero means udpnat's default.
 	UDPUnrepliedTimeout time.Duration
-	// UDPMaxSessions caps UDP sessions (app source ports); at the cap the
-	// least recently used one is closed. Zero means udpnat's default.
-	UDPMaxSessions int
 	// Flows, if set, is the flow table every TCP and UDP flow and echo
 	// conversation is entered in, with its byte counts, and finished into.
 	Flows *flows.Table
@@ -82,7 +79,10 @@ type Options struct {
 	// Limits caps the flows and the dials in flight (package admission);
 	// a flow refused for a cap gets a reset or ICMP port unreachable at
 	// once, is counted (Refused) and logged at most once a second per
-	// reason. Zero fields take admission's defaults.
+	// reason. Zero fields take admission's defaults. TCP connections and
+	// UDP sessions share MaxFlows (and FDFlows, with every UDP host
+	// socket); when it is full, the least recently used UDP session idle
+	// for a second makes room for a new flow of either kind.
 	Limits admission.Limits
 	// FDLimit is the file descriptor limit (RLIMIT_NOFILE) that
 	// Limits.FDFlows was derived from, named in the log line when it
@@ -150,7 +150,7 @@ func New(opts Options) (*Forwarder, error) {
 		Filter:           opts.UDPFilter,
 		Timeout:          opts.UDPTimeout,
 		UnrepliedTimeout: opts.UDPUnrepliedTimeout,
-		MaxSessions:      opts.UDPMaxSessions,
+		Budget:           udpBudget{f},
 		OpenTimeout:      opts.ConnectTimeout,
 		Logger:           log,
 	})
@@ -159,6 +159,7 @@ func New(opts Options) (*Forwarder, error) {
 		return nil, err
 	}
 	f.udp = udpTable
+	gate.SetEvictor(udpTable.EvictIdle) // a TCP connection takes an idle session's place
 	f.echo = newEchoTable()
 	return f, nil
 }

@@ -2,12 +2,14 @@ package forwarder
 
 import (
 	"errors"
+	"net/netip"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/tungate/tungate/forwarder/admission"
 	"github.com/tungate/tungate/forwarder/route"
+	"github.com/tungate/tungate/forwarder/udpnat"
 )
 
 // Defaults of the flow-ending timeouts.
@@ -43,9 +45,11 @@ func class(fl *route.Flow, d route.Decision) admission.Class {
 	return admission.Ordinary
 }
 
-// refused logs a refusal for r of the flow f, at most once a second per
-// reason; refusals for Closed (tungate is stopping) are not logged.
-func (f *Forwarder) refused(r admission.Reason, fl *route.Flow) {
+// refused logs a refusal for r of a proto flow from src to dst, at most
+// once a second per reason; refusals for Closed (tungate is stopping) are
+// not logged. It takes values so that a throttled refusal does not
+// allocate.
+func (f *Forwarder) refused(r admission.Reason, proto route.Proto, src, dst netip.AddrPort) {
 	if r == admission.Closed {
 		return
 	}
@@ -54,18 +58,21 @@ func (f *Forwarder) refused(r admission.Reason, fl *route.Flow) {
 		return
 	}
 	l := f.lim.gate.Limits()
-	args := []any{"reason", r.String(), "proto", fl.Proto.String(), "src", fl.Src, "dst", fl.Dst, "refused_before", held}
+	args := []any{"reason", r.String(), "proto", proto.String(), "src", src, "dst", dst, "refused_before", held}
 	switch r {
 	case admission.FDs:
+		u := f.lim.gate.Usage()
 		f.log.Warn("out of file descriptors: refusing new flows; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit)",
-			append(args, "nofile", f.lim.fdLimit, "flows", f.lim.gate.Usage().Flows)...)
+			append(args, "nofile", f.lim.fdLimit, "flows", u.Flows, "sockets", u.Sockets)...)
 		return
 	case admission.Flows:
 		args = append(args, "max_flows", l.MaxFlows)
+	case admission.UDPSessions:
+		args = append(args, "max_udp_sessions", l.MaxUDPSessions)
 	case admission.Pending:
 		args = append(args, "max_pending", l.MaxPending)
 	case admission.Destination:
-		args = append(args, "max_pending_per_dst", l.PendingPerDst, "prefix", admission.DstPrefixOf(fl.Dst.Addr()))
+		args = append(args, "max_pending_per_dst", l.PendingPerDst, "prefix", admission.DstPrefixOf(dst.Addr()))
 	case admission.Source:
 		args = append(args, "max_pending_per_src", l.PendingPerSrc)
 	}
@@ -83,10 +90,52 @@ func (f *Forwarder) dialTicket(r request, fl *route.Flow, d route.Decision) *adm
 	t, why := f.lim.gate.Dial(fl.Src.Addr(), fl.Dst.Addr(), class(fl, d))
 	if t == nil {
 		r.Refuse()
-		f.refused(why, fl)
+		f.refused(why, fl.Proto, fl.Src, fl.Dst)
 	}
 	return t
 }
+
+// udpClass is the admission class of a UDP session or socket whose
+// datagram goes to dst: DNS keeps working while the caps bite.
+func udpClass(dst netip.AddrPort) admission.Class {
+	if dst.Port() == route.DNSPort {
+		return admission.Reserved
+	}
+	return admission.Ordinary
+}
+
+// udpBudget is the UDP session table's share of the gate (udpnat.Budget):
+// a session holds a flow, each of its host sockets a descriptor. Its
+// methods run under the table's lock.
+type udpBudget struct{ f *Forwarder }
+
+func (b udpBudget) Take(app, dst netip.AddrPort, evict func() bool) udpnat.Slot {
+	t, why := b.f.lim.gate.Session(udpClass(dst), evict)
+	if t == nil {
+		b.f.refused(why, route.UDP, app, dst)
+		return nil
+	}
+	return &udpSlot{f: b.f, t: t, app: app}
+}
+
+// udpSlot is one UDP session's ticket.
+type udpSlot struct {
+	f   *Forwarder
+	t   *admission.Ticket
+	app netip.AddrPort
+}
+
+func (s *udpSlot) AddSocket(dst netip.AddrPort, evict func() bool) bool {
+	why := s.t.AddSocket(udpClass(dst), evict)
+	if why != admission.Admitted {
+		s.f.refused(why, route.UDP, s.app, dst)
+		return false
+	}
+	return true
+}
+
+func (s *udpSlot) DropSocket() { s.t.DropSocket() }
+func (s *udpSlot) Release()    { s.t.Release() }
 
 // Refused returns how many flows the caps refused, by reason.
 func (f *Forwarder) Refused() map[string]uint64 { return f.lim.gate.Refused() }

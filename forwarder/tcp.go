@@ -42,7 +42,7 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 		r.Refuse()
 		if outOfFDs(err) {
 			f.lim.gate.Count(admission.FDs)
-			f.refused(admission.FDs, fl)
+			f.refused(admission.FDs, fl.Proto, fl.Src, fl.Dst)
 		}
 		return
 	}

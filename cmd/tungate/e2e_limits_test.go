@@ -315,25 +315,7 @@ func TestLowFDLimit(t *testing.T) {
 	if kernelMode() {
 		t.Skip("tests tungate itself")
 	}
-	netlab.RequireBinary(t, "prlimit")
-	netlab.RequireBinary(t, "dig")
-	netlab.RequireRoot(t)
-	tp := &topo{net: netlab.NewSubnet(t)}
-	tp.app, tp.srv = netlab.NewNS(t, "tga"), netlab.NewNS(t, "tgs")
-	netlab.Veth(t, netlab.Root(), tp.srv,
-		[]netip.Prefix{tp.net.Prefix4(hostGateway), tp.net.Prefix6(hostGateway)},
-		[]netip.Prefix{tp.net.Prefix4(hostServer), tp.net.Prefix6(hostServer)})
-	netlab.DefaultRoutes(t, tp.srv, tp.net.V4(hostGateway), tp.net.V6(hostGateway))
-	tp.dev = netlab.UniqueName("tg")
-	cmd := netlab.TungateCommand(t, context.Background())
-	cmd.Args = []string{"prlimit", "--nofile=200", cmd.Path, "--netns", tp.app.Name, "--device", "tun://" + tp.dev}
-	cmd.Path = "/usr/bin/prlimit"
-	tp.gw = netlab.StartTungateCommand(t, cmd)
-	netlab.StartPeer(t, tp.srv, "-tcp-echo", tp.srvPort(false, portEcho))
-	netlab.StartDNSMasq(t, tp.srv, []netip.Addr{tp.srvAddr(false)}, map[string][]netip.Addr{"canary.test": {netip.MustParseAddr("192.0.2.7")}})
-	if err := tp.app.WaitTCP(tp.srvPort(false, portEcho), 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	tp := newLowFDTopo(t, 200)
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -358,6 +340,39 @@ func TestLowFDLimit(t *testing.T) {
 	if refused == 0 || slowest > time.Second {
 		t.Errorf("%d refused, slowest after %v; want refusals at once past the fd limit", refused, slowest)
 	}
+	tp.checkFDLimitHolds(t)
+}
+
+// newLowFDTopo is the topology with tungate run under ulimit -n nofile, a
+// TCP echo server and a DNS server (canary.test) on S.
+func newLowFDTopo(t *testing.T, nofile int) *topo {
+	t.Helper()
+	netlab.RequireBinary(t, "prlimit")
+	netlab.RequireBinary(t, "dig")
+	netlab.RequireRoot(t)
+	tp := &topo{net: netlab.NewSubnet(t)}
+	tp.app, tp.srv = netlab.NewNS(t, "tga"), netlab.NewNS(t, "tgs")
+	netlab.Veth(t, netlab.Root(), tp.srv,
+		[]netip.Prefix{tp.net.Prefix4(hostGateway), tp.net.Prefix6(hostGateway)},
+		[]netip.Prefix{tp.net.Prefix4(hostServer), tp.net.Prefix6(hostServer)})
+	netlab.DefaultRoutes(t, tp.srv, tp.net.V4(hostGateway), tp.net.V6(hostGateway))
+	tp.dev = netlab.UniqueName("tg")
+	cmd := netlab.TungateCommand(t, context.Background())
+	cmd.Args = []string{"prlimit", fmt.Sprintf("--nofile=%d", nofile), cmd.Path, "--netns", tp.app.Name, "--device", "tun://" + tp.dev}
+	cmd.Path = "/usr/bin/prlimit"
+	tp.gw = netlab.StartTungateCommand(t, cmd)
+	netlab.StartPeer(t, tp.srv, "-tcp-echo", tp.srvPort(false, portEcho))
+	netlab.StartDNSMasq(t, tp.srv, []netip.Addr{tp.srvAddr(false)}, map[string][]netip.Addr{"canary.test": {netip.MustParseAddr("192.0.2.7")}})
+	if err := tp.app.WaitTCP(tp.srvPort(false, portEcho), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return tp
+}
+
+// checkFDLimitHolds checks, at the fd limit (200), that DNS through
+// tungate still works and that one warning a second names the limit.
+func (tp *topo) checkFDLimitHolds(t *testing.T) {
+	t.Helper()
 	out, err := runIn(t, tp.app, 10*time.Second, "dig", "+short", "+tries=1", "+time=2", "@"+tp.srvAddr(false).String(), "canary.test")
 	if err != nil || out != "192.0.2.7" {
 		t.Errorf("dig at the fd limit: %v %q; want 192.0.2.7", err, out)

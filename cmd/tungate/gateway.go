@@ -110,7 +110,6 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 	fwd, err := forwarder.New(forwarder.Options{
 		UDPApp:            &udpApp,
 		UDPFilter:         cfg.udpFilter,
-		UDPMaxSessions:    cfg.limits.udpSessions(),
 		Router:            rt.router,
 		Echo:              &forwarder.HostPinger{Interface: cfg.iface, Mark: cfg.fwmark},
 		ConnectTimeout:    cfg.connectTimeout,

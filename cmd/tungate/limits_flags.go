@@ -11,13 +11,13 @@ import (
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/forwarder/admission"
-	"github.com/tungate/tungate/forwarder/udpnat"
 )
 
 // limitConfig is what the limit flags say: the caps on flows and dials in
 // flight (package admission) and the timeouts that end stuck flows.
 type limitConfig struct {
 	maxFlows          int
+	maxUDPSessions    int
 	maxPending        int
 	perDst            int // 0: maxPending/8
 	perSrc            int // 0: maxPending/4
@@ -33,7 +33,9 @@ const maxFlowsCap = 1 << 22
 // addLimitFlags registers the limit flags.
 func addLimitFlags(fs *pflag.FlagSet, c *limitConfig) {
 	c.maxFlows = admission.DefaultMaxFlows
-	fs.Var(intValue{&c.maxFlows, 1, maxFlowsCap}, "max-flows", "open TCP connections and UDP sessions together; new ones beyond it are refused at once (reset, ICMP port unreachable)")
+	fs.Var(intValue{&c.maxFlows, 1, maxFlowsCap}, "max-flows", "open TCP connections and UDP sessions together; at the cap the least recently used UDP session idle for 1 s makes room, else a new one is refused at once (reset, ICMP port unreachable)")
+	c.maxUDPSessions = admission.DefaultMaxUDPSessions
+	fs.Var(intValue{&c.maxUDPSessions, 1, maxFlowsCap}, "max-udp-sessions", "UDP sessions (app source ports) among --max-flows, never more than it; at the cap the least recently used one idle for 1 s makes room, else a new one gets ICMP port unreachable")
 	c.maxPending = admission.DefaultMaxPending
 	fs.Var(intValue{&c.maxPending, 1, maxFlowsCap}, "max-pending", "TCP connections being dialed or completing the app's handshake at once; new ones beyond it are refused with a reset")
 	fs.Var(intValue{&c.perDst, 0, maxFlowsCap}, "max-pending-per-dst", "pending TCP dials to one /24 (IPv4) or /64 (IPv6); 0 means --max-pending/8")
@@ -52,11 +54,12 @@ func addLimitFlags(fs *pflag.FlagSet, c *limitConfig) {
 // limit, for the log line when it bites.
 func (c *limitConfig) forwarderLimits(log *slog.Logger) (l admission.Limits, fdLimit int) {
 	l = admission.Limits{
-		MaxFlows:      c.maxFlows,
-		Reserve:       c.fdReserve,
-		MaxPending:    c.maxPending,
-		PendingPerDst: c.perDst,
-		PendingPerSrc: c.perSrc,
+		MaxFlows:       c.maxFlows,
+		MaxUDPSessions: c.maxUDPSessions,
+		Reserve:        c.fdReserve,
+		MaxPending:     c.maxPending,
+		PendingPerDst:  c.perDst,
+		PendingPerSrc:  c.perSrc,
 	}
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY || rl.Cur > maxFlowsCap {
@@ -72,14 +75,6 @@ func (c *limitConfig) forwarderLimits(log *slog.Logger) (l admission.Limits, fdL
 			"nofile", fdLimit, "open", open, "fd_reserve", c.fdReserve, "flows", l.FDFlows, "max_flows", c.maxFlows)
 	}
 	return l, fdLimit
-}
-
-// udpSessions is the cap of UDP sessions (app source ports, each with its
-// host sockets): udpnat's default, or --max-flows if that is lower. At the
-// cap the least recently used session makes room rather than a new one
-// being refused.
-func (c *limitConfig) udpSessions() int {
-	return min(udpnat.DefaultMaxSessions, c.maxFlows)
 }
 
 // openFDs counts the descriptors open now; on failure it guesses a few.

@@ -8,6 +8,14 @@
 // be answered at once (a reset, ICMP port unreachable) by the caller; this
 // package only counts, by Reason.
 //
+// The flows are one budget: a TCP connection and a UDP session (one app
+// source port) each hold one flow, and every host socket a flow holds (one
+// per TCP connection, one per UDP mapping) one file descriptor of the
+// FDFlows share. When the budget is full, a Gate asks an evictor (the UDP
+// table: its least recently used idle session) to make room before it
+// refuses, so that soft UDP state, which would expire anyway, yields to new
+// TCP connections and UDP sessions, and a TCP connection is never evicted.
+//
 // It is pure logic: no sockets, no gVisor, no goroutines.
 package admission
 
@@ -29,6 +37,8 @@ const (
 	Closed
 	// Flows: Limits.MaxFlows flows are open.
 	Flows
+	// UDPSessions: Limits.MaxUDPSessions UDP sessions are open.
+	UDPSessions
 	// FDs: the flows that the file descriptor limit leaves room for
 	// (Limits.FDFlows) are open.
 	FDs
@@ -47,7 +57,7 @@ const (
 // by Reason has this length.
 const NumReasons = int(numReasons)
 
-var reasonNames = [numReasons]string{"admitted", "closed", "max_flows", "fd_limit", "max_pending", "pending_per_dst", "pending_per_src"}
+var reasonNames = [numReasons]string{"admitted", "closed", "max_flows", "max_udp_sessions", "fd_limit", "max_pending", "pending_per_dst", "pending_per_src"}
 
 // String is the reason's name in counters and logs.
 func (r Reason) String() string {
@@ -59,8 +69,9 @@ func (r Reason) String() string {
 
 // Defaults for the zero values of Limits.
 const (
-	DefaultMaxFlows   = 32768
-	DefaultMaxPending = 1024
+	DefaultMaxFlows       = 32768
+	DefaultMaxUDPSessions = 8192
+	DefaultMaxPending     = 1024
 	// DefaultDstShare and DefaultSrcShare divide MaxPending into the
 	// default per-destination-prefix and per-source shares.
 	DefaultDstShare = 8
@@ -68,6 +79,10 @@ const (
 	// DefaultReserve is how many flows beyond the caps stay for reserved
 	// flows (DNS answered in-process).
 	DefaultReserve = 64
+	// maxEvictions bounds the evictions one admission asks for (a UDP
+	// session may hold no socket, so freeing a descriptor can take more
+	// than one).
+	maxEvictions = 8
 )
 
 // Prefix lengths that group destinations for their share.
@@ -83,11 +98,16 @@ type Limits struct {
 	// established) and UDP sessions together. Zero means
 	// DefaultMaxFlows.
 	MaxFlows int
-	// FDFlows bounds the open flows too, as what the file descriptor
-	// limit leaves room for (see FlowsForFDs); refusals for it count as
-	// FDs. Zero means no such bound.
+	// MaxUDPSessions bounds the UDP sessions among the flows. Zero means
+	// DefaultMaxUDPSessions; it is never above MaxFlows.
+	MaxUDPSessions int
+	// FDFlows bounds the host sockets of the open flows (one per TCP
+	// connection, one per UDP mapping), as what the file descriptor limit
+	// leaves room for (see FlowsForFDs); refusals for it count as FDs.
+	// Zero means no such bound.
 	FDFlows int
-	// Reserve is how many flows past MaxFlows and FDFlows the reserved
+	// Reserve is how many flows past MaxFlows, MaxUDPSessions and
+	// FDFlows the reserved
 	// flows (DNS, which must keep working when the caps bite) may use.
 	// Zero means DefaultReserve.
 	Reserve int
@@ -109,12 +129,16 @@ var ErrNegative = errors.New("admission: a limit is negative")
 
 // WithDefaults returns l with every zero field set to its default.
 func (l Limits) WithDefaults() (Limits, error) {
-	if l.MaxFlows < 0 || l.FDFlows < 0 || l.Reserve < 0 || l.MaxPending < 0 || l.PendingPerDst < 0 || l.PendingPerSrc < 0 {
+	if l.MaxFlows < 0 || l.MaxUDPSessions < 0 || l.FDFlows < 0 || l.Reserve < 0 || l.MaxPending < 0 || l.PendingPerDst < 0 || l.PendingPerSrc < 0 {
 		return l, ErrNegative
 	}
 	if l.MaxFlows == 0 {
 		l.MaxFlows = DefaultMaxFlows
 	}
+	if l.MaxUDPSessions == 0 {
+		l.MaxUDPSessions = DefaultMaxUDPSessions
+	}
+	l.MaxUDPSessions = min(l.MaxUDPSessions, l.MaxFlows)
 	if l.Reserve == 0 {
 		l.Reserve = DefaultReserve
 	}
@@ -138,7 +162,10 @@ type Gate struct {
 
 	mu      sync.Mutex
 	closed  bool
-	flows   int
+	evict   func() bool
+	flows   int // TCP connections and UDP sessions
+	udp     int // UDP sessions
+	fds     int // host sockets of the flows
 	pending int
 	perDst  map[netip.Prefix]int
 	perSrc  map[netip.Addr]int
@@ -168,82 +195,128 @@ const (
 	Reserved
 )
 
-// Ticket is one admitted flow's hold on the gate. Done releases its
-// pending share (the dial and handshake are over), Release everything; both
-// are idempotent and safe to call in any order.
-type Ticket struct {
-	g       *Gate
-	src     netip.Addr
-	dst     netip.Prefix
-	pending bool // holds a pending share
-	flow    bool // holds a flow
+// SetEvictor names the function that Dial asks to make room when the
+// flows or their descriptors are at a cap: it ends one idle flow (the UDP
+// table's least recently used idle session) and reports whether it did.
+// It is called without the gate's lock; it may release tickets but must
+// not ask the gate for one.
+func (g *Gate) SetEvictor(evict func() bool) {
+	g.mu.Lock()
+	g.evict = evict
+	g.mu.Unlock()
 }
 
-// flowRefusal is the reason a flow of class c is refused by the flow caps,
-// or Admitted.
-func (g *Gate) flowRefusal(c Class) Reason {
-	extra := 0
+// extra is how far past MaxFlows, MaxUDPSessions and FDFlows a flow of
+// class c may go.
+func (g *Gate) extra(c Class) int {
 	if c == Reserved {
-		extra = g.lim.Reserve
+		return g.lim.Reserve
 	}
-	if g.flows >= g.lim.MaxFlows+extra {
+	return 0
+}
+
+// flowCheckLocked is the refusal of any new flow allowed extra flows past
+// MaxFlows: Closed, Flows, or Admitted.
+func (g *Gate) flowCheckLocked(extra int) Reason {
+	switch {
+	case g.closed:
+		return Closed
+	case g.flows >= g.lim.MaxFlows+extra:
 		return Flows
-	}
-	if g.lim.FDFlows > 0 && g.flows >= g.lim.FDFlows+extra {
-		return FDs
 	}
 	return Admitted
 }
 
-// Dial admits a TCP flow from src to dst, which holds a flow and a pending
-// share until its ticket says Done. It returns the ticket, or nil and the
-// reason it was refused (also counted).
+// evictable reports whether an eviction can lift a refusal for r.
+func evictable(r Reason) bool { return r == Flows || r == UDPSessions || r == FDs }
+
+// admitLocked runs check under the gate's lock and, while it refuses for a
+// reason an eviction can lift, asks evict (without the lock) to make room
+// and checks again, up to maxEvictions times. It returns with the lock
+// held and check's last answer.
+func (g *Gate) admitLocked(check func() Reason, evict func() bool) Reason {
+	g.mu.Lock()
+	r := check()
+	for i := 0; i < maxEvictions && evict != nil && evictable(r); i++ {
+		g.mu.Unlock()
+		freed := evict()
+		g.mu.Lock()
+		if !freed {
+			break
+		}
+		r = check()
+	}
+	return r
+}
+
+// refuseUnlock counts a refusal for r, unlocks and returns r.
+func (g *Gate) refuseUnlock(r Reason) (*Ticket, Reason) {
+	g.mu.Unlock()
+	g.refused[r].Add(1)
+	return nil, r
+}
+
+// Dial admits a TCP flow from src to dst, which holds a flow, a host
+// socket and a pending share until its ticket says Done. At the flow or
+// descriptor cap it first asks the evictor (SetEvictor) for room. It
+// returns the ticket, or nil and the reason it was refused (also counted).
 func (g *Gate) Dial(src, dst netip.Addr, c Class) (*Ticket, Reason) {
 	src, dst = src.Unmap(), dst.Unmap()
 	p := DstPrefixOf(dst)
+	extra := g.extra(c)
+	check := func() Reason {
+		switch r := g.flowCheckLocked(extra); {
+		case r != Admitted:
+			return r
+		case g.lim.FDFlows > 0 && g.fds >= g.lim.FDFlows+extra:
+			return FDs
+		case g.pending >= g.lim.MaxPending:
+			return Pending
+		case g.perDst[p] >= g.lim.PendingPerDst:
+			return Destination
+		case g.perSrc[src] >= g.lim.PendingPerSrc:
+			return Source
+		}
+		return Admitted
+	}
 	g.mu.Lock()
-	r := Closed
-	if !g.closed {
-		r = g.flowRefusal(c)
-	}
-	switch {
-	case r != Admitted:
-	case g.pending >= g.lim.MaxPending:
-		r = Pending
-	case g.perDst[p] >= g.lim.PendingPerDst:
-		r = Destination
-	case g.perSrc[src] >= g.lim.PendingPerSrc:
-		r = Source
-	}
-	if r != Admitted {
-		g.mu.Unlock()
-		g.refused[r].Add(1)
-		return nil, r
+	evict := g.evict
+	g.mu.Unlock()
+	if r := g.admitLocked(check, evict); r != Admitted {
+		return g.refuseUnlock(r)
 	}
 	g.flows++
+	g.fds++
 	g.pending++
 	g.perDst[p]++
 	g.perSrc[src]++
 	g.mu.Unlock()
-	return &Ticket{g: g, src: src, dst: p, pending: true, flow: true}, Admitted
+	return &Ticket{g: g, src: src, dst: p, pending: true, flow: true, sockets: 1}, Admitted
 }
 
-// Session admits a flow that dials nothing that can hang (a UDP session):
-// it holds a flow only.
-func (g *Gate) Session(c Class) (*Ticket, Reason) {
-	g.mu.Lock()
-	r := Closed
-	if !g.closed {
-		r = g.flowRefusal(c)
+// Session admits a UDP session: a flow that dials nothing that can hang.
+// It holds a flow and no socket yet (AddSocket takes each). At the flow or
+// UDP session cap it first asks evict, if not nil, for room: evict is the
+// caller's (the UDP table ends its least recently used idle session) and
+// runs without the gate's lock, so the caller may hold its own.
+func (g *Gate) Session(c Class, evict func() bool) (*Ticket, Reason) {
+	extra := g.extra(c)
+	check := func() Reason {
+		switch r := g.flowCheckLocked(extra); {
+		case r != Admitted:
+			return r
+		case g.udp >= g.lim.MaxUDPSessions+extra:
+			return UDPSessions
+		}
+		return Admitted
 	}
-	if r != Admitted {
-		g.mu.Unlock()
-		g.refused[r].Add(1)
-		return nil, r
+	if r := g.admitLocked(check, evict); r != Admitted {
+		return g.refuseUnlock(r)
 	}
 	g.flows++
+	g.udp++
 	g.mu.Unlock()
-	return &Ticket{g: g, flow: true}, Admitted
+	return &Ticket{g: g, flow: true, udp: true}, Admitted
 }
 
 // Count counts a refusal for r that was decided outside the gate (a dial
@@ -251,38 +324,6 @@ func (g *Gate) Session(c Class) (*Ticket, Reason) {
 func (g *Gate) Count(r Reason) {
 	if r > Admitted && r < numReasons {
 		g.refused[r].Add(1)
-	}
-}
-
-// Done releases t's pending share: its dial and handshake are over and it
-// is an open flow now.
-func (t *Ticket) Done() {
-	g := t.g
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	t.donePendingLocked()
-}
-
-func (t *Ticket) donePendingLocked() {
-	if !t.pending {
-		return
-	}
-	t.pending = false
-	g := t.g
-	g.pending--
-	decrement(g.perDst, t.dst)
-	decrement(g.perSrc, t.src)
-}
-
-// Release releases everything t holds.
-func (t *Ticket) Release() {
-	g := t.g
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	t.donePendingLocked()
-	if t.flow {
-		t.flow = false
-		g.flows--
 	}
 }
 
@@ -304,14 +345,16 @@ func (g *Gate) Close() {
 
 // Usage is a snapshot of what a Gate holds.
 type Usage struct {
-	Flows, Pending int
+	// Flows are the TCP connections and UDP sessions, UDPSessions the
+	// latter, Sockets their host sockets, Pending the dials in flight.
+	Flows, UDPSessions, Sockets, Pending int
 }
 
-// Usage returns the flows and pending dials held now.
+// Usage returns what the gate's tickets hold now.
 func (g *Gate) Usage() Usage {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return Usage{Flows: g.flows, Pending: g.pending}
+	return Usage{Flows: g.flows, UDPSessions: g.udp, Sockets: g.fds, Pending: g.pending}
 }
 
 // Refused returns how many flows were refused for each reason, by the
@@ -344,7 +387,8 @@ func DstPrefixOf(dst netip.Addr) netip.Prefix {
 // FlowsForFDs is how many flows a file descriptor limit leaves room for:
 // limit minus the descriptors open now (open), minus reserve kept for
 // everything that is not a flow (DNS queries, echo sockets, listeners),
-// at one descriptor per flow (the host socket), never below 1.
+// at one descriptor per host socket of a flow (a TCP connection's, each
+// of a UDP session's mappings), never below 1.
 func FlowsForFDs(limit, open, reserve int) int {
 	return max(1, limit-open-reserve)
 }

@@ -92,21 +92,21 @@ func TestFlowsAndReserve(t *testing.T) {
 	if u := g.Usage(); u.Flows != 1 || u.Pending != 0 {
 		t.Fatalf("usage after Done: %+v", u)
 	}
-	s, _ := g.Session(Ordinary)
+	s, _ := g.Session(Ordinary, nil)
 	if s == nil {
 		t.Fatal("session refused below MaxFlows")
 	}
 	if _, r := g.Dial(app1, dst("192.0.3.1"), Ordinary); r != Flows {
 		t.Fatalf("dial at MaxFlows: %v, want %v", r, Flows)
 	}
-	if _, r := g.Session(Ordinary); r != Flows {
+	if _, r := g.Session(Ordinary, nil); r != Flows {
 		t.Fatalf("session at MaxFlows: %v, want %v", r, Flows)
 	}
-	dns, _ := g.Session(Reserved)
+	dns, _ := g.Session(Reserved, nil)
 	if dns == nil {
 		t.Fatal("reserved flow refused within the reserve")
 	}
-	if _, r := g.Session(Reserved); r != Flows {
+	if _, r := g.Session(Reserved, nil); r != Flows {
 		t.Fatalf("reserved flow past the reserve: %v", r)
 	}
 	s.Release()
@@ -131,8 +131,15 @@ func TestFDFlows(t *testing.T) {
 	if _, r := g.Dial(app1, dst("192.0.3.1"), Ordinary); r != FDs {
 		t.Fatalf("dial at FDFlows: %v, want %v", r, FDs)
 	}
-	if tk, _ := g.Session(Reserved); tk == nil {
-		t.Fatal("DNS refused within the reserve at the fd limit")
+	tk, _ := g.Session(Reserved, nil)
+	if tk == nil {
+		t.Fatal("DNS session refused at the fd limit")
+	}
+	if r := tk.AddSocket(Reserved, nil); r != Admitted {
+		t.Fatalf("DNS socket refused within the reserve at the fd limit: %v", r)
+	}
+	if r := tk.AddSocket(Reserved, nil); r != FDs {
+		t.Fatalf("DNS socket past the reserve: %v, want %v", r, FDs)
 	}
 	if n := FlowsForFDs(200, 20, 64); n != 116 {
 		t.Fatalf("FlowsForFDs(200, 20, 64) = %d", n)
@@ -149,7 +156,7 @@ func TestClose(t *testing.T) {
 	if _, r := g.Dial(app1, dst("192.0.3.1"), Reserved); r != Closed {
 		t.Fatalf("dial after Close: %v", r)
 	}
-	if _, r := g.Session(Reserved); r != Closed {
+	if _, r := g.Session(Reserved, nil); r != Closed {
 		t.Fatalf("session after Close: %v", r)
 	}
 	tk.Release()

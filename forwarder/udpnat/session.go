@@ -28,6 +28,7 @@ const (
 // session is one app source address and port.
 type session struct {
 	app     netip.AddrPort
+	slot    Slot      // its hold on the budget; released by removeLocked
 	last    time.Time // the last datagram either way
 	replied bool      // something came back
 	// dests is the routing cache: how each destination leaves, nil for
@@ -82,26 +83,6 @@ func network(app netip.AddrPort) string {
 	return "udp6"
 }
 
-// newSessionLocked adds a session for app, closing the least recently
-// used one at the cap; the caller releases that one after unlocking.
-func (t *Table) newSessionLocked(app netip.AddrPort, now time.Time) (s, evicted *session) {
-	if len(t.sessions) >= t.opts.MaxSessions && t.lru.back != nil {
-		evicted = t.lru.back
-		t.removeLocked(evicted)
-		t.evicted.Add(1)
-		if now.Sub(t.lastCapLog) >= time.Second {
-			t.lastCapLog = now
-			t.log.Warn("udp session cap reached: closing the least recently used sessions; raise the cap if apps need more",
-				"max_sessions", t.opts.MaxSessions, "evicted_total", t.evicted.Load())
-		}
-	}
-	s = &session{app: app, last: now, dests: make(map[netip.AddrPort]*dest, 1)}
-	t.sessions[app] = s
-	t.lru.pushFront(s)
-	t.opened.Add(1)
-	return s, evicted
-}
-
 // routeLocked asks the route about dst and records the answer in s's
 // cache, opening a mapping for a new upstream. It returns nil if refused,
 // and the meters of destinations the cache forgot to make room, for the
@@ -128,6 +109,12 @@ func (t *Table) routeLocked(s *session, dst netip.AddrPort) (*dest, []Meter) {
 		}
 	}
 	if m == nil {
+		if !t.takeSocketLocked(s, dst, r.Meter) {
+			if r.Meter != nil {
+				forgot = append(forgot, r.Meter)
+			}
+			return nil, forgot // not cached: the next datagram asks again
+		}
 		m = t.newMappingLocked(s, r.Upstream)
 	}
 	d := &dest{m: m, meter: r.Meter}
@@ -186,6 +173,7 @@ func (t *Table) removeLocked(s *session) {
 	}
 	delete(t.sessions, s.app)
 	t.lru.remove(s)
+	s.slot.Release()
 	for _, m := range s.maps {
 		m.closed.Store(true)
 		delete(t.byID, m.id)
@@ -199,6 +187,7 @@ func (t *Table) dropMappingLocked(m *mapping) []Meter {
 	s := m.s
 	m.closed.Store(true)
 	delete(t.byID, m.id)
+	s.slot.DropSocket()
 	forgot := meters(s.dests, m)
 	for dst, have := range s.dests {
 		if have != nil && have.m == m {

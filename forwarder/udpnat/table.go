@@ -12,8 +12,12 @@
 // for one destination reaches the app for that destination only.
 //
 // Sessions end after Options.UnrepliedTimeout if nothing ever came back,
-// after Options.Timeout of silence once something did; at
-// Options.MaxSessions, the least recently used session makes room.
+// after Options.Timeout of silence once something did. Each holds a slot
+// of a Budget shared with the gateway's other flows (Options.Budget), and
+// a descriptor of it per host socket: when the budget is full the least
+// recently used idle session makes room, and with none idle the new
+// session (or socket) is refused, which the app hears as ICMP port
+// unreachable at once.
 //
 // Host sockets are read by one goroutine for the whole table (an epoll set
 // of raw sockets), so an idle direct session parks no goroutine; an
@@ -117,10 +121,18 @@ type Options struct {
 	// sessions early. Zero means DefaultUnrepliedTimeout; it is never
 	// longer than Timeout.
 	UnrepliedTimeout time.Duration
-	// MaxSessions caps the sessions (app source ports); at the cap the
-	// least recently used session is closed to make room. Zero means
-	// DefaultMaxSessions.
+	// Budget holds every session's slot and sockets, shared with other
+	// flows; nil means a budget of MaxSessions sessions for this table
+	// alone.
+	Budget Budget
+	// MaxSessions caps the sessions (app source ports) of a table without
+	// a Budget. Zero means DefaultMaxSessions.
 	MaxSessions int
+	// EvictIdle is how long a session must have been silent before it
+	// may be evicted to make room in the budget: a busier one is never
+	// evicted, so a flood of new sessions cannot break live ones. Zero
+	// means DefaultEvictIdle.
+	EvictIdle time.Duration
 	// OpenTimeout bounds opening an upstream socket (a SOCKS5 association's
 	// handshake). Zero means DefaultOpenTimeout.
 	OpenTimeout time.Duration
@@ -137,7 +149,8 @@ type Stats struct {
 	Mappings   int    // live upstream sockets
 	Opened     uint64 // sessions created
 	Expired    uint64 // sessions ended by a timeout
-	Evicted    uint64 // sessions closed at MaxSessions
+	Evicted    uint64 // idle sessions closed to make room in the budget
+	Refused    uint64 // sessions and sockets the full budget refused
 	Filtered   uint64 // inbound datagrams the filter dropped
 	Dropped    uint64 // datagrams lost: queue full while opening, socket full
 	OpenFailed uint64 // upstream sockets that could not be opened
@@ -148,6 +161,7 @@ func (s Stats) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Int("sessions", s.Sessions), slog.Uint64("opened", s.Opened),
 		slog.Uint64("expired", s.Expired), slog.Uint64("evicted", s.Evicted),
+		slog.Uint64("refused", s.Refused),
 		slog.Uint64("filtered", s.Filtered), slog.Uint64("dropped", s.Dropped),
 		slog.Uint64("open_failed", s.OpenFailed),
 	)
@@ -161,6 +175,9 @@ type Table struct {
 	cancel context.CancelFunc
 	group  owned.Group
 	poll   *poller
+	budget Budget
+	// evictForNew makes room for a new session (evictIdleLocked).
+	evictForNew func() bool
 
 	mu         sync.Mutex
 	closed     bool
@@ -169,8 +186,9 @@ type Table struct {
 	byID       map[uint64]*mapping
 	nextID     uint64
 	lastCapLog time.Time
+	evictq     []*session // evicted, to be released after unlocking
 
-	opened, expired, evicted, filtered, dropped, openFailed atomic.Uint64
+	opened, expired, evicted, refusedN, filtered, dropped, openFailed atomic.Uint64
 }
 
 // New returns a running table; Close stops it.
@@ -187,6 +205,9 @@ func New(opts Options) (*Table, error) {
 	opts.UnrepliedTimeout = min(opts.UnrepliedTimeout, opts.Timeout)
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.EvictIdle <= 0 {
+		opts.EvictIdle = DefaultEvictIdle
 	}
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = DefaultOpenTimeout
@@ -207,7 +228,12 @@ func New(opts Options) (*Table, error) {
 		opts: opts, log: log, ctx: ctx, cancel: cancel, poll: p,
 		sessions: make(map[netip.AddrPort]*session),
 		byID:     make(map[uint64]*mapping),
+		budget:   opts.Budget,
 	}
+	if t.budget == nil {
+		t.budget = &sessionCap{max: opts.MaxSessions}
+	}
+	t.evictForNew = func() bool { return t.evictIdleLocked(nil) }
 	t.group.Go(func() { p.run(t.readRaw) })
 	t.group.Go(t.sweep)
 	return t, nil
@@ -225,18 +251,21 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 		return ErrClosed
 	}
 	s := t.sessions[src]
-	var evicted *session
 	if s == nil {
-		s, evicted = t.newSessionLocked(src, now)
+		s = t.newSessionLocked(src, dst, now)
 	}
-	d, known := s.dests[dst]
+	var d *dest
 	var forgot []Meter
-	if !known {
-		d, forgot = t.routeLocked(s, dst)
+	if s != nil {
+		var known bool
+		if d, known = s.dests[dst]; !known {
+			d, forgot = t.routeLocked(s, dst)
+		}
 	}
+	evicted := t.takeEvictedLocked()
 	if d == nil {
 		t.mu.Unlock()
-		t.release(evicted, false)
+		t.releaseAll(evicted)
 		forget(forgot, false)
 		return ErrRefused // bare: a refused flood must not allocate
 	}
@@ -246,13 +275,13 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 	if m.conn == nil {
 		m.enqueue(d, dst, payload, &t.dropped)
 		t.mu.Unlock()
-		t.release(evicted, false)
+		t.releaseAll(evicted)
 		forget(forgot, false)
 		return nil
 	}
 	conn, fd, meter := m.conn, m.fd, d.meter
 	t.mu.Unlock()
-	t.release(evicted, false)
+	t.releaseAll(evicted)
 	forget(forgot, false)
 	m.mu.RLock() // keeps the socket open until the write is done
 	if m.closed.Load() {
@@ -354,7 +383,7 @@ func (t *Table) Stats() Stats {
 	t.mu.Unlock()
 	return Stats{
 		Sessions: n, Mappings: maps,
-		Opened: t.opened.Load(), Expired: t.expired.Load(), Evicted: t.evicted.Load(),
+		Opened: t.opened.Load(), Expired: t.expired.Load(), Evicted: t.evicted.Load(), Refused: t.refusedN.Load(),
 		Filtered: t.filtered.Load(), Dropped: t.dropped.Load(), OpenFailed: t.openFailed.Load(),
 	}
 }
