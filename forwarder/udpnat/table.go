@@ -163,7 +163,7 @@ type Stats struct {
 // LogValue implements slog.LogValuer.
 func (s Stats) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.Int("sessions", s.Sessions), slog.Uint64("opened", s.Opened),
+		slog.Int("sessions", s.Sessions), slog.Int("mappings", s.Mappings), slog.Uint64("opened", s.Opened),
 		slog.Uint64("expired", s.Expired), slog.Uint64("evicted", s.Evicted),
 		slog.Uint64("filtered", s.Filtered), slog.Uint64("dropped", s.Dropped),
 		slog.Uint64("open_failed", s.OpenFailed),
