@@ -11,6 +11,19 @@
 // address they came from, through an AppSender. An ICMP port unreachable
 // for one destination reaches the app for that destination only.
 //
+// A destination the route rewrites (Destination.To: the host's loopback
+// behind run's mapped address; Destination.Resolve: the name behind a fake
+// address) shares the mapping too, and its replies come to the app from
+// the address the app sent to: each mapping keeps a reverse table from
+// the rewritten address to that one. For a name sent by name (Name: a
+// SOCKS5 proxy resolves it), the proxy's replies come from an address the
+// app never saw; a reply from an address and port the app never sent to
+// by address comes from the destination by name that the session most
+// recently sent to at that port. So two names at one port used at once
+// are told apart wrongly for the one sent to less recently, and a reply
+// matching no name keeps its real source. The filter applies to the
+// address the app sees.
+//
 // Sessions end after Options.UnrepliedTimeout if nothing ever came back,
 // after Options.Timeout of silence once something did; at
 // Options.MaxSessions, the least recently used session makes room.
