@@ -53,9 +53,11 @@ func (f *Forwarder) HandleUDP(r flow.UDPRequest) { r.Refuse() }
 // to the address the router mapped it to (the host's loopback), or to the
 // name behind a fake address, resolved as the upstream resolves names
 // (or, through a SOCKS5 proxy without a resolver, sent by name). The
-// table delivers the replies from the address the app sent to. Only
-// in-process DNS answers, and upstreams that cannot send to any address,
-// get a conn of the destination's own. It runs under the table's lock.
+// table delivers the replies from the address the app sent to. In-process
+// DNS answers share one conversation with the server per session
+// (answerUpstream); only servers and upstreams that cannot serve any
+// address get a conn of the destination's own. It runs under the table's
+// lock.
 func (f *Forwarder) routeUDP(src, dst netip.AddrPort) udpnat.Destination {
 	fl := route.Flow{Proto: route.UDP, Src: src, Dst: dst}
 	d := f.guard(f.decide(&fl))
@@ -70,12 +72,32 @@ func (f *Forwarder) routeUDP(src, dst netip.AddrPort) udpnat.Destination {
 		// now, under the table's lock.
 		t.SetCloser(func() { f.goFlow(func(context.Context) { f.udp.End(src) }) })
 	}
-	if d.Kind == route.Dial {
+	switch d.Kind {
+	case route.Dial:
 		if l, ok := d.Upstream.Packets.(proxy.PacketListener); ok {
 			return f.sharedDestination(&fl, d, l, meter)
 		}
+	case route.Answer:
+		if ps, ok := d.Server.(packetServer); ok {
+			return udpnat.Destination{Upstream: answerUpstream{ps}, Meter: meter}
+		}
 	}
 	return udpnat.Destination{Upstream: pairUpstream{fw: f, fl: fl, d: d}, Meter: meter}
+}
+
+// packetServer is a route.Server that answers a session's datagrams to
+// any of its addresses on one conn (dns.Resolver.OpenPackets).
+type packetServer interface {
+	OpenPackets() (proxy.PacketConn, error)
+}
+
+// answerUpstream opens a session's one in-process conversation with a
+// server, for all its destinations there: no host socket, and one reader.
+// Its values are equal for the same server.
+type answerUpstream struct{ s packetServer }
+
+func (u answerUpstream) ListenPacket(context.Context, string) (proxy.PacketConn, error) {
+	return u.s.OpenPackets()
 }
 
 // sharedDestination carries fl's datagrams on the session's socket
