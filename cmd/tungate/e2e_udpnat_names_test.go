@@ -274,3 +274,27 @@ func TestRunHostLoopbackUDPSharesThePort(t *testing.T) {
 	}
 	t.Logf("one host port %d for 198.18.0.3 and %v:\n%s", ports[0], out, r.stdout)
 }
+
+// TestUDPUnrepliedSessionsExpireSooner: with --udp-unreplied-timeout 1s, a session
+// that never got a reply ends within a few seconds, while one that did
+// lives on (--udp-timeout 30s): tungate's stop line counts one expired
+// session and one still open.
+func TestUDPUnrepliedSessionsExpireSooner(t *testing.T) {
+	t.Parallel()
+	l := newNATLab(t, "--udp-unreplied-timeout", "1s", "--udp-timeout", "30s")
+	r := netip.AddrPortFrom(l.addr(hostServer, false), portReflector)
+	startReflector(t, l.srv, r)
+	replied := openUDP(t, l.app, false, netip.AddrPort{})
+	mappedBy(t, replied, r)
+	silent := openUDP(t, l.app, false, netip.AddrPort{})
+	if _, err := silent.WriteToUDPAddrPort([]byte("anyone?"), netip.AddrPortFrom(l.addr(hostStranger, false), 5555)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	out := func() string { return l.gw.Output() }
+	l.gw.Stop()
+	m := regexp.MustCompile(`udp\.sessions=(\d+) udp\.mappings=\d+ udp\.opened=(\d+) udp\.expired=(\d+)`).FindStringSubmatch(out())
+	if m == nil || m[1] != "1" || m[2] != "2" || m[3] != "1" {
+		t.Fatalf("stop line %q; want 2 sessions opened, 1 expired (the unreplied one), 1 open:\n%s", m, out())
+	}
+}
