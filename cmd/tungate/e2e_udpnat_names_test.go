@@ -39,8 +39,9 @@ type namesLab struct {
 }
 
 // newNamesLab makes S behind ns (a veth pair, S's default route through
-// ns) with the three reflectors running; srvVeth is S's end.
-func newNamesLab(t *testing.T, ns *netlab.NS) (l *namesLab, srvVeth string) {
+// ns), with the three reflectors running if reflect is set; srvVeth is S's
+// end.
+func newNamesLab(t *testing.T, ns *netlab.NS, reflect bool) (l *namesLab, srvVeth string) {
 	t.Helper()
 	l = &namesLab{net: netlab.NewSubnet(t), srv: netlab.NewNS(t, "tnn")}
 	// IPv6 on S's first address only, for dante's configuration.
@@ -54,7 +55,9 @@ func newNamesLab(t *testing.T, ns *netlab.NS) (l *namesLab, srvVeth string) {
 	l.r2 = netip.AddrPortFrom(l.net.V4(hostReflector2), portReflector)
 	l.r3 = netip.AddrPortFrom(l.net.V4(hostReflector), portReflector+1)
 	for _, r := range []netip.AddrPort{l.r1, l.r2, l.r3} {
-		startReflector(t, l.srv, r)
+		if reflect {
+			startReflector(t, l.srv, r)
+		}
 	}
 	// IPv4 only: dante tries a name's IPv6 address first, and the
 	// reflectors listen on IPv4.
@@ -143,7 +146,7 @@ func TestUDPNamesShareTheAssociationThroughDante(t *testing.T) {
 		t.Skip("TUNGATE_E2E_GATEWAY=kernel: proxies are tungate's alone")
 	}
 	netlab.RequireRoot(t)
-	nl, srvVeth := newNamesLab(t, netlab.Root())
+	nl, srvVeth := newNamesLab(t, netlab.Root(), true)
 	etcFiles(t, nl.srv, map[string]string{"hosts": nl.hosts, "resolv.conf": "nameserver 127.0.0.1\n"})
 	l := &proxyLab{srv: nl.srv, net: nl.net, srvVeth: srvVeth}
 	d := l.startDante(t, portDante, false)
@@ -179,7 +182,7 @@ func TestUDPNamesShareTheMappingDirect(t *testing.T) {
 	}
 	netlab.RequireRoot(t)
 	gwNS := netlab.NewNS(t, "tng")
-	nl, _ := newNamesLab(t, gwNS)
+	nl, _ := newNamesLab(t, gwNS, true)
 	// "ip netns exec" shows these as the gateway's /etc: its resolver
 	// reads the names from the hosts file.
 	netlab.CleanEtcNetNS(t, gwNS.Name)
@@ -297,4 +300,35 @@ func TestUDPUnrepliedSessionsExpireSooner(t *testing.T) {
 	if m == nil || m[1] != "1" || m[2] != "2" || m[3] != "1" {
 		t.Fatalf("stop line %q; want 2 sessions opened, 1 expired (the unreplied one), 1 open:\n%s", m, out())
 	}
+}
+
+// TestNATDiscoveryByNameThroughDante: coturn's turnutils_natdiscovery asks
+// turnserver by name (a fake address, with fake DNS through dante), then
+// its other address by address: one association carries both, so it
+// reports endpoint-independent mapping.
+func TestNATDiscoveryByNameThroughDante(t *testing.T) {
+	t.Parallel()
+	if kernelMode() {
+		t.Skip("TUNGATE_E2E_GATEWAY=kernel: proxies are tungate's alone")
+	}
+	netlab.RequireRoot(t)
+	netlab.RequireBinary(t, "turnserver")
+	netlab.RequireBinary(t, "turnutils_natdiscovery")
+	nl, srvVeth := newNamesLab(t, netlab.Root(), false)
+	etcFiles(t, nl.srv, map[string]string{"hosts": nl.hosts, "resolv.conf": "nameserver 127.0.0.1\n"})
+	l := &proxyLab{srv: nl.srv, net: nl.net, srvVeth: srvVeth}
+	d := l.startDante(t, portDante, false)
+	a1, a2 := nl.r1.Addr(), nl.r2.Addr()
+	netlab.StartDNSMasq(t, nl.srv, []netip.Addr{a1}, map[string][]netip.Addr{natName1: {a1}})
+	app, gw := l.gateway(t, "--proxy", l.proxyURL("socks5", nil, portDante), "--dns", a1.String())
+	// The app's resolver is tungate's, which answers with fake addresses.
+	etcFiles(t, app, map[string]string{"resolv.conf": "nameserver 198.18.0.2\n"})
+	if got, err := runIn(t, app, 10*time.Second, "getent", "ahostsv4", natName1); err != nil || !strings.HasPrefix(got, "198.19.") {
+		t.Fatalf("getent ahostsv4 %s in the app: %q (%v); want a fake address", natName1, got, err)
+	}
+	out := natDiscoveryAt(t, nl.srv, app, a1, a2, natName1, "-m")
+	if !strings.Contains(out, "NAT with Endpoint Independent Mapping") {
+		t.Fatalf("natdiscovery -m %s through dante did not report endpoint-independent mapping:\n%s\ntungate:\n%s\ndante:\n%s", natName1, out, gw.Output(), d.Log())
+	}
+	t.Logf("natdiscovery -m %s:\n%s", natName1, out)
 }
