@@ -65,6 +65,25 @@ func newNamesLab(t *testing.T, ns *netlab.NS, reflect bool) (l *namesLab, srvVet
 	return l, srvVeth
 }
 
+// newNamesDanteLab is a names lab (with its reflectors if reflect is set)
+// whose S runs dante and a DNS server for the names (dnsmasq on name 1's
+// address), and an app namespace behind a tungate through dante (fake DNS,
+// the default) that resolves UDP names at that server (--dns).
+func newNamesDanteLab(t *testing.T, reflect bool) (*namesLab, *dante, *netlab.NS, *netlab.Tungate) {
+	t.Helper()
+	if kernelMode() {
+		t.Skip("TUNGATE_E2E_GATEWAY=kernel: proxies are tungate's alone")
+	}
+	netlab.RequireRoot(t)
+	nl, srvVeth := newNamesLab(t, netlab.Root(), reflect)
+	etcFiles(t, nl.srv, map[string]string{"hosts": nl.hosts, "resolv.conf": "nameserver 127.0.0.1\n"})
+	l := &proxyLab{srv: nl.srv, net: nl.net, srvVeth: srvVeth}
+	d := l.startDante(t, portDante, false)
+	netlab.StartDNSMasq(t, nl.srv, []netip.Addr{nl.r1.Addr()}, map[string][]netip.Addr{natName1: {nl.r1.Addr()}, natName2: {nl.r2.Addr()}})
+	app, gw := l.gateway(t, "--proxy", l.proxyURL("socks5", nil, portDante), "--dns", nl.r1.Addr().String())
+	return nl, d, app, gw
+}
+
 // fakeAddr looks name up at tungate's resolver in app: fake DNS answers
 // with an address of its range.
 func fakeAddr(t *testing.T, app *netlab.NS, name string) netip.Addr {
@@ -142,16 +161,7 @@ func stoppedUDPStats(t *testing.T, stop func(), output func() string) (sessions,
 // from those addresses reach the app from the names' fake addresses.
 func TestUDPNamesShareTheAssociationThroughDante(t *testing.T) {
 	t.Parallel()
-	if kernelMode() {
-		t.Skip("TUNGATE_E2E_GATEWAY=kernel: proxies are tungate's alone")
-	}
-	netlab.RequireRoot(t)
-	nl, srvVeth := newNamesLab(t, netlab.Root(), true)
-	etcFiles(t, nl.srv, map[string]string{"hosts": nl.hosts, "resolv.conf": "nameserver 127.0.0.1\n"})
-	l := &proxyLab{srv: nl.srv, net: nl.net, srvVeth: srvVeth}
-	d := l.startDante(t, portDante, false)
-	netlab.StartDNSMasq(t, nl.srv, []netip.Addr{nl.r1.Addr()}, map[string][]netip.Addr{natName1: {nl.r1.Addr()}, natName2: {nl.r2.Addr()}})
-	app, gw := l.gateway(t, "--proxy", l.proxyURL("socks5", nil, portDante), "--dns", nl.r1.Addr().String())
+	nl, d, app, gw := newNamesDanteLab(t, true)
 	mapped := nl.sameMappingByName(t, app)
 	if mapped.Addr() != nl.r1.Addr() {
 		t.Errorf("the reflectors saw %v; want dante's relay on %v", mapped, nl.r1.Addr())
@@ -308,19 +318,10 @@ func TestUDPUnrepliedSessionsExpireSooner(t *testing.T) {
 // reports endpoint-independent mapping.
 func TestNATDiscoveryByNameThroughDante(t *testing.T) {
 	t.Parallel()
-	if kernelMode() {
-		t.Skip("TUNGATE_E2E_GATEWAY=kernel: proxies are tungate's alone")
-	}
-	netlab.RequireRoot(t)
 	netlab.RequireBinary(t, "turnserver")
 	netlab.RequireBinary(t, "turnutils_natdiscovery")
-	nl, srvVeth := newNamesLab(t, netlab.Root(), false)
-	etcFiles(t, nl.srv, map[string]string{"hosts": nl.hosts, "resolv.conf": "nameserver 127.0.0.1\n"})
-	l := &proxyLab{srv: nl.srv, net: nl.net, srvVeth: srvVeth}
-	d := l.startDante(t, portDante, false)
+	nl, d, app, gw := newNamesDanteLab(t, false)
 	a1, a2 := nl.r1.Addr(), nl.r2.Addr()
-	netlab.StartDNSMasq(t, nl.srv, []netip.Addr{a1}, map[string][]netip.Addr{natName1: {a1}})
-	app, gw := l.gateway(t, "--proxy", l.proxyURL("socks5", nil, portDante), "--dns", a1.String())
 	// The app's resolver is tungate's, which answers with fake addresses.
 	etcFiles(t, app, map[string]string{"resolv.conf": "nameserver 198.18.0.2\n"})
 	if got, err := runIn(t, app, 10*time.Second, "getent", "ahostsv4", natName1); err != nil || !strings.HasPrefix(got, "198.19.") {
