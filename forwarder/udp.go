@@ -106,7 +106,7 @@ func (u answerUpstream) ListenPacket(context.Context, string) (proxy.PacketConn,
 // socket, and so the app's mapping.
 func (f *Forwarder) sharedDestination(fl *route.Flow, d route.Decision, l proxy.PacketListener, meter udpnat.Meter) udpnat.Destination {
 	up := sharedUpstream{fw: f, l: l}
-	if d.Upstream.Proxied {
+	if d.Upstream.Proxied && !d.Upstream.FromHost(route.UDP) {
 		up.up = d.Upstream // a chain's listener is its own: no upstream shares it
 	}
 	dst := udpnat.Destination{Upstream: up, Meter: meter}

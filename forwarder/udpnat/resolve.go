@@ -17,25 +17,20 @@ func (t *Table) resolve(s *session, dst netip.AddrPort, d *dest, resolve func(co
 	took := max(time.Since(start), time.Nanosecond) // non-zero: this one waited
 	m := d.m
 	t.mu.Lock()
-	if m.closed.Load() || s.dests[dst] != d {
-		// The session, mapping or cache let it go; whoever did told
-		// its meter.
+	if m.closed.Load() {
+		t.mu.Unlock() // whoever closed it told the meter
+		return
+	}
+	if s.dests[dst] != d {
+		// The cache started over (maxDests) and told the meter; what
+		// waited is lost.
+		t.dropped.Add(uint64(m.dropPending(d)))
 		t.mu.Unlock()
 		return
 	}
 	if err != nil {
 		delete(s.dests, dst)
-		waited := false
-		kept := m.pending[:0]
-		for _, p := range m.pending {
-			if p.d == d {
-				waited = true
-				continue
-			}
-			kept = append(kept, p)
-		}
-		clear(m.pending[len(kept):])
-		m.pending = kept
+		waited := m.dropPending(d) > 0
 		app := s.app
 		t.mu.Unlock()
 		t.openFailed.Add(1)
@@ -66,4 +61,19 @@ func (t *Table) resolve(s *session, dst netip.AddrPort, d *dest, resolve func(co
 	if open && d.meter != nil {
 		d.meter.Opened(took, nil)
 	}
+}
+
+// dropPending forgets the datagrams waiting for d and returns how many
+// there were; under the table's lock.
+func (m *mapping) dropPending(d *dest) int {
+	kept := m.pending[:0]
+	for _, p := range m.pending {
+		if p.d != d {
+			kept = append(kept, p)
+		}
+	}
+	n := len(m.pending) - len(kept)
+	clear(m.pending[len(kept):])
+	m.pending = kept
+	return n
 }

@@ -185,3 +185,69 @@ func TestUnresolvedNameIsRefused(t *testing.T) {
 		t.Fatalf("stats %+v; want 2 failed opens", st)
 	}
 }
+
+// TestResolvingDestinationForgottenByTheCache: the cache starts over
+// (maxDests) while a name is being resolved: the datagrams that waited for
+// it are dropped and counted rather than held for ever, and the next
+// datagram to the name resolves it again.
+func TestResolvingDestinationForgottenByTheCache(t *testing.T) {
+	up := &fakeUpstream{}
+	gate := make(chan struct{}, 1)
+	resolve := func(ctx context.Context) (netip.AddrPort, error) {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return netip.AddrPort{}, ctx.Err()
+		}
+		return peerB, nil
+	}
+	routes := map[netip.AddrPort]Destination{fakeName1: {Resolve: resolve, Name: "one.test"}}
+	tab, _ := newRewriteTable(t, Options{}, up, routes)
+	tab.Send(app1, fakeName1, []byte("waits"))
+	c := waitConns(t, up, 1)[0]
+	// Fill the cache past maxDests; the fake conn's queue takes 64.
+	go func() {
+		for {
+			select {
+			case <-c.out:
+			case <-c.done:
+				return
+			}
+		}
+	}()
+	for i := range maxDests {
+		tab.Send(app1, netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 1}), uint16(10000+i)), []byte("x"))
+	}
+	gate <- struct{}{}
+	deadline := time.Now().Add(5 * time.Second)
+	for tab.Stats().Dropped == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if st := tab.Stats(); st.Dropped != 1 {
+		t.Fatalf("stats %+v; want the one datagram that waited dropped", st)
+	}
+	tab.mu.Lock()
+	pending := len(tab.sessions[app1].maps[0].pending)
+	tab.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d datagrams still pending", pending)
+	}
+	gate <- struct{}{}
+	if err := tab.Send(app1, fakeName1, []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		tab.mu.Lock()
+		d := tab.sessions[app1].dests[fakeName1]
+		resolved := d != nil && !d.resolving && d.to == peerB
+		tab.mu.Unlock()
+		if resolved {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the name was not resolved again")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
