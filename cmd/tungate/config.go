@@ -30,7 +30,7 @@ type gatewayConfig struct {
 	fwmark         uint32
 	connectTimeout time.Duration
 	udpTimeout     time.Duration
-	udpUnreplied   time.Duration // --udp-unreplied-timeout
+	udpUnreplied   unrepliedTimeout
 	udpFilter      udpnat.Filter
 	cpus           int
 	logLevel       logLevel

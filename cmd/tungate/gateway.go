@@ -123,7 +123,7 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		HalfClosedTimeout: cfg.limits.halfClosedTimeout,
 		Logger:            log,
 		// validate keeps it within UDPTimeout.
-		UDPUnrepliedTimeout: cfg.udpUnreplied,
+		UDPUnrepliedTimeout: cfg.udpUnreplied.d,
 	})
 	if err != nil {
 		rt.Close()

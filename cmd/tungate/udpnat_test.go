@@ -32,21 +32,30 @@ func TestUDPFilterFlag(t *testing.T) {
 	}
 }
 
-// TestUDPUnrepliedTimeoutFlag: 30s by default, any positive duration up to
-// --udp-timeout, and a one-line usage error (exit 2) for a bad value or
-// one longer than --udp-timeout, in the gateway and in `tungate run`.
+// TestUDPUnrepliedTimeoutFlag: 30s by default (cut to a shorter
+// --udp-timeout), any positive duration up to --udp-timeout, and a
+// one-line usage error (exit 2) for a bad value or one given longer than
+// --udp-timeout, in the gateway and in `tungate run`.
 func TestUDPUnrepliedTimeoutFlag(t *testing.T) {
 	var cfg gatewayConfig
 	if err := newTestFlagSet(&cfg).Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.udpUnreplied != 30*time.Second {
-		t.Fatalf("default --udp-unreplied-timeout %v; want 30s", cfg.udpUnreplied)
+	if cfg.udpUnreplied.d != 30*time.Second || cfg.validateUDP() != nil || cfg.udpUnreplied.d != 30*time.Second {
+		t.Fatalf("default --udp-unreplied-timeout %v; want 30s", cfg.udpUnreplied.d)
+	}
+	// The default is cut to a shorter --udp-timeout, not refused.
+	cfg = gatewayConfig{}
+	if err := newTestFlagSet(&cfg).Parse([]string{"--udp-timeout", "1s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validateUDP(); err != nil || cfg.udpUnreplied.d != time.Second {
+		t.Fatalf("--udp-timeout 1s alone: %v, unreplied timeout %v; want accepted, 1s", err, cfg.udpUnreplied.d)
 	}
 	cfg = gatewayConfig{}
 	fs := newTestFlagSet(&cfg)
-	if err := fs.Parse([]string{"--udp-unreplied-timeout", "5s", "--udp-timeout", "5s"}); err != nil || cfg.udpUnreplied != 5*time.Second {
-		t.Fatalf("--udp-unreplied-timeout 5s: %v, parsed %v", err, cfg.udpUnreplied)
+	if err := fs.Parse([]string{"--udp-unreplied-timeout", "5s", "--udp-timeout", "5s"}); err != nil || cfg.udpUnreplied.d != 5*time.Second {
+		t.Fatalf("--udp-unreplied-timeout 5s: %v, parsed %v", err, cfg.udpUnreplied.d)
 	}
 	if err := cfg.validateUDP(); err != nil {
 		t.Fatalf("equal timeouts: %v; want accepted", err)
