@@ -7,6 +7,7 @@ package main_test
 // the address the app sent to.
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tungate/tungate/cmd/internal/netlab"
+	"github.com/tungate/tungate/forwarder/proxy"
 )
 
 // Names of the reflectors in the name tests, and the host of a third
@@ -332,4 +334,58 @@ func TestNATDiscoveryByNameThroughDante(t *testing.T) {
 		t.Fatalf("natdiscovery -m %s through dante did not report endpoint-independent mapping:\n%s\ntungate:\n%s\ndante:\n%s", natName1, out, gw.Output(), d.Log())
 	}
 	t.Logf("natdiscovery -m %s:\n%s", natName1, out)
+}
+
+// TestDanteUDPWriteToName: a SOCKS5 association's WriteToName (ATYP 3, the
+// name for the proxy to resolve, as tungate sends a name behind a fake
+// address when it has no server to resolve it with) reaches the reflector
+// that dante resolved the name to, and the reply comes back from that
+// address on the same association as datagrams by address.
+func TestDanteUDPWriteToName(t *testing.T) {
+	t.Parallel()
+	nl, d, _, _ := newNamesDanteLab(t, true)
+	s5 := &proxy.SOCKS5{Address: netip.AddrPortFrom(nl.r1.Addr(), portDante).String(), Forward: &proxy.Direct{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	pc, err := s5.ListenPacket(ctx, "udp4")
+	cancel()
+	if err != nil {
+		t.Fatalf("UDP ASSOCIATE: %v", err)
+	}
+	defer pc.Close()
+	nc, ok := pc.(proxy.NamePacketConn)
+	if !ok {
+		t.Fatalf("%T cannot send to a name", pc)
+	}
+	var seen []string
+	for _, send := range []struct {
+		what string
+		from netip.AddrPort
+		fn   func() error
+	}{
+		{natName2, nl.r2, func() error { return nc.WriteToName([]byte("who am i"), natName2, nl.r2.Port()) }},
+		{nl.r3.String(), nl.r3, func() error { return pc.WriteTo([]byte("who am i"), nl.r3) }},
+	} {
+		if err := send.fn(); err != nil {
+			t.Fatalf("send to %s: %v", send.what, err)
+		}
+		got := make(chan string, 1)
+		go func() {
+			buf := make([]byte, 200)
+			n, from, err := pc.ReadFrom(buf)
+			got <- fmt.Sprintf("%s from %v (%v)", buf[:n], from, err)
+		}()
+		select {
+		case g := <-got:
+			if !strings.HasSuffix(g, "from "+send.from.String()+" (<nil>)") {
+				t.Fatalf("to %s: got %s; want an answer from %v\ndante:\n%s", send.what, g, send.from, d.Log())
+			}
+			seen = append(seen, strings.Fields(g)[0])
+		case <-time.After(5 * time.Second):
+			pc.Close()
+			t.Fatalf("no answer from %s\ndante:\n%s", send.what, d.Log())
+		}
+	}
+	if seen[0] != seen[1] {
+		t.Fatalf("the reflectors saw %v; want one relay address and port", seen)
+	}
 }
