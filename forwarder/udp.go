@@ -49,11 +49,15 @@ func (f *Forwarder) HandleUDP(r flow.UDPRequest) { r.Refuse() }
 // session (the table caches the answer): the router's decision, entered
 // in the flow table as one flow per (app source, destination) as before,
 // and carried on the session's one socket toward the chosen upstream when
-// the upstream can send to any address and the datagram goes to the
-// address the app sent to; otherwise (in-process DNS, a name behind a fake
-// address, an address mapped elsewhere) on a socket of the destination's
-// own, whose replies come from that destination. It runs under the
-// table's lock.
+// the upstream can send to any address: to the address the app sent to,
+// to the address the router mapped it to (the host's loopback), or to the
+// name behind a fake address, resolved as the upstream resolves names
+// (or, through a SOCKS5 proxy without a resolver, sent by name). The
+// table delivers the replies from the address the app sent to. In-process
+// DNS answers share one conversation with the server per session
+// (answerUpstream); only servers and upstreams that cannot serve any
+// address get a conn of the destination's own. It runs under the table's
+// lock.
 func (f *Forwarder) routeUDP(src, dst netip.AddrPort) udpnat.Destination {
 	fl := route.Flow{Proto: route.UDP, Src: src, Dst: dst}
 	d := f.guard(f.decide(&fl))
@@ -68,12 +72,75 @@ func (f *Forwarder) routeUDP(src, dst netip.AddrPort) udpnat.Destination {
 		// now, under the table's lock.
 		t.SetCloser(func() { f.goFlow(func(context.Context) { f.udp.End(src) }) })
 	}
-	if d.Kind == route.Dial && d.Dst.Name == "" && d.Dst.Addr == dst {
+	switch d.Kind {
+	case route.Dial:
 		if l, ok := d.Upstream.Packets.(proxy.PacketListener); ok {
-			return udpnat.Destination{Upstream: sharedUpstream{fw: f, up: d.Upstream, l: l}, Meter: meter}
+			return f.sharedDestination(&fl, d, l, meter)
+		}
+	case route.Answer:
+		if ps, ok := d.Server.(packetServer); ok {
+			return udpnat.Destination{Upstream: answerUpstream{ps}, Meter: meter}
 		}
 	}
 	return udpnat.Destination{Upstream: pairUpstream{fw: f, fl: fl, d: d}, Meter: meter}
+}
+
+// packetServer is a route.Server that answers a session's datagrams to
+// any of its addresses on one conn (dns.Resolver.OpenPackets).
+type packetServer interface {
+	OpenPackets() (proxy.PacketConn, error)
+}
+
+// answerUpstream opens a session's one in-process conversation with a
+// server, for all its destinations there: no host socket, and one reader.
+// Its values are equal for the same server.
+type answerUpstream struct{ s packetServer }
+
+func (u answerUpstream) ListenPacket(context.Context, string) (proxy.PacketConn, error) {
+	return u.s.OpenPackets()
+}
+
+// sharedDestination carries fl's datagrams on the session's socket
+// toward l, the upstream's listener: the upstreams that share a listener
+// (the direct one and host-loopback's, both host sockets) share the
+// socket, and so the app's mapping.
+func (f *Forwarder) sharedDestination(fl *route.Flow, d route.Decision, l proxy.PacketListener, meter udpnat.Meter) udpnat.Destination {
+	up := sharedUpstream{fw: f, l: l}
+	if d.Upstream.Proxied && !d.Upstream.FromHost(route.UDP) {
+		up.up = d.Upstream // a chain's listener is its own: no upstream shares it
+	}
+	dst := udpnat.Destination{Upstream: up, Meter: meter}
+	switch {
+	case d.Dst.Name != "":
+		dst.Name = d.Dst.Name
+		if r, ok := l.(proxy.PacketNameResolver); ok {
+			dst.Resolve = f.resolveUDPName(*fl, d, r)
+		}
+	case d.Dst.Addr != fl.Dst:
+		dst.To = d.Dst.Addr
+	}
+	return dst
+}
+
+// resolveUDPName resolves the name of d.Dst for a session's socket, in the
+// family of the app's socket, as the upstream resolves names (the host's
+// resolver, vetted as a dial would be, or a SOCKS5 chain's resolver). A
+// failure through a proxy is logged as a failed dial is.
+func (f *Forwarder) resolveUDPName(fl route.Flow, d route.Decision, r proxy.PacketNameResolver) func(context.Context) (netip.AddrPort, error) {
+	network := "udp6"
+	if fl.Src.Addr().Unmap().Is4() {
+		network = "udp4"
+	}
+	return func(ctx context.Context) (netip.AddrPort, error) {
+		if check := f.addrCheck(d); check != nil && d.Upstream.FromHost(route.UDP) {
+			ctx = proxy.WithAddrCheck(ctx, check)
+		}
+		to, err := r.ResolvePacketName(ctx, network, d.Dst.Name, d.Dst.Port)
+		if err != nil && d.Upstream.Proxied {
+			f.failures.report(ctx, &fl, d, err)
+		}
+		return to, err
+	}
 }
 
 // flowMeter counts a destination's datagrams into its flow table entry.
@@ -100,17 +167,17 @@ func (m *flowMeter) Forgotten(idle bool) {
 	m.flow.Finish(flows.EndClosed)
 }
 
-// sharedUpstream opens a session's one socket toward an upstream. Its
-// values are equal for the same upstream, so a session keeps one.
+// sharedUpstream opens a session's one socket toward a listener. Its
+// values are equal for the same listener, so a session keeps one.
 type sharedUpstream struct {
 	fw *Forwarder
-	up *route.Upstream
 	l  proxy.PacketListener
+	up *route.Upstream // a proxied upstream, for its failures' log; else nil
 }
 
 func (u sharedUpstream) ListenPacket(ctx context.Context, network string) (proxy.PacketConn, error) {
 	c, err := u.l.ListenPacket(ctx, network)
-	if err != nil && u.up.Proxied {
+	if err != nil && u.up != nil {
 		// The socket serves every destination: the log names none.
 		u.fw.failures.report(ctx, &route.Flow{Proto: route.UDP}, route.Decision{Upstream: u.up, Dst: route.NameTarget("*", 0)}, err)
 	}

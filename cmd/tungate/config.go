@@ -30,6 +30,7 @@ type gatewayConfig struct {
 	fwmark         uint32
 	connectTimeout time.Duration
 	udpTimeout     time.Duration
+	udpUnreplied   unrepliedTimeout
 	udpFilter      udpnat.Filter
 	cpus           int
 	logLevel       logLevel
@@ -55,7 +56,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	c.connectTimeout = forwarder.DefaultConnectTimeout
 	fs.Var(durationValue{&c.connectTimeout}, "connect-timeout", "give up on an outbound TCP connect after this long")
 	c.udpTimeout = forwarder.DefaultUDPTimeout
-	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session that got a reply after this long without a datagram (one that never did ends after 30s, or this if shorter)")
+	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session that got a reply after this long without a datagram (one that never did: --udp-unreplied-timeout)")
 	addUDPNATFlags(fs, c)
 	fs.Var(intValue{&c.cpus, 0, 1024}, "cpus", "CPUs that run tungate's own code at once (GOMAXPROCS); 0 picks half of the usable CPUs, at least 1")
 	c.logLevel.level = 0
@@ -85,6 +86,9 @@ func (c *gatewayConfig) validate() error {
 		return err
 	}
 	if err := c.ready.validate(); err != nil {
+		return err
+	}
+	if err := c.validateUDP(); err != nil {
 		return err
 	}
 	return c.proxy.validate()

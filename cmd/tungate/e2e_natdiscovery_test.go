@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,17 +47,25 @@ func TestNATDiscoveryThroughTungate(t *testing.T) {
 func natDiscovery(t *testing.T, l *natLab, v6 bool) string {
 	t.Helper()
 	a1, a2 := l.addr(hostServer, v6), l.addr(hostReflector2, v6)
+	return natDiscoveryAt(t, l.srv, l.app, a1, a2, a1.String(), "-m", "-f")
+}
+
+// natDiscoveryAt runs turnserver in srvNS on a1 and a2 and
+// turnutils_natdiscovery with flags against server (a1, or a name for it)
+// from app, and returns what the client printed.
+func natDiscoveryAt(t *testing.T, srvNS, app *netlab.NS, a1, a2 netip.Addr, server string, flags ...string) string {
+	t.Helper()
 	dir := t.TempDir()
-	srv := l.srv.Start(t, "turnserver", "-n", "--stun-only", "--no-auth", "--no-tls", "--no-dtls", "--no-cli",
+	srv := srvNS.Start(t, "turnserver", "-n", "--stun-only", "--no-auth", "--no-tls", "--no-dtls", "--no-cli",
 		"-L", a1.String(), "-L", a2.String(), "--listening-port", "3478", "--alt-listening-port", "3479",
 		"--pidfile", filepath.Join(dir, "turnserver.pid"), "--db", filepath.Join(dir, "turndb"),
 		"--log-file", "stdout", "--simple-log")
 	if err := srv.WaitOutput("Total General servers", 10*time.Second); err != nil {
 		t.Fatalf("turnserver did not start: %v", err)
 	}
-	out, err := runIn(t, l.app, 60*time.Second, "turnutils_natdiscovery", "-m", "-f", a1.String())
+	out, err := runIn(t, app, 60*time.Second, "turnutils_natdiscovery", append(flags, server)...)
 	if err != nil {
-		t.Fatalf("turnutils_natdiscovery -m -f %s: %v\n%s", a1, err, out)
+		t.Fatalf("turnutils_natdiscovery %s %s: %v\n%s", strings.Join(flags, " "), server, err, out)
 	}
 	srv.Stop(3 * time.Second)
 	return out

@@ -76,8 +76,9 @@ func openUDP(t testing.TB, ns *netlab.NS, v6 bool, laddr netip.AddrPort) *net.UD
 }
 
 // startReflector answers every datagram to addr in ns with the address
-// and port it came from, as a STUN server does.
-func startReflector(t testing.TB, ns *netlab.NS, addr netip.AddrPort) {
+// and port it came from, as a STUN server does. It returns the address it
+// listens on (addr with the port picked if addr's is 0).
+func startReflector(t testing.TB, ns *netlab.NS, addr netip.AddrPort) netip.AddrPort {
 	t.Helper()
 	c := openUDP(t, ns, addr.Addr().Is6(), addr)
 	go func() {
@@ -90,6 +91,7 @@ func startReflector(t testing.TB, ns *netlab.NS, addr netip.AddrPort) {
 			c.WriteToUDPAddrPort([]byte(unmapped(from).String()), from)
 		}
 	}()
+	return unmapped(c.LocalAddr().(*net.UDPAddr).AddrPort())
 }
 
 func unmapped(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }

@@ -121,6 +121,8 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		HandshakeTimeout:  cfg.limits.handshakeTimeout,
 		HalfClosedTimeout: cfg.limits.halfClosedTimeout,
 		Logger:            log,
+		// validate keeps it within UDPTimeout.
+		UDPUnrepliedTimeout: cfg.udpUnreplied.d,
 	})
 	if err != nil {
 		rt.Close()

@@ -86,8 +86,14 @@ func newRouting(cfg *gatewayConfig, run *runRouting, counts *dns.QueryCounts, lo
 		opts.HostLoopback = run.hostLoopback
 		if opts.HostLoopback.Allow {
 			// Host sockets, never a proxy, and no --interface: only this
-			// host has this loopback.
-			opts.HostLoopback.Via = directUpstream("host-loopback", &proxy.Direct{Mark: cfg.fwmark, Timeout: cfg.connectTimeout}, p.udp.mode)
+			// host has this loopback. Without --interface they are the
+			// direct upstream's own, so that a UDP session's datagrams
+			// to the loopback and out leave from one host port.
+			lb := hostDirect
+			if cfg.iface != "" {
+				lb = &proxy.Direct{Mark: cfg.fwmark, Timeout: cfg.connectTimeout}
+			}
+			opts.HostLoopback.Via = directUpstream("host-loopback", lb, p.udp.mode)
 		}
 	}
 	if (run == nil || !run.underRun) && cfg.netns != "" && !cfg.allowHostLoopback {

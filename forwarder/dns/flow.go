@@ -55,7 +55,7 @@ type flow struct {
 
 	mu          sync.Mutex
 	ready       sync.Cond
-	answers     [][]byte // datagram: answers to read
+	answers     []answer // datagram: answers to read
 	busy        int      // datagram: queries being answered
 	in          []byte   // stream: the start of a query
 	queries     [][]byte // stream: whole queries waiting for the worker
@@ -100,7 +100,7 @@ func (f *flow) Write(b []byte) (int, error) {
 	case f.hungUp:
 		return len(b), nil // nobody listens any more
 	case !f.stream:
-		f.takeDatagram(b)
+		f.takeDatagram(b, netip.AddrPort{})
 		return len(b), nil
 	}
 	f.takeStream(b)
@@ -111,12 +111,21 @@ func (f *flow) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (f *flow) takeDatagram(q []byte) {
+// answer is a datagram flow's answer; from is the address the query went
+// to, for a flow of many (OpenPackets).
+type answer struct {
+	msg  []byte
+	from netip.AddrPort
+}
+
+// takeDatagram answers the query q, sent to the address to (the zero
+// AddrPort on a flow of one address).
+func (f *flow) takeDatagram(q []byte, to netip.AddrPort) {
 	if f.busy+len(f.answers) >= maxInFlight {
 		return
 	}
 	if f.r.opts.Inline {
-		f.deliver(f.r.answer(f.ctx, "udp", q))
+		f.deliver(f.r.answer(f.ctx, "udp", q), to)
 		return
 	}
 	q = bytes.Clone(q)
@@ -126,17 +135,18 @@ func (f *flow) takeDatagram(q []byte) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.busy--
-		f.deliver(ans)
+		f.deliver(ans, to)
 	})
 	if !ok {
 		f.busy--
 	}
 }
 
-// deliver queues a datagram answer; nil (no answer) is dropped.
-func (f *flow) deliver(ans []byte) {
+// deliver queues a datagram answer from from; nil (no answer) is
+// dropped.
+func (f *flow) deliver(ans []byte, from netip.AddrPort) {
 	if ans != nil && !f.closed {
-		f.answers = append(f.answers, ans)
+		f.answers = append(f.answers, answer{msg: ans, from: from})
 	}
 	f.ready.Broadcast()
 }
@@ -230,9 +240,7 @@ func (f *flow) Read(b []byte) (int, error) {
 	case f.closed:
 		return 0, net.ErrClosed
 	case len(f.answers) > 0:
-		n := copy(b, f.answers[0])
-		f.answers[0] = nil
-		f.answers = f.answers[1:]
+		n, _ := f.nextAnswer(b)
 		return n, nil
 	case len(f.out) > 0:
 		n := copy(b, f.out)
@@ -243,6 +251,14 @@ func (f *flow) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return 0, io.EOF
+}
+
+// nextAnswer takes the first answer into b, cut to b's length.
+func (f *flow) nextAnswer(b []byte) (int, netip.AddrPort) {
+	a := f.answers[0]
+	f.answers[0] = answer{}
+	f.answers = f.answers[1:]
+	return copy(b, a.msg), a.from
 }
 
 // ended reports whether no answer is to come: the resolver hung up, or the

@@ -34,8 +34,12 @@ type socks5Packets struct{ assoc *socks5PacketConn }
 func (c *socks5Packets) WriteTo(p []byte, dst netip.AddrPort) error {
 	bp := udpBufPool.Get().(*[]byte)
 	defer udpBufPool.Put(bp)
-	buf := *bp
-	n := putSOCKS5UDPHeader(buf, dst)
+	return c.relay(*bp, putSOCKS5UDPHeader(*bp, dst), p)
+}
+
+// relay sends p to the relay behind the header of n bytes at the start of
+// buf (from udpBufPool).
+func (c *socks5Packets) relay(buf []byte, n int, p []byte) error {
 	if len(p) > len(buf)-n {
 		return fmt.Errorf("datagram of %d bytes too large for a SOCKS5 relay", len(p))
 	}

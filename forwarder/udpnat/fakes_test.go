@@ -60,6 +60,13 @@ func (c *fakeConn) WriteTo(p []byte, dst netip.AddrPort) error {
 	return nil
 }
 
+// WriteToName records a datagram sent by name as sent to the port alone,
+// with the name before the payload.
+func (c *fakeConn) WriteToName(p []byte, name string, port uint16) error {
+	c.out <- inbound{netip.AddrPortFrom(netip.Addr{}, port), name + "|" + string(p)}
+	return nil
+}
+
 func (c *fakeConn) ReadFrom(p []byte) (int, netip.AddrPort, error) {
 	select {
 	case d := <-c.in:

@@ -55,6 +55,14 @@ type mapping struct {
 	pending []pendingDatagram
 	waiting []Meter                 // destinations to tell when the socket opens
 	addrs   map[netip.Addr]struct{} // FilterAddress: where the app sent to
+	// rev maps where rewritten destinations' replies come from (their
+	// To) back to the address the app sent to; nil until one exists.
+	rev map[netip.AddrPort]netip.AddrPort
+	// byPort maps a port to the address the app most recently sent to
+	// at that port among its destinations sent by name: a proxy that
+	// resolves a name relays its replies from an address the app never
+	// saw. nil until one exists.
+	byPort map[uint16]netip.AddrPort
 
 	// mu is held for reading by whoever uses conn or fd outside the
 	// table's lock, and for writing to close them, so that a raw fd is
@@ -67,12 +75,19 @@ type mapping struct {
 type dest struct {
 	m     *mapping
 	meter Meter // nil if the route gave none
+	// to is where its datagrams go: the address the app sent to, the
+	// one the route rewrote it to, or (with name) just the port.
+	to   netip.AddrPort
+	name string // sent by name, for the upstream to resolve
+	// resolving says Destination.Resolve has not answered yet: its
+	// datagrams wait in m.pending.
+	resolving bool
 }
 
 type pendingDatagram struct {
-	dst   netip.AddrPort
-	data  []byte
-	meter Meter
+	d    *dest
+	dst  netip.AddrPort
+	data []byte
 }
 
 // network is the socket network for sessions of app's family.
@@ -94,6 +109,8 @@ func (t *Table) routeLocked(s *session, dst netip.AddrPort) (*dest, []Meter) {
 		clear(s.dests)
 		for _, m := range s.maps {
 			clear(m.addrs)
+			clear(m.rev)
+			clear(m.byPort)
 		}
 	}
 	r := t.opts.Route(s.app, dst)
@@ -117,10 +134,21 @@ func (t *Table) routeLocked(s *session, dst netip.AddrPort) (*dest, []Meter) {
 		}
 		m = t.newMappingLocked(s, r.Upstream)
 	}
-	d := &dest{m: m, meter: r.Meter}
+	d := &dest{m: m, meter: r.Meter, to: dst}
 	s.dests[dst] = d
 	if t.opts.Filter == FilterAddress {
 		m.addrs[dst.Addr()] = struct{}{}
+	}
+	switch {
+	case r.Resolve != nil:
+		d.resolving = true
+		if !t.group.Go(func() { t.resolve(s, dst, d, r.Resolve, r.Name) }) {
+			m.closed.Store(true) // closing: the datagram is lost
+		}
+		return d, forgot // its meter hears when the name is resolved
+	case r.To.IsValid():
+		d.to = r.To
+		m.reverse(r.To, dst)
 	}
 	if d.meter != nil {
 		if m.conn != nil {
@@ -226,23 +254,81 @@ func (m *mapping) closeConn() {
 	}
 }
 
-// enqueue holds a datagram until the upstream socket is open.
+// enqueue holds a datagram until the upstream socket is open and its
+// destination resolved.
 func (m *mapping) enqueue(d *dest, dst netip.AddrPort, payload []byte, dropped *atomic.Uint64) {
 	if m.closed.Load() || len(m.pending) >= maxPending {
 		dropped.Add(1)
 		return
 	}
-	m.pending = append(m.pending, pendingDatagram{dst: dst, data: append([]byte(nil), payload...), meter: d.meter})
+	m.pending = append(m.pending, pendingDatagram{d: d, dst: dst, data: append([]byte(nil), payload...)})
 }
 
-// write sends one datagram on conn, with a raw system call on fd if it is
-// a host socket; the caller holds m.mu for reading, or the table's lock
-// before m is closed.
-func write(conn proxy.PacketConn, fd int, p []byte, dst netip.AddrPort) error {
-	if fd >= 0 {
-		return sendTo(fd, p, dst)
+// reverse records that replies from to come to the app from visible.
+func (m *mapping) reverse(to, visible netip.AddrPort) {
+	if m.rev == nil {
+		m.rev = make(map[netip.AddrPort]netip.AddrPort, 1)
 	}
-	return conn.WriteTo(p, dst)
+	m.rev[to] = visible
+}
+
+// sentByName records that the app sent to visible, a destination sent by
+// name, most recently at its port; under the table's lock. It does not
+// allocate once the port is known.
+func (m *mapping) sentByName(visible netip.AddrPort) {
+	if m.byPort == nil {
+		m.byPort = make(map[uint16]netip.AddrPort, 1)
+	}
+	if m.byPort[visible.Port()] != visible {
+		m.byPort[visible.Port()] = visible
+	}
+}
+
+// errNoNames means an upstream's conn cannot send to a name.
+var errNoNames = errors.New("udp upstream cannot send to a name")
+
+// write sends one datagram to d on conn, with a raw system call on fd if
+// it is a host socket; the caller holds m.mu for reading, or the table's
+// lock before m is closed.
+func write(conn proxy.PacketConn, fd int, p []byte, d *dest) error {
+	switch {
+	case d.name != "":
+		nc, ok := conn.(proxy.NamePacketConn)
+		if !ok {
+			return errNoNames
+		}
+		return nc.WriteToName(p, d.name, d.to.Port())
+	case fd >= 0:
+		return sendTo(fd, p, d.to)
+	}
+	return conn.WriteTo(p, d.to)
+}
+
+// flushLocked sends the datagrams that waited for m's socket and their
+// destination, keeping those whose destination is still resolving; under
+// the table's lock, with m open.
+func (t *Table) flushLocked(m *mapping) {
+	kept := m.pending[:0]
+	for _, p := range m.pending {
+		if p.d.resolving {
+			kept = append(kept, p)
+			continue
+		}
+		if p.d.name != "" {
+			m.sentByName(p.dst)
+		}
+		switch {
+		case write(m.conn, m.fd, p.data, p.d) != nil:
+			t.dropped.Add(1)
+		case p.d.meter != nil:
+			p.d.meter.Sent(len(p.data))
+		}
+	}
+	clear(m.pending[len(kept):])
+	m.pending = kept
+	if len(m.pending) == 0 {
+		m.pending = nil
+	}
 }
 
 // open opens m's upstream socket, sends what waited for it, and then
@@ -286,15 +372,7 @@ func (t *Table) open(m *mapping) {
 		return
 	}
 	m.conn, m.fd = conn, fd
-	for _, d := range m.pending {
-		switch {
-		case write(conn, fd, d.data, d.dst) != nil:
-			t.dropped.Add(1)
-		case d.meter != nil:
-			d.meter.Sent(len(d.data))
-		}
-	}
-	m.pending = nil
+	t.flushLocked(m)
 	if fd >= 0 {
 		// Under the lock: Close closes the poller only after it has
 		// marked every mapping closed, and m is not.

@@ -11,6 +11,19 @@
 // address they came from, through an AppSender. An ICMP port unreachable
 // for one destination reaches the app for that destination only.
 //
+// A destination the route rewrites (Destination.To: the host's loopback
+// behind run's mapped address; Destination.Resolve: the name behind a fake
+// address) shares the mapping too, and its replies come to the app from
+// the address the app sent to: each mapping keeps a reverse table from
+// the rewritten address to that one. For a name sent by name (Name: a
+// SOCKS5 proxy resolves it), the proxy's replies come from an address the
+// app never saw; a reply from an address and port the app never sent to
+// by address comes from the destination by name that the session most
+// recently sent to at that port. So two names at one port used at once
+// are told apart wrongly for the one sent to less recently, and a reply
+// matching no name keeps its real source. The filter applies to the
+// address the app sees.
+//
 // Sessions end after Options.UnrepliedTimeout if nothing ever came back,
 // after Options.Timeout of silence once something did. Each holds a slot
 // of a Budget shared with the gateway's other flows (Options.Budget), and
@@ -84,6 +97,23 @@ type Destination struct {
 	// Meter, if set, hears of the destination's datagrams and end (the
 	// flow table's entry for it).
 	Meter Meter
+	// To, if valid, is where the datagrams go instead of the address the
+	// app sent to (an address the route maps it to, such as the host's
+	// loopback); replies from To reach the app from the address it sent
+	// to.
+	To netip.AddrPort
+	// Resolve, if set, finds To before the first datagram leaves (the
+	// name behind a fake address, resolved as the upstream resolves
+	// names). It may block: it runs on a goroutine of the table's, within
+	// Options.OpenTimeout, while the datagrams wait. The zero AddrPort
+	// with a nil error sends them by Name instead; an error refuses the
+	// destination (ICMP port unreachable), and its next datagram asks
+	// the route again.
+	Resolve func(ctx context.Context) (netip.AddrPort, error)
+	// Name is what the datagrams carry when Resolve leaves the name to
+	// the upstream (a SOCKS5 proxy resolves it); the upstream's conns
+	// must be proxy.NamePacketConns.
+	Name string
 }
 
 // Meter hears of one destination of a session. Its methods must not
@@ -159,7 +189,7 @@ type Stats struct {
 // LogValue implements slog.LogValuer.
 func (s Stats) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.Int("sessions", s.Sessions), slog.Uint64("opened", s.Opened),
+		slog.Int("sessions", s.Sessions), slog.Int("mappings", s.Mappings), slog.Uint64("opened", s.Opened),
 		slog.Uint64("expired", s.Expired), slog.Uint64("evicted", s.Evicted),
 		slog.Uint64("refused", s.Refused),
 		slog.Uint64("filtered", s.Filtered), slog.Uint64("dropped", s.Dropped),
@@ -272,12 +302,15 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 	m := d.m
 	s.last = now
 	t.lru.moveToFront(s)
-	if m.conn == nil {
+	if m.conn == nil || d.resolving {
 		m.enqueue(d, dst, payload, &t.dropped)
 		t.mu.Unlock()
 		t.releaseAll(evicted)
 		forget(forgot, false)
 		return nil
+	}
+	if d.name != "" {
+		m.sentByName(dst)
 	}
 	conn, fd, meter := m.conn, m.fd, d.meter
 	t.mu.Unlock()
@@ -289,7 +322,7 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 		t.dropped.Add(1)
 		return nil
 	}
-	err := write(conn, fd, payload, dst)
+	err := write(conn, fd, payload, d)
 	m.mu.RUnlock()
 	if err != nil {
 		t.dropped.Add(1)
@@ -301,8 +334,8 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 	return nil
 }
 
-// deliver passes a datagram that arrived on m from src to the app, if the
-// filter admits it.
+// deliver passes a datagram that arrived on m from src to the app, from
+// the address the app sees (visible), if the filter admits that.
 func (t *Table) deliver(m *mapping, src netip.AddrPort, payload []byte) {
 	now := t.opts.Now()
 	t.mu.Lock()
@@ -311,6 +344,7 @@ func (t *Table) deliver(m *mapping, src netip.AddrPort, payload []byte) {
 		t.mu.Unlock()
 		return
 	}
+	src = visible(s, m, src)
 	if !t.admits(s, m, src) {
 		t.mu.Unlock()
 		t.filtered.Add(1)
@@ -334,7 +368,29 @@ func (t *Table) deliver(m *mapping, src netip.AddrPort, payload []byte) {
 	}
 }
 
-// admits applies the filter to a datagram from src arriving on m.
+// visible is the address a datagram that arrived on m from src comes to
+// the app from: the address the app sent to if the route rewrote that to
+// src; for a source the app never sent to by address on a mapping that
+// carries names, the destination by name the app most recently sent to
+// at src's port (the proxy resolved the name to src); otherwise src.
+// Under the table's lock.
+func visible(s *session, m *mapping, src netip.AddrPort) netip.AddrPort {
+	if v, ok := m.rev[src]; ok {
+		return v
+	}
+	if len(m.byPort) > 0 {
+		if d := s.dests[src]; d != nil && d.m == m {
+			return src
+		}
+		if v, ok := m.byPort[src.Port()]; ok {
+			return v
+		}
+	}
+	return src
+}
+
+// admits applies the filter to a datagram from src (as the app sees it)
+// arriving on m.
 func (t *Table) admits(s *session, m *mapping, src netip.AddrPort) bool {
 	switch t.opts.Filter {
 	case FilterAddress:
@@ -354,6 +410,7 @@ func (t *Table) refused(m *mapping, dst netip.AddrPort) {
 	s := m.s
 	ok := false
 	if !m.closed.Load() {
+		dst = visible(s, m, dst)
 		d := s.dests[dst]
 		ok = d != nil && d.m == m
 	}
