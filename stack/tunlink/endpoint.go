@@ -1,6 +1,7 @@
 // Package tunlink is the gVisor link endpoint that sits on a TUN file
-// descriptor. It owns the goroutine that reads packets from the fd into the
-// stack and the path that writes the stack's packets to the fd. With a
+// descriptor (or the queues of a multi-queue TUN device). It owns the
+// goroutines that read packets from the fds into the stack, one per queue,
+// and the path that writes the stack's packets to them. With a
 // virtio-net header on the fd it offloads checksums and TCP segmentation to
 // the kernel in both directions, which is what makes the stack fast.
 //
@@ -167,11 +168,11 @@ func ensureNonblock(fd int) error {
 	return nil
 }
 
-// Attach starts the readers (one per queue) that deliver packets to dispatcher, or, with a
-// nil dispatcher (the NIC is being removed), tells it to stop. It never
-// waits for the reader: the stack calls Attach holding its own lock, which a
-// reader in the middle of a delivery needs. Close does the waiting. Attach
-// does nothing after Close.
+// Attach starts the readers (one per queue) that deliver packets to
+// dispatcher, or, with a nil dispatcher (the NIC is being removed), tells
+// them to stop. It never waits for them: the stack calls Attach holding its
+// own lock, which a reader in the middle of a delivery needs. Close does the
+// waiting. Attach does nothing after Close.
 func (e *Endpoint) Attach(dispatcher stack.NetworkDispatcher) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
