@@ -2,16 +2,20 @@ package tunlink
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/tungate/tungate/internal/leaktest"
 )
 
 // TestWriteQueueByFlow checks that every packet of a flow is written to one
-// queue, whichever direction it was built for, and that flows spread over
-// the queues: the kernel keeps a flow on the queue last written for it.
+// queue and that flows spread over the queues: the kernel keeps a flow on
+// the queue last written for it.
 func TestWriteQueueByFlow(t *testing.T) {
 	const queues = 4
 	var ours, peers []int
@@ -139,4 +143,49 @@ func (e *Endpoint) queuePackets() []uint64 {
 		n = append(n, r.packets.Load())
 	}
 	return n
+}
+
+// TestQueueFailureStopsAll checks that every queue delivers, and that one
+// queue failing (as all do when the device goes) stops every reader and
+// calls OnFatal once.
+func TestQueueFailureStopsAll(t *testing.T) {
+	leaks := leaktest.Take()
+	var ours, peers []int
+	for range 3 {
+		o, p := socketPair(t)
+		ours, peers = append(ours, o), append(peers, p)
+	}
+	var fatal atomic.Int32
+	ep, err := New(Options{FD: ours[0], Queues: ours[1:], MTU: 1500, OnFatal: func(error) { fatal.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newRecordingDispatcher()
+	ep.Attach(d)
+	for _, p := range peers {
+		writePeer(t, p, ipv4UDP(nil))
+		d.next(t)
+	}
+	if got := ep.queuePackets(); len(got) != 3 || got[0] != 1 || got[1] != 1 || got[2] != 1 {
+		t.Fatalf("packets per queue %v, want one on each of 3", got)
+	}
+	unix.Close(peers[1])
+	for deadline := time.Now().Add(5 * time.Second); ep.IsAttached(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("still attached 5s after a queue's peer closed")
+		}
+	}
+	ep.Close()
+	leaks.Wait(t, 0) // every reader has exited, not only the failed one
+	if n := fatal.Load(); n != 1 {
+		t.Errorf("OnFatal ran %d times, want 1", n)
+	}
+}
+
+func TestNewRejectsBadQueue(t *testing.T) {
+	ours, _ := socketPair(t)
+	if ep, err := New(Options{FD: ours, Queues: []int{-1}, MTU: 1500}); err == nil {
+		ep.Close()
+		t.Fatal("New with queue fd -1 succeeded, want an error")
+	}
 }
