@@ -11,17 +11,21 @@ import (
 	"github.com/tungate/tungate/stack/tunlink"
 )
 
-// NewTUNLink returns the link endpoint for a TUN file descriptor: with
-// segmentation and checksum offload when fd carries a virtio_net_hdr
+// NewTUNLink returns the link endpoint for the queues of a TUN device, fds
+// (one fd, or those of a multi-queue device, tun.Device.QueueFDs): with
+// segmentation and checksum offload when they carry a virtio_net_hdr
 // (IFF_VNET_HDR), plain packets otherwise. It does not take ownership of
-// fd. onGone, if not nil, is called once when the device goes away.
+// fds. onGone, if not nil, is called once when the device goes away.
 //
 // The endpoint drops what a gateway does not forward (see notForwarded:
 // broadcast and multicast, the host's directed broadcasts as they are
 // now, and those of the device's own IPv4 subnets, device, which may be
 // in another namespace), counted in Counters.NotForwarded.
-func NewTUNLink(fd int, mtu uint32, device []netip.Prefix, log *slog.Logger, onGone func(error)) (gvstack.LinkEndpoint, error) {
-	vnet, err := tun.HasVnetHdr(fd)
+func NewTUNLink(fds []int, mtu uint32, device []netip.Prefix, log *slog.Logger, onGone func(error)) (gvstack.LinkEndpoint, error) {
+	if len(fds) == 0 {
+		return nil, fmt.Errorf("create link endpoint: no TUN fd")
+	}
+	vnet, err := tun.HasVnetHdr(fds[0])
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +36,8 @@ func NewTUNLink(fd int, mtu uint32, device []netip.Prefix, log *slog.Logger, onG
 	}
 	drop.Broadcasts = append(drop.Broadcasts, subnetBroadcasts(device)...)
 	ep, err := tunlink.New(tunlink.Options{
-		FD:         fd,
+		FD:         fds[0],
+		Queues:     fds[1:],
 		MTU:        mtu,
 		VnetHdr:    vnet,
 		VnetHdrLen: tun.VnetHdrLen,

@@ -26,6 +26,23 @@ type config struct {
 	rows       []string      // row groups to measure (rowGroups); empty means all
 	udpSteps   int           // UDP capacity trials after the unlimited run
 	extra      []string      // flags added to every tungate command line
+	variants   []variant     // more tungate columns, each with flags of its own
+}
+
+// variant is a column "tungate-NAME": tungate (--netns) with more flags,
+// to set a setting's effect beside the default in one run.
+type variant struct {
+	name  string
+	flags []string
+}
+
+// parseVariant parses -variant NAME=FLAGS.
+func parseVariant(s string) (variant, error) {
+	name, flags, ok := strings.Cut(s, "=")
+	if !ok || name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
+		return variant{}, fmt.Errorf("-variant %q: want NAME=FLAGS, NAME of lower-case letters and digits", s)
+	}
+	return variant{name: "tungate-" + name, flags: strings.Fields(flags)}, nil
 }
 
 // rowGroups are the names -rows accepts, each a group of rows measured
@@ -52,6 +69,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&only, "only", "", "comma-separated paths to measure (kernel,tungate,tungate-run,pasta,slirp4netns); default all")
 	fs.StringVar(&rows, "rows", "", "comma-separated row groups to measure ("+strings.Join(rowGroups, ",")+"); default all")
 	fs.IntVar(&cfg.udpSteps, "udp-steps", 6, "trials of the UDP capacity search after the unlimited run")
+	fs.Func("variant", "add a column tungate-`NAME=FLAGS`: tungate --netns with these flags too, separated by spaces (for example \"mq2=--tun-queues 2 --cpus 2\"); repeatable, measured whenever -only is empty or names tungate or the column", func(s string) error {
+		v, err := parseVariant(s)
+		cfg.variants = append(cfg.variants, v)
+		return err
+	})
 	fs.StringVar(&extra, "tungate-flags", "", "flags added to both tungate command lines, separated by spaces (for example \"--metrics 9467\" to measure what metrics cost)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("%w: %v", errUsage, err)
@@ -154,9 +176,10 @@ func (b *bench) runAll(ctx context.Context) error {
 		}
 	}
 	var measured []path
-	for _, p := range paths(b.cfg.tungate, b.cfg.tungateMTU) {
+	for _, p := range paths(b.cfg.tungate, b.cfg.tungateMTU, b.cfg.variants) {
 		switch {
-		case len(b.cfg.only) > 0 && !slices.Contains(b.cfg.only, p.name):
+		case len(b.cfg.only) > 0 && !slices.Contains(b.cfg.only, p.name) &&
+			!(p.variant && slices.Contains(b.cfg.only, "tungate")):
 		case p.missing != "":
 			b.logf("%s: skipped: %s", p.name, p.missing)
 			b.res.skip(p.name, p.missing)

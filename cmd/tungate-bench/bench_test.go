@@ -116,3 +116,26 @@ func TestParseConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestParseVariant(t *testing.T) {
+	cfg, err := parseConfig([]string{"-variant", "mq2=--tun-queues 2  --cpus 2", "-variant", "c2=--cpus 2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.variants) != 2 || cfg.variants[0].name != "tungate-mq2" ||
+		strings.Join(cfg.variants[0].flags, "|") != "--tun-queues|2|--cpus|2" || cfg.variants[1].name != "tungate-c2" {
+		t.Fatalf("variants = %+v", cfg.variants)
+	}
+	ps := paths("/bin/true", 65520, cfg.variants)
+	if len(ps) < 4 || ps[1].name != "tungate" || ps[2].name != "tungate-mq2" || !ps[2].variant || ps[3].name != "tungate-c2" {
+		t.Fatalf("paths = %+v: want the variants right after tungate", ps)
+	}
+	if got := short("tungate-mq2"); got != "tg-mq2" {
+		t.Errorf("short(tungate-mq2) = %q", got)
+	}
+	for _, bad := range []string{"mq2", "=--cpus 2", "MQ=--cpus 2", "a b=--cpus 2"} {
+		if _, err := parseConfig([]string{"-variant", bad}, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("-variant %q: %v, want a usage error", bad, err)
+		}
+	}
+}

@@ -28,17 +28,27 @@ type path struct {
 	// missing says why the path cannot be measured, "" if it can.
 	missing string
 	start   func(ctx context.Context, b *bench, mtu int) (*session, error)
+	// variant marks a -variant column, measured with the tungate one.
+	variant bool
 }
 
 // paths lists the paths in the order they are measured and shown.
-func paths(tungate string, tungateMTU int) []path {
-	return []path{
+func paths(tungate string, tungateMTU int, variants []variant) []path {
+	ps := []path{
 		{name: "kernel", bestMTU: 65520, start: startKernel},
 		{name: "tungate", bestMTU: tungateMTU, missing: tungateMissing(tungate), start: startTungate},
+	}
+	for _, v := range variants {
+		ps = append(ps, path{name: v.name, bestMTU: tungateMTU, missing: tungateMissing(tungate), variant: true,
+			start: func(ctx context.Context, b *bench, mtu int) (*session, error) {
+				return startTungateWith(ctx, b, mtu, v.flags)
+			}})
+	}
+	return append(ps, []path{
 		{name: "tungate-run", bestMTU: tungateMTU, missing: tungateRunMissing(tungate), start: startTungateRun},
 		{name: "pasta", bestMTU: 65520, missing: toolMissing("pasta", "passt"), start: startPasta},
 		{name: "slirp4netns", bestMTU: 65520, missing: toolMissing("slirp4netns", "slirp4netns"), start: startSlirp},
-	}
+	}...)
 }
 
 func toolMissing(tool, pkg string) string {
@@ -85,8 +95,14 @@ func startKernel(ctx context.Context, b *bench, mtu int) (*session, error) {
 // startTungate runs tungate in the router namespace with its device in a
 // fresh client namespace (tungate adds the default routes there).
 func startTungate(ctx context.Context, b *bench, mtu int) (*session, error) {
+	return startTungateWith(ctx, b, mtu, nil)
+}
+
+// startTungateWith is startTungate with more flags, after -tungate-flags.
+func startTungateWith(ctx context.Context, b *bench, mtu int, flags []string) (*session, error) {
 	return b.startGateway(ctx, "tungate", func(ns string) []string {
-		return append([]string{b.cfg.tungate, "--netns", ns, "--device", "tun://tgb0", "--mtu", fmt.Sprint(mtu), "--log-level", "warn"}, b.cfg.extra...)
+		argv := append([]string{b.cfg.tungate, "--netns", ns, "--device", "tun://tgb0", "--mtu", fmt.Sprint(mtu), "--log-level", "warn"}, b.cfg.extra...)
+		return append(argv, flags...)
 	})
 }
 

@@ -14,6 +14,15 @@ import (
 // shortName abbreviates path names in ratio column headers.
 var shortName = map[string]string{"kernel": "k", "tungate": "tg", "tungate-run": "run", "pasta": "pasta", "slirp4netns": "slirp"}
 
+// short is the name of path in the ratio table's heads: a -variant column
+// (tungate-NAME) is tg-NAME.
+func short(path string) string {
+	if s, ok := shortName[path]; ok {
+		return s
+	}
+	return "tg" + strings.TrimPrefix(path, "tungate")
+}
+
 // ratioColumn is one a÷b column of the ratio table.
 type ratioColumn struct{ a, b string }
 
@@ -41,7 +50,7 @@ func (r *results) printTable(w io.Writer) {
 		fmt.Fprintf(w, "(%s)\n\n", ratioLegend(r.Metrics))
 		var heads []string
 		for _, c := range cols {
-			heads = append(heads, shortName[c.a]+"/"+shortName[c.b])
+			heads = append(heads, short(c.a)+"/"+short(c.b))
 		}
 		r.printRows(w, heads, func(m metric, col string) string {
 			c := cols[indexOf(heads, col)]
@@ -129,6 +138,11 @@ func (r *results) ratioColumns() []ratioColumn {
 	for _, a := range measured {
 		if a != "kernel" && indexOf(measured, "kernel") >= 0 {
 			cols = append(cols, ratioColumn{a, "kernel"})
+		}
+	}
+	for _, a := range measured {
+		if strings.HasPrefix(a, "tungate-") && a != "tungate-run" && indexOf(measured, "tungate") >= 0 {
+			cols = append(cols, ratioColumn{a, "tungate"}) // a -variant column
 		}
 	}
 	for _, a := range []string{"tungate", "tungate-run"} {

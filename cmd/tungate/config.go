@@ -10,6 +10,7 @@ import (
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/forwarder/udpnat"
+	"github.com/tungate/tungate/stack/tun"
 )
 
 // Default device addresses: 198.18.0.0/15 is reserved for benchmarking
@@ -33,6 +34,7 @@ type gatewayConfig struct {
 	udpUnreplied   unrepliedTimeout
 	udpFilter      udpnat.Filter
 	cpus           int
+	tunQueues      int
 	logLevel       logLevel
 	proxy          proxyConfig
 	ready          readyConfig
@@ -59,6 +61,8 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	fs.Var(durationValue{&c.udpTimeout}, "udp-timeout", "end a UDP session that got a reply after this long without a datagram (one that never did: --udp-unreplied-timeout)")
 	addUDPNATFlags(fs, c)
 	fs.Var(intValue{&c.cpus, 0, 1024}, "cpus", "CPUs that run tungate's own code at once (GOMAXPROCS); 0 picks half of the usable CPUs, at least 1")
+	c.tunQueues = 1
+	fs.Var(intValue{&c.tunQueues, 1, tun.MaxQueues}, "tun-queues", fmt.Sprintf("queues of the TUN device (1 to %d): more than 1 makes it multi-queue, each queue read by its own goroutine, so flows spread over --cpus", tun.MaxQueues))
 	c.logLevel.level = 0
 	fs.Var(&c.logLevel, "log-level", "log level: debug, info, warn or error")
 	addProxyFlags(fs, &c.proxy)

@@ -14,9 +14,12 @@ import (
 
 // serve runs the gateway on the device cfg names until ctx ends.
 func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
-	dev, err := tun.Open(tun.Config{Name: cfg.device.name, FD: cfg.device.fd, NetNS: cfg.netns, Offload: true})
+	dev, err := tun.Open(tun.Config{Name: cfg.device.name, FD: cfg.device.fd, NetNS: cfg.netns, Offload: true, Queues: cfg.tunQueues})
 	if err != nil {
 		return err
+	}
+	if err := dev.QueueErr(); err != nil {
+		log.Warn("the TUN device has fewer queues than --tun-queues asks for", "err", err)
 	}
 	if err := dev.OffloadErr(); err != nil {
 		log.Warn("the kernel refused segmentation offload on the TUN device; moving plain packets, which is slower", "err", err)
@@ -40,7 +43,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	devGone := make(chan error, 1)
 	dns := newHostDNS(cfg.dns.values, log)
 	res := dns.gatewayRouting(cfg, log)
-	gw, err := newGateway(cfg, dev.FD(), log, res, func(err error) {
+	gw, err := newGateway(cfg, dev.QueueFDs(), log, res, func(err error) {
 		select {
 		case devGone <- fmt.Errorf("device %s: %w", dev.Name(), err):
 		default:
@@ -90,9 +93,9 @@ type gateway struct {
 	memDone chan struct{}
 }
 
-// newGateway serves the TUN device fd (which it does not take ownership
-// of); run, if not nil, adds the routing of `tungate run`.
-func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, onDeviceGone func(error)) (*gateway, error) {
+// newGateway serves the TUN device whose queues are fds (which it does
+// not take ownership of); run, if not nil, adds the routing of `tungate run`.
+func newGateway(cfg *gatewayConfig, fds []int, log *slog.Logger, run *runRouting, onDeviceGone func(error)) (*gateway, error) {
 	setCPUs(cfg.cpus, log)
 	obs, err := newObserver(&cfg.observe, controlName(cfg, run != nil && run.underRun), log)
 	if err != nil {
@@ -129,7 +132,7 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		obs.close()
 		return nil, err
 	}
-	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone)
+	link, err := stack.NewTUNLink(fds, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone)
 	if err == nil {
 		var capture stack.CaptureOptions
 		var ok bool

@@ -145,6 +145,7 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 		ChildArgs:  []string{"run", setupChildArg},
 		Device:     nsDevice,
 		MTU:        rc.gw.mtu,
+		Queues:     rc.gw.tunQueues,
 		Addresses:  rc.gw.addresses.values,
 		ResolvConf: files.resolvConf,
 		NSSwitch:   files.nsswitch,
@@ -173,7 +174,7 @@ func startSession(rc *runConfig, log *slog.Logger) (*runSession, error) {
 // ports.
 func (s *runSession) serve(rc *runConfig, d *hostDNS, log *slog.Logger) error {
 	var err error
-	s.gw, err = newGateway(&rc.gw, s.ns.TUN(), log, d.routing(rc), func(err error) {
+	s.gw, err = newGateway(&rc.gw, s.ns.TUNQueues(), log, d.routing(rc), func(err error) {
 		if !s.closing.Load() {
 			log.Warn("the namespace's device is gone: CMD has no network any more", "err", err)
 		}

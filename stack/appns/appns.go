@@ -50,6 +50,9 @@ type Config struct {
 	Device string
 	// MTU of the device; 0 leaves the kernel's default.
 	MTU int
+	// Queues of the device (tun.Config.Queues); 0 means 1, more makes it
+	// multi-queue and TUNQueues returns them all.
+	Queues int
 	// Addresses of the device inside the namespace.
 	Addresses []netip.Prefix
 	// ResolvConf, if set, is a file that the command sees as
@@ -83,7 +86,7 @@ type Config struct {
 type Namespace struct {
 	cmd    *exec.Cmd
 	sock   int
-	tunFD  int
+	tunFDs []int    // the device's queues, the first one's fd first
 	netns  *os.File // keeps the namespace (and its inode number) alive
 	warn   string
 	waitMu sync.Mutex
@@ -130,7 +133,7 @@ func Start(cfg Config) (*Namespace, error) {
 		return nil, fmt.Errorf("create socketpair: %w", err)
 	}
 	childSock := os.NewFile(uintptr(fds[1]), "appns-child")
-	n := &Namespace{sock: fds[0], tunFD: -1}
+	n := &Namespace{sock: fds[0]}
 	n.cmd = setupCommand(&cfg, childSock)
 	err = n.cmd.Start()
 	childSock.Close()
@@ -175,6 +178,7 @@ func (n *Namespace) setUp(cfg *Config) error {
 	req := setupRequest{
 		Device:     cfg.Device,
 		MTU:        cfg.MTU,
+		Queues:     cfg.Queues,
 		Addresses:  cfg.Addresses,
 		ResolvConf: cfg.ResolvConf,
 		NSSwitch:   cfg.NSSwitch,
@@ -194,11 +198,11 @@ func (n *Namespace) setUp(cfg *Config) error {
 		closeAll(fds)
 		return fmt.Errorf("namespace setup: %s", rep.Error)
 	}
-	if len(fds) != 1 {
+	if len(fds) < 1 || len(fds) > max(1, cfg.Queues) {
 		closeAll(fds)
-		return fmt.Errorf("namespace setup: got %d file descriptors, want the TUN device's", len(fds))
+		return fmt.Errorf("namespace setup: got %d file descriptors, want the TUN device's %d queues", len(fds), max(1, cfg.Queues))
 	}
-	n.tunFD = fds[0]
+	n.tunFDs = fds
 	n.warn = rep.Warning
 	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", n.cmd.Process.Pid))
 	if err != nil {
@@ -219,7 +223,11 @@ func (n *Namespace) setupDied(err error) error {
 
 // TUN returns the device's fd (non-blocking, close-on-exec). It stays owned
 // by the Namespace and is closed by Close.
-func (n *Namespace) TUN() int { return n.tunFD }
+func (n *Namespace) TUN() int { return n.tunFDs[0] }
+
+// TUNQueues returns the fds of every queue of the device, TUN's first
+// (one unless Config.Queues asked for more), owned like TUN's.
+func (n *Namespace) TUNQueues() []int { return n.tunFDs }
 
 // Warning is a problem the setup worked around (IPv6 disabled), or "".
 func (n *Namespace) Warning() string { return n.warn }
@@ -291,9 +299,7 @@ func (n *Namespace) Close() error {
 			n.closeErr = killAllIn(n.netns)
 			n.netns.Close()
 		}
-		if n.tunFD >= 0 {
-			unix.Close(n.tunFD)
-		}
+		closeAll(n.tunFDs)
 	})
 	return n.closeErr
 }

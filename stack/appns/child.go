@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -26,17 +27,19 @@ func ChildMain() {
 		// The parent is gone or broken; nobody is left to tell.
 		os.Exit(1)
 	}
-	fd, warn, err := setUp(&req)
+	fds, warn, err := setUp(&req)
 	if err != nil {
 		send(childFD, reply{Error: err.Error()})
 		os.Exit(1)
 	}
-	if err := send(childFD, reply{Warning: warn}, fd); err != nil {
+	if err := send(childFD, reply{Warning: warn}, fds...); err != nil {
 		os.Exit(1)
 	}
-	// The parent has its own copy now. Not tun.Device.Close: that would
+	// The parent has its own copies now. Not tun.Device.Close: that would
 	// delete the interface the parent is about to serve.
-	unix.Close(fd)
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
 	if _, err := recv(childFD, nil); err != nil {
 		// Socket closed: no command (--netns-path ended), or the parent
 		// gave up.
@@ -49,39 +52,42 @@ func ChildMain() {
 
 // setUp makes the mount namespace private, brings lo up, creates and
 // configures the TUN device, and gives CMD its resolv.conf. It returns the
-// device's fd and a warning for the parent to log.
-func setUp(req *setupRequest) (fd int, warning string, err error) {
+// fds of the device's queues and a warning for the parent to log.
+func setUp(req *setupRequest) (fds []int, warning string, err error) {
 	// Mounts made from here on must not propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return -1, "", fmt.Errorf("make mounts private in the new mount namespace: %w", err)
+		return nil, "", fmt.Errorf("make mounts private in the new mount namespace: %w", err)
 	}
 	// This process is PID 1 of a new PID namespace: the command's ps,
 	// pgrep and kill see its processes only.
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return -1, "", fmt.Errorf("mount /proc for the new PID namespace: %w", err)
+		return nil, "", fmt.Errorf("mount /proc for the new PID namespace: %w", err)
 	}
 	lo, err := netlink.LinkByName("lo")
 	if err == nil {
 		err = netlink.LinkSetUp(lo)
 	}
 	if err != nil {
-		return -1, "", fmt.Errorf("bring up lo in the new network namespace: %w", err)
+		return nil, "", fmt.Errorf("bring up lo in the new network namespace: %w", err)
 	}
-	dev, err := tun.Open(tun.Config{Name: req.Device, FD: -1, Offload: true})
+	dev, err := tun.Open(tun.Config{Name: req.Device, FD: -1, Offload: true, Queues: req.Queues})
 	if err != nil {
-		return -1, "", fmt.Errorf("%w%s", err, tunHint(err))
+		return nil, "", fmt.Errorf("%w%s", err, tunHint(err))
 	}
 	err = dev.Configure(tun.NetConfig{MTU: req.MTU, Addresses: req.Addresses, DefaultRoutes: true})
 	switch {
 	case errors.Is(err, tun.ErrIPv6Disabled):
 		warning = err.Error()
 	case err != nil:
-		return -1, "", err
+		return nil, "", err
 	}
 	if err := isolateFiles(req); err != nil {
-		return -1, "", err
+		return nil, "", err
 	}
-	return dev.FD(), warning, nil
+	if err := dev.QueueErr(); err != nil {
+		warning = strings.TrimPrefix(warning+"; "+err.Error(), "; ")
+	}
+	return dev.QueueFDs(), warning, nil
 }
 
 // tunHint says what is missing when the device cannot be opened without

@@ -32,6 +32,7 @@ const maxMessage = 1 << 20
 type setupRequest struct {
 	Device     string
 	MTU        int
+	Queues     int
 	Addresses  []netip.Prefix
 	ResolvConf string
 	NSSwitch   string

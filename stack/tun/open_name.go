@@ -34,7 +34,7 @@ func openName(cfg Config) (*Device, error) {
 		if d.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 			return fmt.Errorf("open netlink socket: %w", err)
 		}
-		flags, err := flagsFor(d.nl, cfg.Name)
+		flags, err := flagsFor(d.nl, cfg.Name, cfg.Queues > 1)
 		if err != nil {
 			return err
 		}
@@ -46,9 +46,11 @@ func openName(cfg Config) (*Device, error) {
 			d.vnetHdr = d.fd >= 0
 		}
 		if !d.vnetHdr {
-			d.fd, d.name, err = openTUN(cfg.Name, flags)
+			if d.fd, d.name, err = openTUN(cfg.Name, flags); err != nil {
+				return err
+			}
 		}
-		return err
+		return d.openQueues(cfg.Queues, flags)
 	})
 	if err == nil {
 		err = d.lookUpIndex()
@@ -74,17 +76,22 @@ func checkName(name string) error {
 
 // flagsFor picks the TUNSETIFF flags for name from what already exists in the
 // namespace of nl: IFF_TUN_EXCL if nothing does (so that Open never mistakes
-// a device created meanwhile for its own), IFF_MULTI_QUEUE if the existing
-// persistent TUN was made multi-queue (the kernel refuses a mismatch).
-func flagsFor(nl *netlink.Handle, name string) (uint16, error) {
+// a device created meanwhile for its own), plus IFF_MULTI_QUEUE if
+// multiQueue; IFF_MULTI_QUEUE if the existing persistent TUN was made
+// multi-queue (the kernel refuses a mismatch).
+func flagsFor(nl *netlink.Handle, name string, multiQueue bool) (uint16, error) {
 	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	created := flags | unix.IFF_TUN_EXCL
+	if multiQueue {
+		created |= unix.IFF_MULTI_QUEUE
+	}
 	if name == "" {
-		return flags | unix.IFF_TUN_EXCL, nil
+		return created, nil
 	}
 	link, err := nl.LinkByName(name)
 	var notFound netlink.LinkNotFoundError
 	if errors.As(err, &notFound) {
-		return flags | unix.IFF_TUN_EXCL, nil
+		return created, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("tun %q: look up existing interface: %w", name, err)
@@ -100,6 +107,37 @@ func flagsFor(nl *netlink.Handle, name string) (uint16, error) {
 		flags |= unix.IFF_MULTI_QUEUE
 	}
 	return flags, nil
+}
+
+// openQueues opens the queues after the first, up to want in all, on a
+// device opened with flags. A device that is not multi-queue (an existing
+// persistent one) keeps its one queue, and d.queueErr says so.
+func (d *Device) openQueues(want int, flags uint16) error {
+	if want <= 1 {
+		return nil
+	}
+	if flags&unix.IFF_MULTI_QUEUE == 0 {
+		d.queueErr = fmt.Errorf("tun %q was created without multi_queue: using 1 queue of the %d asked for (recreate it with \"ip tuntap add %s mode tun multi_queue\")", d.name, want, d.name)
+		return nil
+	}
+	// The device exists now: attach to it, never create.
+	flags &^= unix.IFF_TUN_EXCL
+	if d.vnetHdr {
+		flags |= unix.IFF_VNET_HDR
+	}
+	for len(d.queues) < want-1 {
+		fd, _, err := openTUN(d.name, flags)
+		if err == nil && d.vnetHdr {
+			if err = enableOffload(fd); err != nil {
+				unix.Close(fd)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("tun %q: open queue %d of %d: %w", d.name, len(d.queues)+2, want, err)
+		}
+		d.queues = append(d.queues, fd)
+	}
+	return nil
 }
 
 // openWithOffload opens the device with IFF_VNET_HDR and the offloads on. If
@@ -166,6 +204,9 @@ func (d *Device) lookUpIndex() error {
 // release frees what a partially opened Device holds; the fd closing takes a
 // created interface with it.
 func (d *Device) release() {
+	for _, fd := range d.queues {
+		unix.Close(fd)
+	}
 	if d.fd >= 0 {
 		unix.Close(d.fd)
 	}

@@ -50,7 +50,18 @@ type Config struct {
 	// If the kernel refuses, Open falls back to plain packets, Device.VnetHdr
 	// reports false and Device.OffloadErr says why. Only with Name (not FD).
 	Offload bool
+	// Queues is how many queues (file descriptors) to open on the device;
+	// 0 means 1. More than one makes the device multi-queue
+	// (IFF_MULTI_QUEUE): the kernel then spreads the packets it sends us
+	// over the queues by flow, each queue read by its own goroutine. Only
+	// with Name: an fd:// device keeps the one queue it was given, and an
+	// existing persistent device made without multi_queue keeps one too
+	// (Device.QueueErr says why). At most MaxQueues.
+	Queues int
 }
+
+// MaxQueues bounds Config.Queues: the kernel's MAX_TAP_QUEUES.
+const MaxQueues = 256
 
 // NetConfig is what Configure applies to a device.
 type NetConfig struct {
@@ -81,7 +92,11 @@ var ErrRouteExists = errors.New("the route exists")
 
 // Device is an open TUN device.
 type Device struct {
-	fd         int
+	fd int
+	// queues are the fds of the extra queues of a multi-queue device, after
+	// fd (which is queue 0).
+	queues     []int
+	queueErr   error
 	name       string
 	netns      string
 	created    bool
@@ -101,8 +116,15 @@ type Device struct {
 
 // Open opens (or creates) the device that cfg describes.
 func Open(cfg Config) (*Device, error) {
+	if cfg.Queues < 0 || cfg.Queues > MaxQueues {
+		return nil, fmt.Errorf("tun: %d queues: want 1 to %d", cfg.Queues, MaxQueues)
+	}
 	if cfg.FD >= 0 {
-		return openFD(cfg)
+		d, err := openFD(cfg)
+		if err == nil && cfg.Queues > 1 {
+			d.queueErr = fmt.Errorf("fd://%d: using the 1 queue inherited of the %d asked for: tungate attaches more queues only to devices it opens by name", cfg.FD, cfg.Queues)
+		}
+		return d, err
 	}
 	return openName(cfg)
 }
@@ -110,6 +132,16 @@ func Open(cfg Config) (*Device, error) {
 // FD returns the device's file descriptor, in non-blocking mode and
 // close-on-exec. It stays owned by the Device and is invalid after Close.
 func (d *Device) FD() int { return d.fd }
+
+// QueueFDs returns the fds of every queue the device was opened with, FD
+// first; each is non-blocking, close-on-exec and owned by the Device like FD.
+// A flow's packets arrive on the queue its packets were last written to
+// (the kernel's automatic steering), else on one the kernel picks by hash.
+func (d *Device) QueueFDs() []int { return append([]int{d.fd}, d.queues...) }
+
+// QueueErr says why fewer queues than Config.Queues were opened (nil if
+// all were), for the caller to log.
+func (d *Device) QueueErr() error { return d.queueErr }
 
 // Name returns the interface name.
 func (d *Device) Name() string { return d.name }
@@ -148,8 +180,10 @@ func (d *Device) Close() error {
 	if !d.created {
 		errs = append(errs, d.added.undo(d.nl, d.ifindex, d.name))
 	}
-	if err := unix.Close(d.fd); err != nil {
-		errs = append(errs, fmt.Errorf("close tun %q: %w", d.name, err))
+	for _, fd := range d.QueueFDs() {
+		if err := unix.Close(fd); err != nil {
+			errs = append(errs, fmt.Errorf("close tun %q: %w", d.name, err))
+		}
 	}
 	if d.created {
 		errs = append(errs, d.deleteLink())

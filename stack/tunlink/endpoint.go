@@ -1,6 +1,7 @@
 // Package tunlink is the gVisor link endpoint that sits on a TUN file
-// descriptor. It owns the goroutine that reads packets from the fd into the
-// stack and the path that writes the stack's packets to the fd. With a
+// descriptor (or the queues of a multi-queue TUN device). It owns the
+// goroutines that read packets from the fds into the stack, one per queue,
+// and the path that writes the stack's packets to them. With a
 // virtio-net header on the fd it offloads checksums and TCP segmentation to
 // the kernel in both directions, which is what makes the stack fast.
 //
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -35,6 +37,13 @@ type Options struct {
 	// Endpoint does not take ownership of FD: it never closes it, and the
 	// owner (the tun.Device) must keep it open until Close has returned.
 	FD int
+	// Queues are the fds of the other queues of a multi-queue TUN device
+	// (IFF_MULTI_QUEUE), FD being the first; like FD, the Endpoint does not
+	// own them. Each queue gets its own reader goroutine, and a packet is
+	// written to the queue its flow hashes to, so that the kernel (which
+	// steers a flow's packets to the queue last written for it) keeps each
+	// flow on one queue and reader.
+	Queues []int
 	// MTU is the link MTU reported to the stack; it bounds the packets the
 	// stack sends without segmentation offload. Must be > 0.
 	MTU uint32
@@ -66,8 +75,9 @@ type Options struct {
 // Endpoint is a stack.LinkEndpoint over a TUN fd. Create it with New, hand it
 // to stack.CreateNIC, and Close it (or remove the NIC) before closing the fd.
 type Endpoint struct {
-	fd         int
-	vnetHdrLen int // 0 without a virtio-net header
+	fd         int   // queue 0
+	fds        []int // every queue, fd first
+	vnetHdrLen int   // 0 without a virtio-net header
 	gsoMaxSize uint32
 	log        *slog.Logger
 	onFatal    func(error)
@@ -79,9 +89,12 @@ type Endpoint struct {
 	// readers counts reader goroutines, including stopped ones still
 	// finishing a delivery; Close joins them.
 	readers sync.WaitGroup
+	// fatal is set by the first reader that fails for good, so that
+	// OnFatal runs once however many queues fail with the device.
+	fatal atomic.Bool
 
 	mu         sync.Mutex
-	rd         *reader // the running reader, nil if none
+	rds        []*reader // the running readers, one per queue; nil if none
 	dispatcher stack.NetworkDispatcher
 	onClose    func()
 	closed     bool
@@ -101,7 +114,12 @@ func New(opts Options) (*Endpoint, error) {
 	if opts.MTU == 0 {
 		return nil, errors.New("tunlink: MTU is 0: pass the TUN device's MTU")
 	}
-	e := &Endpoint{fd: opts.FD, log: opts.Logger, onFatal: opts.OnFatal, filter: newDestFilter(opts.Drop)}
+	for _, fd := range opts.Queues {
+		if fd < 0 {
+			return nil, fmt.Errorf("tunlink: bad queue fd %d: open the TUN device's queues first", fd)
+		}
+	}
+	e := &Endpoint{fd: opts.FD, fds: append([]int{opts.FD}, opts.Queues...), log: opts.Logger, onFatal: opts.OnFatal, filter: newDestFilter(opts.Drop)}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -119,8 +137,10 @@ func New(opts Options) (*Endpoint, error) {
 		}
 	}
 	e.mtu.Store(opts.MTU)
-	if err := ensureNonblock(opts.FD); err != nil {
-		return nil, err
+	for _, fd := range e.fds {
+		if err := ensureNonblock(fd); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -148,11 +168,11 @@ func ensureNonblock(fd int) error {
 	return nil
 }
 
-// Attach starts the reader that delivers packets to dispatcher, or, with a
-// nil dispatcher (the NIC is being removed), tells it to stop. It never
-// waits for the reader: the stack calls Attach holding its own lock, which a
-// reader in the middle of a delivery needs. Close does the waiting. Attach
-// does nothing after Close.
+// Attach starts the readers (one per queue) that deliver packets to
+// dispatcher, or, with a nil dispatcher (the NIC is being removed), tells
+// them to stop. It never waits for them: the stack calls Attach holding its
+// own lock, which a reader in the middle of a delivery needs. Close does the
+// waiting. Attach does nothing after Close.
 func (e *Endpoint) Attach(dispatcher stack.NetworkDispatcher) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -160,38 +180,48 @@ func (e *Endpoint) Attach(dispatcher stack.NetworkDispatcher) {
 		e.stopReaderLocked()
 		return
 	}
-	if e.closed || e.rd != nil {
+	if e.closed || e.rds != nil {
 		return
 	}
-	r, err := newReader(e, dispatcher)
-	if err != nil {
-		e.log.Error("tunlink: cannot start the TUN reader; no packets will reach the stack", "err", err)
-		return
+	rds := make([]*reader, 0, len(e.fds))
+	for _, fd := range e.fds {
+		r, err := newReader(e, fd, dispatcher)
+		if err != nil {
+			e.log.Error("tunlink: cannot start the TUN readers; no packets will reach the stack", "err", err)
+			for _, r := range rds {
+				r.file.Close() // never started: it holds no views
+			}
+			return
+		}
+		rds = append(rds, r)
 	}
-	e.rd, e.dispatcher = r, dispatcher
-	e.readers.Add(1)
-	go func() {
-		defer e.readers.Done()
-		r.run()
-	}()
+	e.rds, e.dispatcher = rds, dispatcher
+	for _, r := range rds {
+		e.readers.Add(1)
+		go func() {
+			defer e.readers.Done()
+			r.run()
+		}()
+	}
 }
 
-// stopReaderLocked tells the running reader, if any, to stop. Callers hold
-// e.mu.
+// stopReaderLocked tells the running readers, if any, to stop. Callers
+// hold e.mu.
 func (e *Endpoint) stopReaderLocked() {
-	if e.rd != nil {
-		e.rd.stop()
+	for _, r := range e.rds {
+		r.stop()
 	}
-	e.rd, e.dispatcher = nil, nil
+	e.rds, e.dispatcher = nil, nil
 }
 
-// detach forgets r if it is still the running reader; r calls it when it
-// quits on its own.
+// detach stops the other readers and forgets them all if r is still one of
+// the running readers; r calls it when it quits on its own (the device is
+// gone, so its other queues are too).
 func (e *Endpoint) detach(r *reader) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.rd == r {
-		e.rd, e.dispatcher = nil, nil
+	if slices.Contains(e.rds, r) {
+		e.stopReaderLocked()
 	}
 }
 

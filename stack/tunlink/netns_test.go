@@ -94,6 +94,23 @@ func inNetns(ns string, fn func() error) error {
 // and the kernel may hand it (and take from it) TCP super-packets.
 func openTUN(t *testing.T, ns, name string, vnet bool) int {
 	t.Helper()
+	return openTUNQueue(t, ns, name, vnet, 0)
+}
+
+// openTUNQueues creates a multi-queue TUN device name inside ns and returns
+// the fds of its n queues, like openTUN.
+func openTUNQueues(t *testing.T, ns, name string, vnet bool, n int) []int {
+	t.Helper()
+	fds := make([]int, n)
+	for i := range fds {
+		fds[i] = openTUNQueue(t, ns, name, vnet, unix.IFF_MULTI_QUEUE)
+	}
+	return fds
+}
+
+// openTUNQueue opens one queue of device name in ns with extra flags.
+func openTUNQueue(t *testing.T, ns, name string, vnet bool, extra uint16) int {
+	t.Helper()
 	fd := -1
 	err := inNetns(ns, func() error {
 		var err error
@@ -105,7 +122,7 @@ func openTUN(t *testing.T, ns, name string, vnet bool) int {
 		if err != nil {
 			return err
 		}
-		flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
+		flags := unix.IFF_TUN | unix.IFF_NO_PI | extra
 		if vnet {
 			flags |= unix.IFF_VNET_HDR
 		}

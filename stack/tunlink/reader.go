@@ -49,11 +49,13 @@ func bodyViewSize(maxPacket int) int {
 // that cost about a tenth of the gateway's CPU time in a virtual machine.
 type reader struct {
 	e        *Endpoint
+	fd       int // the queue read (the Endpoint's)
 	d        stack.NetworkDispatcher
 	file     *os.File        // a dup of the TUN fd, registered with the poller
 	rc       syscall.RawConn // file's, for reads that park in the poller
 	readFn   func(fd uintptr) bool
-	stopping atomic.Bool // tells the reader to stop between packets
+	stopping atomic.Bool   // tells the reader to stop between packets
+	packets  atomic.Uint64 // delivered from this queue (the tests look)
 	hdrLen   int
 	hdr      [maxVnetHdrLen]byte
 	head     *buffer.View // nil once a delivered packet took it
@@ -64,22 +66,23 @@ type reader struct {
 	errno    unix.Errno
 }
 
-func newReader(e *Endpoint, d stack.NetworkDispatcher) (*reader, error) {
+func newReader(e *Endpoint, fd int, d stack.NetworkDispatcher) (*reader, error) {
 	// A dup shares the TUN queue (the open file description) but lets the
 	// reader hand its own descriptor to the poller and close it when it
 	// stops, without touching the fd the Endpoint does not own.
-	dup, err := unix.FcntlInt(uintptr(e.fd), unix.F_DUPFD_CLOEXEC, 0)
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("dup fd %d: %w: check the fd limit (ulimit -n)", e.fd, err)
+		return nil, fmt.Errorf("dup fd %d: %w: check the fd limit (ulimit -n)", fd, err)
 	}
 	file := os.NewFile(uintptr(dup), "tun")
 	rc, err := file.SyscallConn()
 	if err != nil {
 		file.Close()
-		return nil, fmt.Errorf("register fd %d with the poller: %w", e.fd, err)
+		return nil, fmt.Errorf("register fd %d with the poller: %w", fd, err)
 	}
 	r := &reader{
 		e:        e,
+		fd:       fd,
 		d:        d,
 		file:     file,
 		rc:       rc,
@@ -123,7 +126,7 @@ func (r *reader) run() {
 			r.e.stats.rxShort.Add(1)
 			// An empty packet, or end of file on a socket standing in
 			// for the TUN device.
-			if hungUp(r.e.fd) {
+			if hungUp(r.fd) {
 				r.fail("read", unix.EPIPE)
 				return
 			}
@@ -155,8 +158,8 @@ func hungUp(fd int) bool {
 // IsAttached says so.
 func (r *reader) fail(op string, err error) {
 	r.e.log.Error("tunlink: reader stopped: the TUN device is gone or its fd was closed",
-		"op", op, "fd", r.e.fd, "err", err)
-	if r.e.onFatal != nil {
+		"op", op, "fd", r.fd, "err", err)
+	if r.e.onFatal != nil && !r.e.fatal.Swap(true) {
 		r.e.onFatal(fmt.Errorf("%s: %w", op, err))
 	}
 }
@@ -233,6 +236,7 @@ func (r *reader) deliver(n int) {
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
 	st.rxPackets.Add(1)
 	st.rxBytes.Add(uint64(ipLen))
+	r.packets.Add(1)
 	r.d.DeliverNetworkPacket(proto, pkt)
 	pkt.DecRef()
 }

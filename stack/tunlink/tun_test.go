@@ -69,14 +69,26 @@ type tunStack struct {
 
 func newTunStack(t *testing.T, vnet bool, relay func(net.Conn, uint16)) *tunStack {
 	t.Helper()
+	return newTunStackQueues(t, vnet, 1, relay)
+}
+
+// newTunStackQueues is newTunStack on a device with the given number of
+// queues (more than one: multi-queue).
+func newTunStackQueues(t *testing.T, vnet bool, queues int, relay func(net.Conn, uint16)) *tunStack {
+	t.Helper()
 	requireNetAdmin(t)
 	ns := newNetns(t)
-	fd := openTUN(t, ns, tunName, vnet)
+	var fds []int
+	if queues > 1 {
+		fds = openTUNQueues(t, ns, tunName, vnet, queues)
+	} else {
+		fds = []int{openTUN(t, ns, tunName, vnet)}
+	}
 	run(t, "ip", "-n", ns, "link", "set", tunName, "mtu", "1500", "up")
 	run(t, "ip", "-n", ns, "addr", "add", tunAddr4+"/24", "dev", tunName)
 	run(t, "ip", "-n", ns, "addr", "add", tunAddr6+"/64", "dev", tunName, "nodad")
 
-	ep, err := New(Options{FD: fd, MTU: 1500, VnetHdr: vnet})
+	ep, err := New(Options{FD: fds[0], Queues: fds[1:], MTU: 1500, VnetHdr: vnet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,8 +70,44 @@ func (e *Endpoint) writePacket(pkt *stack.PacketBuffer) unix.Errno {
 	}
 	// Raw: the fd is non-blocking, so the call is short and the runtime
 	// need not prepare for it to block (see reader).
-	_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(e.fd), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(n))
+	_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(e.queueFor(pkt)), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(n))
 	return errno
+}
+
+// queueFor returns the fd of the queue pkt's flow hashes to. The kernel
+// remembers, per flow, the queue last written to and sends the flow's
+// packets to us on that queue, so a flow stays on one queue (one reader)
+// both ways as long as every packet of it is written to the same one.
+func (e *Endpoint) queueFor(pkt *stack.PacketBuffer) int {
+	if len(e.fds) == 1 {
+		return e.fd
+	}
+	return e.fds[flowHash(pkt)%uint32(len(e.fds))]
+}
+
+// flowHash hashes the addresses and ports of pkt (addresses only for
+// protocols without ports): a flow's packets all hash alike.
+func flowHash(pkt *stack.PacketBuffer) uint32 {
+	nh := pkt.NetworkHeader().Slice()
+	var h uint32
+	switch {
+	case pkt.NetworkProtocolNumber == header.IPv4ProtocolNumber && len(nh) >= header.IPv4MinimumSize:
+		h = binary.LittleEndian.Uint32(nh[12:]) ^ binary.LittleEndian.Uint32(nh[16:])
+	case pkt.NetworkProtocolNumber == header.IPv6ProtocolNumber && len(nh) >= header.IPv6MinimumSize:
+		for i := 8; i < 40; i += 4 {
+			h ^= binary.LittleEndian.Uint32(nh[i:])
+		}
+	}
+	if th := pkt.TransportHeader().Slice(); len(th) >= 4 {
+		h ^= binary.LittleEndian.Uint32(th)
+	}
+	// MurmurHash3's finalizer: every input bit reaches the low bits that
+	// the modulo takes.
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	return h ^ h>>16
 }
 
 // writePacketSlow writes a packet made of more views than stackIovecs.
@@ -81,7 +117,7 @@ func (e *Endpoint) writePacketSlow(pkt *stack.PacketBuffer, hdr []byte) unix.Err
 		bufs = append(bufs, append([]byte(nil), hdr...))
 	}
 	bufs = append(bufs, pkt.AsSlices()...)
-	if _, err := unix.Writev(e.fd, bufs); err != nil {
+	if _, err := unix.Writev(e.queueFor(pkt), bufs); err != nil {
 		if errno, ok := err.(unix.Errno); ok {
 			return errno
 		}
