@@ -237,12 +237,14 @@ func TestStopResetsFlows(t *testing.T) {
 	// holds (at --limit-rate) before it reads the reset behind it, and
 	// with the default of 6 MiB that alone took seconds.
 	tp.app.MustRun(t, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 65536 262144")
-	netlab.StartPeer(t, tp.srv, "-tcp-echo", tp.srvPort(false, portEcho))
+	netlab.StartPeer(t, tp.srv, "-tcp-echo", tp.srvPort(false, portEcho), "-udp-echo", tp.srvPort(false, portEcho))
 	ng := netlab.StartNginx(t, tp.srv, 64<<20)
 	if err := tp.app.WaitTCP(tp.srvPort(false, portEcho), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	conns := dialMany(t, tp.app, tp.srvPort(false, portEcho), nflows)
+	stopping := make(chan struct{})
+	udpRefused := udpUntilRefused(t, tp.app, tp.srvPort(false, portEcho), stopping)
 	curl := tp.app.Exec(context.Background(), "curl", "-sS", "-o", "/dev/null", "--limit-rate", "1M", fmt.Sprintf("http://%s%s", tp.srvAddr(false), ng.Path))
 	var curlOut strings.Builder
 	curl.Stderr = &curlOut
@@ -254,6 +256,7 @@ func TestStopResetsFlows(t *testing.T) {
 	time.Sleep(time.Second) // the download runs, the handshakes are pending
 
 	cpu := tp.gw.CPUTime()
+	close(stopping)
 	stopped := time.Now()
 	took := tp.gw.Stop()
 	cpu = tp.gw.CPUTime() - cpu
@@ -270,6 +273,9 @@ func TestStopResetsFlows(t *testing.T) {
 	}
 	if strings.TrimSpace(ssOut) != "" {
 		t.Errorf("curl's connection is still there after tungate exited: %s", ssOut)
+	}
+	if !<-udpRefused {
+		t.Errorf("UDP: no port unreachable during the stop, or one before it")
 	}
 	curlErr := curl.Wait()
 	curlTook := time.Since(stopped)
@@ -288,6 +294,44 @@ func TestStopResetsFlows(t *testing.T) {
 	}
 	counters, _ := tp.app.Run(context.Background(), "nstat", "-asz", "TcpEstabResets", "TcpExtTCPChallengeACK")
 	t.Logf("%d of %d idle connections reset; the app kernel's counters: %s", reset, len(conns), strings.Join(strings.Fields(counters), " "))
+}
+
+// udpUntilRefused sends a datagram to addr from ns every 2 ms, reading the
+// echo, until a send or read fails with "connection refused" (ICMP port
+// unreachable arrived) or 10 s pass. The channel then says whether the
+// refusal came, and came after stopping was closed.
+func udpUntilRefused(t *testing.T, ns *netlab.NS, addr string, stopping <-chan struct{}) <-chan bool {
+	t.Helper()
+	var c net.Conn
+	if err := ns.Do(func() (err error) { c, err = net.Dial("udp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	refused := make(chan bool, 1)
+	go func() {
+		defer c.Close()
+		buf := make([]byte, 64)
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+			_, err := c.Write([]byte("still there?"))
+			if err == nil {
+				c.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
+				_, err = c.Read(buf)
+			}
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				select {
+				case <-stopping:
+					refused <- true
+				default:
+					refused <- false // refused while tungate still served
+				}
+				return
+			}
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				time.Sleep(2 * time.Millisecond) // the device is gone: no route
+			}
+		}
+		refused <- false
+	}()
+	return refused
 }
 
 // tcpClosed reports whether c's socket is in state CLOSE (as a reset leaves
