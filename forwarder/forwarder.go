@@ -106,8 +106,9 @@ type Forwarder struct {
 	log    *slog.Logger
 	ctx    context.Context // dials, handshakes, echo: cancelled first on Close
 	cancel context.CancelFunc
-	// relayCtx ends the relays that started while Close was resetting the
-	// live TCP flows (live), which it does itself first.
+	// relayCtx is the relays' context, cancelled once Close has reset the
+	// live TCP flows (live) itself: a backstop, so that no relay outlives
+	// Close whatever the order of events.
 	relayCtx    context.Context
 	relayCancel context.CancelFunc
 	live        liveTCP
@@ -184,8 +185,8 @@ func (f *Forwarder) goFlow(fn func(ctx context.Context)) bool {
 // (Stack.Settle), to answer what the apps send back.
 //
 // The resets are sent from here, in one pass over the live flows, app
-// side first, rather than by each flow's relay: with 10,000 flows that
-// halved the time to the last reset (liveTCP).
+// sides first, rather than by each flow's relay: with 10,000 flows that
+// cut the stop's CPU time by about a third (liveTCP).
 func (f *Forwarder) Close() error {
 	f.lim.gate.Close()
 	f.flows.Close()
