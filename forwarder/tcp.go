@@ -57,30 +57,39 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 		f.log.Debug("tcp accept failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		return
 	}
+	lf := f.live.add(app, host)
+	if lf == nil { // Close is resetting every flow: this one too
+		resetOrClose(app)
+		abort(host)
+		t.Release()
+		tf.Finish(flows.EndClosed)
+		return
+	}
 	tf.SetCloser(func() { resetOrClose(app); resetOrClose(host) })
 	f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
 	// The relay gets a fresh goroutine rather than this one, whose stack
 	// grew deep while dialing: an idle flow parks that goroutine for as
 	// long as it lives, and a small stack is most of what it costs. So
 	// the relay is set up here, and the new goroutine only copies.
-	rr := startRelay(ctx, app, host, f.opts.HalfClosedTimeout, tf)
-	down := func(context.Context) { f.endTCP(rr, rr.down(), fl, t, tf) }
+	rr := startRelay(f.relayCtx, app, host, f.opts.HalfClosedTimeout, tf)
+	down := func(context.Context) { f.endTCP(rr, rr.down(), fl, t, tf, lf) }
 	if !f.goFlow(down) {
 		resetOrClose(app)
 		abort(host)
-		f.endTCP(rr, nil, fl, t, tf)
+		f.endTCP(rr, nil, fl, t, tf, lf)
 	}
 }
 
 // endTCP finishes the relay r of fl, given the result of its down
-// direction, releases the flow's ticket and finishes its entry tf in the
-// flow table.
-func (f *Forwarder) endTCP(r *relayRun, errDown error, fl *route.Flow, t *admission.Ticket, tf *flows.Flow) {
+// direction, releases the flow's ticket, finishes its entry tf in the
+// flow table and takes it out of the live flows (lf).
+func (f *Forwarder) endTCP(r *relayRun, errDown error, fl *route.Flow, t *admission.Ticket, tf *flows.Flow, lf *liveFlow) {
 	err := r.finish(errDown)
+	f.live.remove(lf)
 	t.Release()
 	tf.Finish(flows.EndClosed)
 	f.relayEnded(err)
-	if err != nil {
+	if err != nil && f.ctx.Err() == nil { // not one of Close's resets
 		f.log.Debug("tcp relay ended", "src", fl.Src, "dst", fl.Dst, "err", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -156,6 +157,31 @@ func (s *Stack) configure(opts Options) error {
 		return fmt.Errorf("enable NIC: %w", AsError(err))
 	}
 	return nil
+}
+
+// Settle returns once no packet has arrived from the device for quiet, or
+// once limit has passed. A stop calls it between the flows' resets and
+// Close, so that the stack answers what apps send back in the meantime:
+// an app whose receive window is full takes a reset only at the exact
+// sequence number it expects, answers any other with an ACK (RFC 5961),
+// and the stack answers that ACK, for a connection it no longer has, with
+// a reset at the ACK's own number, which the app accepts.
+func (s *Stack) Settle(quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	received := s.gv.Stats().IP.PacketsReceived
+	last := received.Value()
+	for {
+		wait := min(quiet, time.Until(deadline))
+		if wait <= 0 {
+			return
+		}
+		time.Sleep(wait)
+		n := received.Value()
+		if n == last {
+			return
+		}
+		last = n
+	}
 }
 
 // Close tears down every endpoint, closes the link endpoint and waits for

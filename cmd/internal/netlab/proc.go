@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,6 +51,32 @@ func startProc(cmd *exec.Cmd) (*Proc, error) {
 
 // Pid returns the process id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// CPUTime returns the user and system CPU time the process has used so
+// far (all of it once it has exited), for tests that bound a step's cost
+// rather than its wall time on a loaded machine.
+func (p *Proc) CPUTime() time.Duration {
+	select {
+	case <-p.done:
+		st := p.cmd.ProcessState
+		return st.UserTime() + st.SystemTime()
+	default:
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th, in clock ticks
+	// (100 a second on Linux).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
 
 // Output returns everything the process has written so far.
 func (p *Proc) Output() string { return p.out.String() }
