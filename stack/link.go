@@ -14,13 +14,15 @@ import (
 // NewTUNLink returns the link endpoint for a TUN file descriptor: with
 // segmentation and checksum offload when fd carries a virtio_net_hdr
 // (IFF_VNET_HDR), plain packets otherwise. It does not take ownership of
-// fd. onGone, if not nil, is called once when the device goes away.
+// fd. onGone, if not nil, is called once when the device goes away;
+// onBurstEnd, if not nil, each time the device has no more packets to read
+// (the handler sends the datagrams it gathered from the burst).
 //
 // The endpoint drops what a gateway does not forward (see notForwarded:
 // broadcast and multicast, the host's directed broadcasts as they are
 // now, and those of the device's own IPv4 subnets, device, which may be
 // in another namespace), counted in Counters.NotForwarded.
-func NewTUNLink(fd int, mtu uint32, device []netip.Prefix, log *slog.Logger, onGone func(error)) (gvstack.LinkEndpoint, error) {
+func NewTUNLink(fd int, mtu uint32, device []netip.Prefix, log *slog.Logger, onGone func(error), onBurstEnd func()) (gvstack.LinkEndpoint, error) {
 	vnet, err := tun.HasVnetHdr(fd)
 	if err != nil {
 		return nil, err
@@ -38,6 +40,7 @@ func NewTUNLink(fd int, mtu uint32, device []netip.Prefix, log *slog.Logger, onG
 		VnetHdrLen: tun.VnetHdrLen,
 		Logger:     log,
 		OnFatal:    onGone,
+		OnBurstEnd: onBurstEnd,
 		Drop:       drop,
 	})
 	if err != nil {

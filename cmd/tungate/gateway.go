@@ -128,7 +128,7 @@ func newGateway(cfg *gatewayConfig, fd int, log *slog.Logger, run *runRouting, o
 		obs.close()
 		return nil, err
 	}
-	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone)
+	link, err := stack.NewTUNLink(fd, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone, fwd.FlushUDP)
 	if err == nil {
 		var capture stack.CaptureOptions
 		var ok bool

@@ -205,40 +205,55 @@ func rawSocket(conn any) (int, error) {
 
 // sendTo sends p to dst with one raw, non-blocking system call: a full
 // socket buffer loses the datagram (EAGAIN) rather than block the packet
-// path. It does not allocate.
+// path. It does not allocate unless it fails.
 func sendTo(fd int, p []byte, dst netip.AddrPort) error {
-	var sa4 unix.RawSockaddrInet4
-	var sa6 unix.RawSockaddrInet6
-	var sa unsafe.Pointer
-	var salen uintptr
-	if a := dst.Addr(); a.Is4() {
-		sa4.Family = unix.AF_INET
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], dst.Port())
-		sa4.Addr = a.As4()
-		sa, salen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
-	} else {
-		sa6.Family = unix.AF_INET6
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa6.Port))[:], dst.Port())
-		sa6.Addr = a.As16()
-		sa, salen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
+	if errno := sendToErrno(fd, p, dst); errno != 0 {
+		return fmt.Errorf("send to %s: %w", dst, errno)
 	}
+	return nil
+}
+
+// sendToErrno is sendTo returning the bare errno (0: sent), which never
+// allocates.
+func sendToErrno(fd int, p []byte, dst netip.AddrPort) unix.Errno {
+	var sa rawSockaddr
+	salen := sa.set(dst)
 	var base unsafe.Pointer
 	if len(p) > 0 {
 		base = unsafe.Pointer(&p[0])
 	}
 	for retried := false; ; retried = true {
 		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(base), uintptr(len(p)),
-			unix.MSG_DONTWAIT, uintptr(sa), salen)
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), uintptr(salen))
 		switch {
-		case errno == 0:
-			return nil
 		case errno == unix.EINTR, errno == unix.ECONNREFUSED && !retried:
 			// A refusal pending from an earlier datagram is reported
 			// (and cleared) here; it has its own way to the app.
 			continue
 		}
-		return fmt.Errorf("send to %s: %w", dst, errno)
+		return errno
 	}
+}
+
+// rawSockaddr holds a destination as the kernel reads it, on the caller's
+// stack.
+type rawSockaddr struct {
+	unix.RawSockaddrInet6 // the larger; an IPv4 address is laid over it
+}
+
+// set writes dst into sa and returns the length to pass with it.
+func (sa *rawSockaddr) set(dst netip.AddrPort) uint32 {
+	if a := dst.Addr(); a.Is4() {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		sa4.Family = unix.AF_INET
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], dst.Port())
+		sa4.Addr = a.As4()
+		return unix.SizeofSockaddrInet4
+	}
+	sa.Family = unix.AF_INET6
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], dst.Port())
+	sa.Addr = dst.Addr().As16()
+	return unix.SizeofSockaddrInet6
 }
 
 // recvFrom reads one datagram without blocking, with the address it came

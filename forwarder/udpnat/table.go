@@ -161,6 +161,7 @@ type Table struct {
 	cancel context.CancelFunc
 	group  owned.Group
 	poll   *poller
+	gather gatherer // host socket sends gathered per burst (see Flush)
 
 	mu         sync.Mutex
 	closed     bool
@@ -254,6 +255,10 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 	t.mu.Unlock()
 	t.release(evicted, false)
 	forget(forgot, false)
+	if fd >= 0 && t.gather.on.Load() {
+		t.gather.add(m, fd, dst, meter, payload, &t.dropped)
+		return nil
+	}
 	m.mu.RLock() // keeps the socket open until the write is done
 	if m.closed.Load() {
 		m.mu.RUnlock()

@@ -61,6 +61,11 @@ type Options struct {
 	// fd fails for good (the device was deleted), after which the reader
 	// has stopped. It must not block.
 	OnFatal func(error)
+	// OnBurstEnd, if set, is called from the reader goroutine each time
+	// the device has no packet left to read, before the reader waits: a
+	// handler that gathers the datagrams of a burst sends them here. It
+	// must not block.
+	OnBurstEnd func()
 }
 
 // Endpoint is a stack.LinkEndpoint over a TUN fd. Create it with New, hand it
@@ -71,6 +76,7 @@ type Endpoint struct {
 	gsoMaxSize uint32
 	log        *slog.Logger
 	onFatal    func(error)
+	onBurstEnd func()
 	filter     destFilter
 
 	mtu   atomic.Uint32
@@ -101,7 +107,7 @@ func New(opts Options) (*Endpoint, error) {
 	if opts.MTU == 0 {
 		return nil, errors.New("tunlink: MTU is 0: pass the TUN device's MTU")
 	}
-	e := &Endpoint{fd: opts.FD, log: opts.Logger, onFatal: opts.OnFatal, filter: newDestFilter(opts.Drop)}
+	e := &Endpoint{fd: opts.FD, log: opts.Logger, onFatal: opts.OnFatal, onBurstEnd: opts.OnBurstEnd, filter: newDestFilter(opts.Drop)}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
