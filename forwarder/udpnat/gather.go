@@ -28,15 +28,23 @@ const (
 // errClosedMapping counts a datagram whose mapping closed before it left.
 var errClosedMapping = errors.New("udpnat: mapping closed")
 
+// gatherSlots is how many batches (flows: a mapping and a destination)
+// gather at once, so that apps sending side by side (iperf3 -P 4, several
+// QUIC connections) each still get batches when their datagrams
+// interleave on the device. Each slot's buffer is up to 64 KiB.
+const gatherSlots = 8
+
 // gatherer collects consecutive datagrams that one app sends through one
 // host socket to one destination, and sends them with one system call
 // (sendmsg with UDP_SEGMENT): the kernel routes, filters and crosses the
 // veth once per batch rather than once per datagram, which is where most
 // of the upload's CPU time went (one sendto per datagram was more than
 // half of it under iperf3 -u -b 0). A batch is sent when the next datagram
-// does not belong to it, when it is full, and at the end of every burst
-// the caller reads from the device (Table.Flush): datagrams never wait for
-// a later one, only for the rest of the burst already read.
+// of its flow does not fit it, when it is full, when its slot is needed
+// for another flow, and at the end of every burst the caller reads from
+// the device (Table.Flush): datagrams never wait for a later one, only
+// for the rest of the burst already read. Each flow's datagrams leave in
+// the order they came; different flows' may not, as across any network.
 //
 // It is on only once Flush has been called: a caller that never flushes
 // gets every datagram sent at once, as before.
@@ -44,7 +52,13 @@ type gatherer struct {
 	on atomic.Bool
 
 	mu    sync.Mutex
-	m     *mapping // the batch's mapping; nil when empty
+	slots [gatherSlots]batch
+	next  int // the slot to empty when every one is taken (round robin)
+}
+
+// batch is the datagrams gathered for one flow.
+type batch struct {
+	m     *mapping // nil when the slot is free
 	fd    int
 	dst   netip.AddrPort
 	meter Meter
@@ -59,14 +73,14 @@ type gatherer struct {
 func (g *gatherer) add(m *mapping, fd int, dst netip.AddrPort, meter Meter, payload []byte, dropped *atomic.Uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	fits := g.m == m && g.dst == dst && !g.ended && len(payload) <= g.seg &&
-		g.n < maxGatherSegments && len(g.buf)+len(payload) <= maxGatherBytes
-	if !fits {
-		g.flushLocked(dropped)
+	b := g.slot(m, dst, dropped)
+	if b.m != nil && (b.ended || len(payload) > b.seg || b.n == maxGatherSegments ||
+		len(b.buf)+len(payload) > maxGatherBytes) {
+		b.flush(dropped)
 	}
 	if len(payload) > maxGatherSegment || len(payload) == 0 {
 		// Too large to be a segment (or empty): sent alone, after the
-		// batch before it (flushed above, as it cannot be this one's).
+		// flow's batch (flushed above, as it cannot be this one's).
 		m.mu.RLock()
 		err := errClosedMapping
 		if !m.closed.Load() {
@@ -76,37 +90,62 @@ func (g *gatherer) add(m *mapping, fd int, dst netip.AddrPort, meter Meter, payl
 		countSent(meter, err, len(payload), 1, len(payload), dropped)
 		return
 	}
-	if g.m == nil {
-		if g.buf == nil {
-			g.buf = make([]byte, 0, maxGatherBytes)
+	if b.m == nil {
+		if b.buf == nil {
+			b.buf = make([]byte, 0, maxGatherBytes)
 		}
-		g.m, g.fd, g.dst, g.meter, g.seg = m, fd, dst, meter, len(payload)
+		b.m, b.fd, b.dst, b.meter, b.seg = m, fd, dst, meter, len(payload)
 	}
-	g.buf = append(g.buf, payload...)
-	g.n++
-	g.ended = len(payload) < g.seg
+	b.buf = append(b.buf, payload...)
+	b.n++
+	b.ended = len(payload) < b.seg
 }
 
-// flush sends the batch, if any.
+// slot returns the flow's batch, else a free slot, else the next slot
+// after sending what it held.
+func (g *gatherer) slot(m *mapping, dst netip.AddrPort, dropped *atomic.Uint64) *batch {
+	var free *batch
+	for i := range g.slots {
+		b := &g.slots[i]
+		if b.m == m && b.dst == dst {
+			return b
+		}
+		if b.m == nil && free == nil {
+			free = b
+		}
+	}
+	if free != nil {
+		return free
+	}
+	b := &g.slots[g.next]
+	g.next = (g.next + 1) % gatherSlots
+	b.flush(dropped)
+	return b
+}
+
+// flush sends every batch.
 func (g *gatherer) flush(dropped *atomic.Uint64) {
 	g.mu.Lock()
-	g.flushLocked(dropped)
+	for i := range g.slots {
+		g.slots[i].flush(dropped)
+	}
 	g.mu.Unlock()
 }
 
-func (g *gatherer) flushLocked(dropped *atomic.Uint64) {
-	if g.m == nil {
+// flush sends the batch, if any, and frees its slot.
+func (b *batch) flush(dropped *atomic.Uint64) {
+	if b.m == nil {
 		return
 	}
-	m := g.m
+	m := b.m
 	m.mu.RLock() // keeps the socket open until the write is done
 	err := errClosedMapping
 	if !m.closed.Load() {
-		err = sendSegments(g.fd, g.buf, g.seg, g.n, g.dst)
+		err = sendSegments(b.fd, b.buf, b.seg, b.n, b.dst)
 	}
 	m.mu.RUnlock()
-	countSent(g.meter, err, g.seg, g.n, len(g.buf), dropped)
-	g.m, g.meter, g.buf, g.n, g.ended = nil, nil, g.buf[:0], 0, false
+	countSent(b.meter, err, b.seg, b.n, len(b.buf), dropped)
+	b.m, b.meter, b.buf, b.n, b.ended = nil, nil, b.buf[:0], 0, false
 }
 
 // countSent counts n datagrams of seg bytes each but the last (total bytes in

@@ -168,3 +168,41 @@ func TestSendGSOSegmentsInOneCall(t *testing.T) {
 		t.Fatalf("got %d datagrams; want 1000, 1000 and 10 bytes", len(got))
 	}
 }
+
+// TestGatherMoreFlowsThanSlots: datagrams of more interleaved flows than
+// the gatherer has slots all arrive, each flow's in order.
+func TestGatherMoreFlowsThanSlots(t *testing.T) {
+	const flows, each = gatherSlots + 3, 5
+	tab, _ := hostTable(t, Options{})
+	var rxs [flows]*net.UDPConn
+	var dsts [flows]netip.AddrPort
+	for i := range flows {
+		rxs[i], dsts[i] = gatherSink(t)
+		if err := tab.Send(app1, dsts[i], []byte("open")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range flows {
+		readAll(t, rxs[i], 200*time.Millisecond)
+	}
+	tab.Flush()
+	for j := range each {
+		for i := range flows {
+			if err := tab.Send(app1, dsts[i], datagram(j, 1000+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tab.Flush()
+	for i := range flows {
+		got := readAll(t, rxs[i], 200*time.Millisecond)
+		if len(got) != each {
+			t.Fatalf("flow %d: %d datagrams; want %d", i, len(got), each)
+		}
+		for j := range got {
+			if !bytes.Equal(got[j], datagram(j, 1000+i)) {
+				t.Fatalf("flow %d datagram %d: %d bytes %x; want datagram %d", i, j, len(got[j]), got[j][:2], j)
+			}
+		}
+	}
+}
