@@ -38,6 +38,11 @@ func (f *Forwarder) HandleUDPDatagram(src, dst netip.AddrPort, payload []byte) b
 	return true
 }
 
+// FlushUDP sends the datagrams HandleUDPDatagram gathered for batched
+// host socket writes (udpnat.Table.Flush). The device reader calls it at
+// the end of every burst it reads.
+func (f *Forwarder) FlushUDP() { f.udp.Flush() }
+
 // UDPStats returns the UDP session table's counters.
 func (f *Forwarder) UDPStats() udpnat.Stats { return f.udp.Stats() }
 

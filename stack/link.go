@@ -15,13 +15,15 @@ import (
 // (one fd, or those of a multi-queue device, tun.Device.QueueFDs): with
 // segmentation and checksum offload when they carry a virtio_net_hdr
 // (IFF_VNET_HDR), plain packets otherwise. It does not take ownership of
-// fds. onGone, if not nil, is called once when the device goes away.
+// fds. onGone, if not nil, is called once when the device goes away;
+// onBurstEnd, if not nil, each time a queue has no more packets to read
+// (the handler sends the datagrams it gathered from the burst).
 //
 // The endpoint drops what a gateway does not forward (see notForwarded:
 // broadcast and multicast, the host's directed broadcasts as they are
 // now, and those of the device's own IPv4 subnets, device, which may be
 // in another namespace), counted in Counters.NotForwarded.
-func NewTUNLink(fds []int, mtu uint32, device []netip.Prefix, log *slog.Logger, onGone func(error)) (gvstack.LinkEndpoint, error) {
+func NewTUNLink(fds []int, mtu uint32, device []netip.Prefix, log *slog.Logger, onGone func(error), onBurstEnd func()) (gvstack.LinkEndpoint, error) {
 	if len(fds) == 0 {
 		return nil, fmt.Errorf("create link endpoint: no TUN fd")
 	}
@@ -43,6 +45,7 @@ func NewTUNLink(fds []int, mtu uint32, device []netip.Prefix, log *slog.Logger, 
 		VnetHdrLen: tun.VnetHdrLen,
 		Logger:     log,
 		OnFatal:    onGone,
+		OnBurstEnd: onBurstEnd,
 		Drop:       drop,
 	})
 	if err != nil {

@@ -140,7 +140,7 @@ func newGateway(cfg *gatewayConfig, fds []int, log *slog.Logger, run *runRouting
 		obs.close()
 		return nil, err
 	}
-	link, err := stack.NewTUNLink(fds, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone)
+	link, err := stack.NewTUNLink(fds, uint32(cfg.mtu), cfg.addresses.values, log, onDeviceGone, fwd.FlushUDP)
 	if err == nil {
 		var capture stack.CaptureOptions
 		var ok bool

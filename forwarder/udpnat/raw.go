@@ -15,6 +15,12 @@ import (
 // so that one busy session cannot starve the others.
 const readBatch = 64
 
+// recvBatchSize is how many datagrams one recvmmsg reads: a busy socket
+// costs one system call per this many datagrams instead of one each. Each
+// slot holds a datagram of any size (maxDatagram), so the batch is about
+// 1 MiB, once per table.
+const recvBatchSize = 16
+
 // poller waits for every raw session socket at once: an epoll set whose
 // own descriptor sits in the Go runtime's poller, so that the one goroutine
 // reading the table parks like any network read while nothing arrives.
@@ -27,7 +33,7 @@ type poller struct {
 	events [128]unix.EpollEvent
 	n      int
 	waitFn func(fd uintptr) bool
-	buf    []byte // the read buffer, used by run's goroutine only
+	batch  *recvBatch // the read buffers, used by run's goroutine only
 }
 
 func newPoller() (*poller, error) {
@@ -45,7 +51,7 @@ func newPoller() (*poller, error) {
 		f.Close()
 		return nil, fmt.Errorf("udpnat: epoll set: %w", err)
 	}
-	p := &poller{file: f, rc: rc, epfd: epfd, buf: make([]byte, maxDatagram)}
+	p := &poller{file: f, rc: rc, epfd: epfd, batch: newRecvBatch()}
 	p.waitFn = p.wait
 	return p, nil
 }
@@ -61,13 +67,13 @@ func (p *poller) add(fd int, id uint64) error {
 
 // run hands every ready socket's mapping id and events to handle until
 // close.
-func (p *poller) run(handle func(id uint64, events uint32, buf []byte)) {
+func (p *poller) run(handle func(id uint64, events uint32, batch *recvBatch)) {
 	for {
 		if err := p.rc.Read(p.waitFn); err != nil {
 			return
 		}
 		for _, ev := range p.events[:p.n] {
-			handle(uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32, ev.Events, p.buf)
+			handle(uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32, ev.Events, p.batch)
 		}
 	}
 }
@@ -87,8 +93,9 @@ func (p *poller) wait(fd uintptr) bool {
 
 func (p *poller) close() error { return p.file.Close() }
 
-// readRaw reads a ready raw socket on the poller's goroutine.
-func (t *Table) readRaw(id uint64, events uint32, buf []byte) {
+// readRaw reads a ready raw socket on the poller's goroutine, up to
+// recvBatchSize datagrams per system call and readBatch per round.
+func (t *Table) readRaw(id uint64, events uint32, b *recvBatch) {
 	t.mu.Lock()
 	m := t.byID[id]
 	fd := -1
@@ -102,20 +109,28 @@ func (t *Table) readRaw(id uint64, events uint32, buf []byte) {
 	if events&unix.EPOLLERR != 0 {
 		t.readErrors(m, fd)
 	}
-	for range readBatch {
+	for budget := readBatch; budget > 0; {
 		m.mu.RLock()
 		if m.closed.Load() {
 			m.mu.RUnlock()
 			return
 		}
-		n, src, errno := recvFrom(fd, buf)
+		want := min(budget, recvBatchSize)
+		n, errno := b.recv(fd, want)
 		m.mu.RUnlock()
 		switch errno {
 		case 0:
-			t.deliver(m, src, buf[:n])
+			for i := range n {
+				t.deliver(m, b.src(i), b.datagram(i))
+			}
+			budget -= n
+			if n < want {
+				return // drained: the poller reports the socket again
+			}
 		case unix.EINTR, unix.ECONNREFUSED:
 			// A refusal also waits in the error queue, with its
 			// destination: readErrors passes it on.
+			budget--
 		default:
 			return // EAGAIN: drained
 		}
@@ -205,62 +220,109 @@ func rawSocket(conn any) (int, error) {
 
 // sendTo sends p to dst with one raw, non-blocking system call: a full
 // socket buffer loses the datagram (EAGAIN) rather than block the packet
-// path. It does not allocate.
+// path. It does not allocate unless it fails.
 func sendTo(fd int, p []byte, dst netip.AddrPort) error {
-	var sa4 unix.RawSockaddrInet4
-	var sa6 unix.RawSockaddrInet6
-	var sa unsafe.Pointer
-	var salen uintptr
-	if a := dst.Addr(); a.Is4() {
-		sa4.Family = unix.AF_INET
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], dst.Port())
-		sa4.Addr = a.As4()
-		sa, salen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
-	} else {
-		sa6.Family = unix.AF_INET6
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa6.Port))[:], dst.Port())
-		sa6.Addr = a.As16()
-		sa, salen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
+	if errno := sendToErrno(fd, p, dst); errno != 0 {
+		return fmt.Errorf("send to %s: %w", dst, errno)
 	}
+	return nil
+}
+
+// sendToErrno is sendTo returning the bare errno (0: sent), which never
+// allocates.
+func sendToErrno(fd int, p []byte, dst netip.AddrPort) unix.Errno {
+	var sa rawSockaddr
+	salen := sa.set(dst)
 	var base unsafe.Pointer
 	if len(p) > 0 {
 		base = unsafe.Pointer(&p[0])
 	}
 	for retried := false; ; retried = true {
 		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(base), uintptr(len(p)),
-			unix.MSG_DONTWAIT, uintptr(sa), salen)
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), uintptr(salen))
 		switch {
-		case errno == 0:
-			return nil
 		case errno == unix.EINTR, errno == unix.ECONNREFUSED && !retried:
 			// A refusal pending from an earlier datagram is reported
 			// (and cleared) here; it has its own way to the app.
 			continue
 		}
-		return fmt.Errorf("send to %s: %w", dst, errno)
+		return errno
 	}
 }
 
-// recvFrom reads one datagram without blocking, with the address it came
-// from. It does not allocate.
-func recvFrom(fd int, b []byte) (int, netip.AddrPort, unix.Errno) {
-	var rsa unix.RawSockaddrAny
-	salen := uint32(unix.SizeofSockaddrAny)
-	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&salen)))
-	if errno != 0 {
-		return 0, netip.AddrPort{}, errno
+// rawSockaddr holds a destination as the kernel reads it, on the caller's
+// stack.
+type rawSockaddr struct {
+	unix.RawSockaddrInet6 // the larger; an IPv4 address is laid over it
+}
+
+// set writes dst into sa and returns the length to pass with it.
+func (sa *rawSockaddr) set(dst netip.AddrPort) uint32 {
+	if a := dst.Addr(); a.Is4() {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		sa4.Family = unix.AF_INET
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], dst.Port())
+		sa4.Addr = a.As4()
+		return unix.SizeofSockaddrInet4
 	}
-	var src netip.AddrPort
+	sa.Family = unix.AF_INET6
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], dst.Port())
+	sa.Addr = dst.Addr().As16()
+	return unix.SizeofSockaddrInet6
+}
+
+// addrPortOf reads the address a datagram came from.
+func addrPortOf(rsa *unix.RawSockaddrAny) netip.AddrPort {
 	switch rsa.Addr.Family {
 	case unix.AF_INET:
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
 		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
-		src = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
 	case unix.AF_INET6:
-		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
 		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
-		src = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port)
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port)
 	}
-	return int(n), src, 0
+	return netip.AddrPort{}
 }
+
+// recvBatch is the buffers of one recvmmsg: recvBatchSize datagrams of up
+// to maxDatagram bytes with their source addresses.
+type recvBatch struct {
+	hdrs  [recvBatchSize]unix.Mmsghdr
+	iovs  [recvBatchSize]unix.Iovec
+	names [recvBatchSize]unix.RawSockaddrAny
+	bufs  [recvBatchSize][]byte
+}
+
+func newRecvBatch() *recvBatch {
+	b := &recvBatch{}
+	for i := range b.bufs {
+		b.bufs[i] = make([]byte, maxDatagram)
+		b.iovs[i] = unix.Iovec{Base: &b.bufs[i][0]}
+		b.iovs[i].SetLen(maxDatagram)
+		b.hdrs[i].Hdr.Iov, b.hdrs[i].Hdr.Iovlen = &b.iovs[i], 1
+		b.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+	}
+	return b
+}
+
+// recv reads up to want datagrams without blocking, with one raw system
+// call. It does not allocate.
+func (b *recvBatch) recv(fd, want int) (int, unix.Errno) {
+	for i := range want {
+		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrAny // the kernel shortens it
+	}
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(want),
+		unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), 0
+}
+
+// src is where datagram i of the last recv came from.
+func (b *recvBatch) src(i int) netip.AddrPort { return addrPortOf(&b.names[i]) }
+
+// datagram is datagram i of the last recv.
+func (b *recvBatch) datagram(i int) []byte { return b.bufs[i][:b.hdrs[i].Len] }

@@ -208,6 +208,7 @@ type Table struct {
 	budget Budget
 	// evictForNew makes room for a new session (evictIdleLocked).
 	evictForNew func() bool
+	gather gatherer // host socket sends gathered per burst (see Flush)
 
 	mu         sync.Mutex
 	closed     bool
@@ -316,6 +317,10 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 	t.mu.Unlock()
 	t.releaseAll(evicted)
 	forget(forgot, false)
+	if fd >= 0 && t.gather.on.Load() {
+		t.gather.add(m, fd, dst, meter, payload, &t.dropped)
+		return nil
+	}
 	m.mu.RLock() // keeps the socket open until the write is done
 	if m.closed.Load() {
 		m.mu.RUnlock()

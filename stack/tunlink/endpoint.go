@@ -70,6 +70,11 @@ type Options struct {
 	// fd fails for good (the device was deleted), after which the reader
 	// has stopped. It must not block.
 	OnFatal func(error)
+	// OnBurstEnd, if set, is called from the reader goroutine each time
+	// the device has no packet left to read, before the reader waits: a
+	// handler that gathers the datagrams of a burst sends them here. It
+	// must not block.
+	OnBurstEnd func()
 }
 
 // Endpoint is a stack.LinkEndpoint over a TUN fd. Create it with New, hand it
@@ -81,6 +86,7 @@ type Endpoint struct {
 	gsoMaxSize uint32
 	log        *slog.Logger
 	onFatal    func(error)
+	onBurstEnd func()
 	filter     destFilter
 
 	mtu   atomic.Uint32
@@ -119,7 +125,7 @@ func New(opts Options) (*Endpoint, error) {
 			return nil, fmt.Errorf("tunlink: bad queue fd %d: open the TUN device's queues first", fd)
 		}
 	}
-	e := &Endpoint{fd: opts.FD, fds: append([]int{opts.FD}, opts.Queues...), log: opts.Logger, onFatal: opts.OnFatal, filter: newDestFilter(opts.Drop)}
+	e := &Endpoint{fd: opts.FD, fds: append([]int{opts.FD}, opts.Queues...), log: opts.Logger, onFatal: opts.OnFatal, onBurstEnd: opts.OnBurstEnd, filter: newDestFilter(opts.Drop)}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}

@@ -139,10 +139,17 @@ func (r *reader) run() {
 }
 
 // readOnce is the reader's RawConn.Read callback: one readv, or false to
-// park in the poller when there is nothing to read.
+// park in the poller when there is nothing to read, after the burst-end
+// hook has sent what the burst left gathered.
 func (r *reader) readOnce(fd uintptr) bool {
 	r.n, r.errno = readv(int(fd), r.iovecs)
-	return r.errno != unix.EAGAIN
+	if r.errno != unix.EAGAIN {
+		return true
+	}
+	if r.e.onBurstEnd != nil {
+		r.e.onBurstEnd()
+	}
+	return false
 }
 
 // hungUp reports whether fd's peer is gone, without waiting.
