@@ -208,7 +208,7 @@ type Table struct {
 	budget Budget
 	// evictForNew makes room for a new session (evictIdleLocked).
 	evictForNew func() bool
-	gather gatherer // host socket sends gathered per burst (see Flush)
+	gather      gatherer // host socket sends gathered per burst (see Flush)
 
 	mu         sync.Mutex
 	closed     bool
