@@ -317,8 +317,10 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 	t.mu.Unlock()
 	t.releaseAll(evicted)
 	forget(forgot, false)
-	if fd >= 0 && t.gather.on.Load() {
-		t.gather.add(m, fd, dst, meter, payload, &t.dropped)
+	// Gathered sends go to an address (d.to: what the app sent to, or
+	// the route's rewrite); a name goes to its upstream on its own.
+	if fd >= 0 && d.name == "" && t.gather.on.Load() {
+		t.gather.add(m, fd, d.to, meter, payload, &t.dropped)
 		return nil
 	}
 	m.mu.RLock() // keeps the socket open until the write is done
