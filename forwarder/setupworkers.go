@@ -11,15 +11,9 @@ import (
 // fresh goroutine's stack to 16 KiB by a copy (stackgrow.go); a kept
 // goroutine has the stack already, and the runtime creates and destroys
 // no goroutine per flow. At a high connection rate that was about a tenth
-// of tungate's CPU time (goroutine creation, exit and stack copies).
-//
-// A kept goroutine waits in a frame of parkPad bytes: the collector
-// halves the stack of a parked goroutine that uses under a quarter of it,
-// and the next setup would copy it back to 16 KiB.
-
-// parkPad is the frame a kept goroutine waits in: over a quarter of the
-// 16 KiB stack, so the collector leaves the stack as it is.
-const parkPad = 5 << 10
+// of tungate's CPU time (goroutine creation, exit and stack copies). A
+// kept goroutine parks shallow, so the collector shrinks its stack while
+// no flow comes; the next setup's growStack grows it again.
 
 // maxIdleSetupWorkers bounds the goroutines kept idle for setups: enough
 // for the setups in flight at once at a high connection rate, few enough
@@ -62,33 +56,12 @@ func (f *Forwarder) setupWorker(ctx context.Context, fn func(context.Context)) {
 			w.idle.Add(-1)
 			return
 		}
-		fn = w.wait(ctx)
-		w.idle.Add(-1)
-		if fn == nil {
+		select {
+		case fn = <-w.jobs:
+			w.idle.Add(-1)
+		case <-ctx.Done():
+			w.idle.Add(-1)
 			return
 		}
-	}
-}
-
-// wait returns the next setup, or nil once ctx ends, parked deep enough
-// that the collector does not shrink the stack meanwhile (parkPad).
-//
-//go:noinline
-func (w *setupWorkers) wait(ctx context.Context) func(context.Context) {
-	var pad [parkPad]byte
-	// As in growStack: written and read through an index the compiler
-	// cannot see, so that it keeps the array, and so the frame.
-	// The frame's size, not the array's liveness, is what the collector
-	// sees.
-	i := stackPadIndex(len(pad))
-	pad[i] = 1
-	if pad[len(pad)-1-i] == 2 {
-		return nil // never: pad[0] is 0
-	}
-	select {
-	case fn := <-w.jobs:
-		return fn
-	case <-ctx.Done():
-		return nil
 	}
 }
