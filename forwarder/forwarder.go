@@ -107,7 +107,6 @@ type Forwarder struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	flows    owned.Group
-	setup    setupWorkers // kept goroutines for TCP setups (setupworkers.go)
 	udp      *udpnat.Table
 	echo     *echoTable
 	failures *failureLog
@@ -145,7 +144,6 @@ func New(opts Options) (*Forwarder, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel, failures: newFailureLog(log)}
 	f.lim = limiter{gate: gate, fdLimit: opts.FDLimit}
-	f.setup.init()
 	udpTable, err := udpnat.New(udpnat.Options{
 		Route:            f.routeUDP,
 		App:              opts.UDPApp,

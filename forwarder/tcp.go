@@ -24,7 +24,7 @@ func (f *Forwarder) HandleTCP(r flow.TCPRequest) {
 		tf.Finish(flows.EndBlocked)
 		return
 	}
-	if !f.goSetup(func(ctx context.Context) { f.forwardTCP(ctx, r, fl, d, t, tf) }) {
+	if !f.goFlow(func(ctx context.Context) { f.forwardTCP(ctx, r, fl, d, t, tf) }) {
 		t.Release()
 		tf.Finish(flows.EndClosed)
 		r.Refuse()

@@ -37,13 +37,5 @@ func (g *Group) Close() {
 	g.mu.Unlock()
 }
 
-// Closed reports whether Close has been called, for an owner that hands
-// work to goroutines it already runs: none should start after Close.
-func (g *Group) Closed() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.closed
-}
-
 // Wait returns once every goroutine started by Go has returned.
 func (g *Group) Wait() { g.wg.Wait() }
