@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/tungate/tungate/forwarder/admission"
 	"github.com/tungate/tungate/forwarder/flows"
@@ -66,7 +67,9 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 		return
 	}
 	tf.SetCloser(func() { resetOrClose(app); resetOrClose(host) })
-	f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
+	if f.log.Enabled(ctx, slog.LevelDebug) { // boxing the addresses allocates, even unlogged
+		f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
+	}
 	// The relay gets a fresh goroutine rather than this one, whose stack
 	// grew deep while dialing: an idle flow parks that goroutine for as
 	// long as it lives, and a small stack is most of what it costs. So

@@ -16,7 +16,7 @@ import (
 )
 
 // listen starts a loopback TCP server that runs serve on each connection.
-func listen(t *testing.T, serve func(c *net.TCPConn)) string {
+func listen(t testing.TB, serve func(c *net.TCPConn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

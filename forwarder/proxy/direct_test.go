@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -57,4 +59,47 @@ func TestDirectSocketOptions(t *testing.T) {
 
 func getBindToDevice(fd int) (string, error) {
 	return unix.GetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE)
+}
+
+// TestDirectKeepAlive checks the keepalive of a direct TCP socket: on,
+// 15 s idle and interval as package net's default, and the kernel's own
+// probe count (one setsockopt less per dial).
+func TestDirectKeepAlive(t *testing.T) {
+	probes, err := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_probes")
+	if err != nil {
+		t.Skipf("kernel's keepalive probe count: %v", err)
+	}
+	echo := startEcho(t)
+	conn, err := (&Direct{}).DialContext(testCtx(t), "tcp", echo.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rc, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	rc.Control(func(fd uintptr) {
+		for name, opt := range map[string][2]int{
+			"SO_KEEPALIVE":  {unix.SOL_SOCKET, unix.SO_KEEPALIVE},
+			"TCP_KEEPIDLE":  {unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
+			"TCP_KEEPINTVL": {unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
+			"TCP_KEEPCNT":   {unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
+		} {
+			v, err := unix.GetsockoptInt(int(fd), opt[0], opt[1])
+			if err != nil {
+				t.Errorf("getsockopt %s: %v", name, err)
+			}
+			got[name] = v
+		}
+	})
+	var count int
+	if _, err := fmt.Sscan(string(probes), &count); err != nil {
+		t.Fatalf("tcp_keepalive_probes %q: %v", probes, err)
+	}
+	want := map[string]int{"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 15, "TCP_KEEPINTVL": 15, "TCP_KEEPCNT": count}
+	if !maps.Equal(got, want) {
+		t.Errorf("keepalive options %v, want %v", got, want)
+	}
 }
