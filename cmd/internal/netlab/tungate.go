@@ -2,7 +2,11 @@ package netlab
 
 import (
 	"context"
+	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -73,6 +77,27 @@ func (g *Tungate) Stop() time.Duration {
 		if err != nil {
 			g.t.Errorf("netlab: tungate after SIGTERM: %v; output:\n%s", err, g.Output())
 		}
+		if errors.Is(err, ErrStopTimeout) {
+			g.removeControlSocket()
+		}
 	})
 	return g.stopped
+}
+
+// servingDevice finds the device name in tungate's msg=serving line.
+var servingDevice = regexp.MustCompile(`msg=serving device=(\S+)`)
+
+// removeControlSocket removes the default control socket of a tungate that
+// had to be killed (a dead instance's socket stays in /run/tungate, named
+// after its device, until another instance uses that device): tests leave
+// nothing behind.
+func (g *Tungate) removeControlSocket() {
+	m := servingDevice.FindStringSubmatch(g.Output())
+	if m == nil {
+		return
+	}
+	path := filepath.Join("/run/tungate", filepath.Base(m[1])+".sock")
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(path)
+	}
 }
