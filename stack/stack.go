@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -72,6 +73,13 @@ type Options struct {
 	// TCPReceiveWindow is the initial receive window offered to apps, in
 	// bytes. Zero lets gVisor choose (and auto-tune).
 	TCPReceiveWindow int
+	// ICMPErrorRate bounds the ICMP errors the stack sends apps per second
+	// (port unreachable for refused UDP, mostly), with bursts of a tenth
+	// of it (at least 50). They only ever go to the apps on the device,
+	// so the bound is against a flood's CPU cost, not amplification; a
+	// refusal beyond it leaves the app to its own timeout. Zero means
+	// DefaultICMPErrorRate.
+	ICMPErrorRate int
 }
 
 const nicID tcpip.NICID = 1
@@ -79,6 +87,11 @@ const nicID tcpip.NICID = 1
 // DefaultTCPMaxInFlight is the zero value of Options.TCPMaxInFlight: room
 // for the forwarder's pending dials and a burst of SYNs being refused.
 const DefaultTCPMaxInFlight = 16384
+
+// DefaultICMPErrorRate is the zero value of Options.ICMPErrorRate: ten
+// times the kernel's icmp_msgs_per_sec, so that a burst of a thousand
+// refused sessions (a cap biting) is told at once.
+const DefaultICMPErrorRate = 10000
 
 // Stack is a running gVisor stack with one NIC.
 type Stack struct {
@@ -121,6 +134,12 @@ func (s *Stack) configure(opts Options) error {
 	if err := setTCPOptions(s.gv); err != nil {
 		return err
 	}
+	icmpRate := opts.ICMPErrorRate
+	if icmpRate <= 0 {
+		icmpRate = DefaultICMPErrorRate
+	}
+	s.gv.SetICMPLimit(rate.Limit(icmpRate))
+	s.gv.SetICMPBurst(max(50, icmpRate/10))
 	tcpFwd := tcp.NewForwarder(s.gv, opts.TCPReceiveWindow, opts.TCPMaxInFlight, func(r *tcp.ForwarderRequest) {
 		opts.Handler.HandleTCP(newTCPRequest(r))
 	})

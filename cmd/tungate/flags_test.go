@@ -24,6 +24,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--log-level", "loud"}, "debug, info, warn or error"},
 		{[]string{"--cpus", "-1"}, "--cpus"},
 		{[]string{"run", "--cpus", "many", "--", "true"}, "--cpus"},
+		{[]string{"--icmp-rate", "0"}, "--icmp-rate"},
 		{[]string{"--tun-queues", "0"}, "from 1 to 256"},
 		{[]string{"run", "--tun-queues", "257", "--", "true"}, "--tun-queues"},
 		{[]string{"extra"}, "unexpected argument"},

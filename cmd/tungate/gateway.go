@@ -158,7 +158,8 @@ func newGateway(cfg *gatewayConfig, fds []int, log *slog.Logger, run *runRouting
 		obs.close()
 		return nil, err
 	}
-	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log, TCPMaxInFlight: cfg.limits.tcpMaxInFlight()})
+	s, err := stack.New(stack.Options{Link: link, Handler: fwd, Logger: log, TCPMaxInFlight: cfg.limits.tcpMaxInFlight(),
+		ICMPErrorRate: cfg.limits.icmpRate})
 	if err != nil {
 		link.Close()
 		fwd.Close()

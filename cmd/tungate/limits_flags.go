@@ -11,6 +11,7 @@ import (
 
 	"github.com/tungate/tungate/forwarder"
 	"github.com/tungate/tungate/forwarder/admission"
+	"github.com/tungate/tungate/stack"
 )
 
 // limitConfig is what the limit flags say: the caps on flows and dials in
@@ -24,6 +25,7 @@ type limitConfig struct {
 	fdReserve         int
 	handshakeTimeout  time.Duration
 	halfClosedTimeout time.Duration
+	icmpRate          int
 }
 
 // maxFlowsCap bounds --max-flows and --max-pending: far above what one
@@ -45,6 +47,8 @@ func addLimitFlags(fs *pflag.FlagSet, c *limitConfig) {
 	c.handshakeTimeout = forwarder.DefaultHandshakeTimeout
 	fs.Var(durationValue{&c.handshakeTimeout}, "app-handshake-timeout", "give up on an app's TCP handshake after this long once the upstream dial succeeded (frees its slot, closes the upstream connection)")
 	c.halfClosedTimeout = forwarder.DefaultHalfClosedTimeout
+	c.icmpRate = stack.DefaultICMPErrorRate
+	fs.Var(intValue{&c.icmpRate, 1, 1 << 24}, "icmp-rate", "ICMP errors (port unreachable for refused UDP) sent to apps per second, in bursts of a tenth of it; refusals beyond it go untold")
 	fs.Var(durationValue{&c.halfClosedTimeout}, "half-closed-timeout", "reset a TCP flow once one side has closed and nothing has moved for this long")
 }
 
