@@ -31,6 +31,7 @@ import (
 	"github.com/tungate/tungate/forwarder/admission"
 	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/internal/owned"
+	"github.com/tungate/tungate/forwarder/internal/poll"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/forwarder/udpnat"
 )
@@ -108,6 +109,7 @@ type Forwarder struct {
 	cancel   context.CancelFunc
 	flows    owned.Group
 	udp      *udpnat.Table
+	poll     *poll.Set // where idle TCP flows wait for their upstream
 	echo     *echoTable
 	failures *failureLog
 	lim      limiter
@@ -159,6 +161,11 @@ func New(opts Options) (*Forwarder, error) {
 		return nil, err
 	}
 	f.udp = udpTable
+	if f.poll, err = poll.New(); err != nil {
+		cancel()
+		udpTable.Close()
+		return nil, fmt.Errorf("forwarder: %w", err)
+	}
 	f.echo = newEchoTable()
 	return f, nil
 }
@@ -180,5 +187,6 @@ func (f *Forwarder) Close() error {
 	f.cancel()
 	err := f.udp.Close()
 	f.flows.Wait()
-	return err
+	// After the flows: each was reset above and woke from the set.
+	return errors.Join(err, f.poll.Close())
 }

@@ -59,24 +59,28 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 	}
 	tf.SetCloser(func() { resetOrClose(app); resetOrClose(host) })
 	f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
-	// The relay gets a fresh goroutine rather than this one, whose stack
-	// grew deep while dialing: an idle flow parks that goroutine for as
-	// long as it lives, and a small stack is most of what it costs. So
-	// the relay is set up here, and the new goroutine only copies.
-	rr := startRelay(ctx, app, host, f.opts.HalfClosedTimeout, tf)
-	down := func(context.Context) { f.endTCP(rr, rr.down(), fl, t, tf) }
-	if !f.goFlow(down) {
+	// The flow is held in the Forwarder's group rather than by a
+	// goroutine: an idle flow holds none (relay.go). Its down direction
+	// gets a fresh goroutine rather than this one, whose stack grew deep
+	// while dialing.
+	release, ok := f.flows.Hold()
+	if !ok {
 		resetOrClose(app)
 		abort(host)
-		f.endTCP(rr, nil, fl, t, tf)
+		t.Release()
+		tf.Finish(flows.EndClosed)
+		return
 	}
+	rr := startRelay(ctx, app, host, f.opts.HalfClosedTimeout, tf, f.poll, func(err error) {
+		f.endTCP(err, fl, t, tf)
+		release()
+	})
+	go rr.runDown()
 }
 
-// endTCP finishes the relay r of fl, given the result of its down
-// direction, releases the flow's ticket and finishes its entry tf in the
-// flow table.
-func (f *Forwarder) endTCP(r *relayRun, errDown error, fl *route.Flow, t *admission.Ticket, tf *flows.Flow) {
-	err := r.finish(errDown)
+// endTCP takes the result of fl's relay, releases the flow's ticket and
+// finishes its entry tf in the flow table.
+func (f *Forwarder) endTCP(err error, fl *route.Flow, t *admission.Ticket, tf *flows.Flow) {
 	t.Release()
 	tf.Finish(flows.EndClosed)
 	f.relayEnded(err)
