@@ -129,6 +129,8 @@ type relayRun struct {
 	// The down direction's state, used by one goroutine at a time.
 	downBuf relayBuf
 	goDown  func() // bound once: starts runDown when the parked upstream is readable
+
+	upHalf notifiedHalf // the app -> upstream direction, when the app notifies
 }
 
 // startRelay starts the app -> upstream direction of a relay whose
@@ -140,22 +142,20 @@ func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout t
 	set *poll.Set, onEnd func(error)) *relayRun {
 	r := &relayRun{ctx: ctx, app: app, upstream: upstream, fl: fl, onEnd: onEnd}
 	r.left.Store(2)
-	r.stop = context.AfterFunc(ctx, func() {
-		abort(app)
-		abort(upstream)
-	})
+	// Method values, one each, rather than closures per use: an idle
+	// flow keeps them all.
+	kill := r.abort
+	r.stop = context.AfterFunc(ctx, kill)
 	if halfClosedTimeout > 0 {
-		r.w = newHalfClosed(halfClosedTimeout, func() {
-			abort(app)
-			abort(upstream)
-		}, func() bool { return peerClosed(app) || peerClosed(upstream) })
+		r.w = newHalfClosed(halfClosedTimeout, kill, r.peerClosed)
 	}
 	if h, ok := upstream.(*hostConn); ok && set != nil && h.raw && !h.datagram {
 		r.goDown = func() { go r.runDown() }
 		h.parkIn(set, r.goDown)
 	}
 	if n, ok := app.(ReadNotifier); ok {
-		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", count: fl.Up(), r: r, watch: r.w}
+		h := &r.upHalf
+		*h = notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", count: fl.Up(), r: r, watch: r.w}
 		h.resume = func() { go h.run() }
 		h.resume()
 	} else {
@@ -167,6 +167,15 @@ func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout t
 	}
 	return r
 }
+
+// abort resets both sides.
+func (r *relayRun) abort() {
+	abort(r.app)
+	abort(r.upstream)
+}
+
+// peerClosed reports whether either side's peer has closed.
+func (r *relayRun) peerClosed() bool { return peerClosed(r.app) || peerClosed(r.upstream) }
 
 // runDown copies upstream -> app until the direction ends, or until the
 // upstream has been idle long enough to park: then it returns, and the
