@@ -13,15 +13,15 @@ import (
 // every returnEvery and collects and hands the freed memory back to the
 // OS at once when
 //   - a flood has gone: the flows fell to half of the peak since the last
-//     return (and the peak was a flood, at least returnMinPeak flows), or
-//   - a flood has settled: at least returnMinPeak more flows than at the
+//     return, by at least returnMinFlood flows, or
+//   - a flood has settled: at least returnMinFlood more flows than at the
 //     last return, and no more than at the last check. Setting up a
 //     connection allocates several times what an idle one keeps; without
 //     this, 10,000 idle connections kept about a tenth more RSS than
 //     they hold.
 const (
-	returnEvery   = 5 * time.Second
-	returnMinPeak = 256
+	returnEvery    = 5 * time.Second
+	returnMinFlood = 128
 )
 
 // flowTrend decides when freed memory is worth returning.
@@ -37,8 +37,8 @@ func (t *flowTrend) due(now int) bool {
 	prev := t.prev
 	t.prev = now
 	t.peak = max(t.peak, now)
-	gone := t.peak >= returnMinPeak && now <= t.peak/2
-	settled := now >= t.base+returnMinPeak && now <= prev
+	gone := now <= t.peak/2 && t.peak-now >= returnMinFlood
+	settled := now >= t.base+returnMinFlood && now <= prev
 	if !gone && !settled {
 		return false
 	}
