@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,26 @@ func rssKB(t *testing.T, pid int) int {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// tcpStates counts the TCP sockets to or from the sink's port in ns by
+// state, to tell which side of a flow that did not end is waiting.
+func tcpStates(ns *netlab.NS) string {
+	args := []string{"ss", "-tanH", fmt.Sprintf("( dport = :%d or sport = :%d )", portSink, portSink)}
+	if ns.Name != "" {
+		args = append([]string{"ip", "netns", "exec", ns.Name}, args...)
+	}
+	out, err := exec.Command(args[0], args[1:]...).Output()
+	if err != nil {
+		return err.Error()
+	}
+	counts := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			counts[f[0]]++
+		}
+	}
+	return fmt.Sprint(counts)
 }
 
 // idleConns is how many idle connections TestIdleConnMemory holds, or
@@ -91,7 +112,8 @@ func TestIdleConnMemory(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		// The sink's reply (a summary of the nothing it got), then EOF.
 		if rest, err := io.ReadAll(c); err != nil || len(rest) == 0 {
-			t.Fatalf("connection %d: read %q, %v after the half-close; want a reply and EOF", i, rest, err)
+			t.Fatalf("connection %d: read %q, %v after the half-close; want a reply and EOF\nTCP states, app: %s\ntungate: %s\nserver: %s",
+				i, rest, err, tcpStates(tp.app), tcpStates(netlab.Root()), tcpStates(tp.srv))
 		}
 		c.Close()
 	}
