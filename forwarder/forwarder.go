@@ -31,6 +31,7 @@ import (
 	"github.com/tungate/tungate/forwarder/admission"
 	"github.com/tungate/tungate/forwarder/flows"
 	"github.com/tungate/tungate/forwarder/internal/owned"
+	"github.com/tungate/tungate/forwarder/internal/poll"
 	"github.com/tungate/tungate/forwarder/route"
 	"github.com/tungate/tungate/forwarder/udpnat"
 )
@@ -114,6 +115,7 @@ type Forwarder struct {
 	live        liveTCP
 	flows       owned.Group
 	udp         *udpnat.Table
+	poll        *poll.Set // where idle TCP flows wait for their upstream
 	echo        *echoTable
 	failures    *failureLog
 	lim         limiter
@@ -168,6 +170,12 @@ func New(opts Options) (*Forwarder, error) {
 	}
 	f.udp = udpTable
 	gate.SetEvictor(udpTable.EvictIdle) // a TCP connection takes an idle session's place
+	if f.poll, err = poll.New(); err != nil {
+		cancel()
+		f.relayCancel()
+		udpTable.Close()
+		return nil, fmt.Errorf("forwarder: %w", err)
+	}
 	f.echo = newEchoTable()
 	return f, nil
 }
@@ -196,5 +204,6 @@ func (f *Forwarder) Close() error {
 	f.relayCancel()
 	err := f.udp.Close()
 	f.flows.Wait()
-	return err
+	// After the flows: each was reset above and woke from the set.
+	return errors.Join(err, f.poll.Close())
 }

@@ -1,13 +1,17 @@
 package forwarder
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tungate/tungate/forwarder/internal/poll"
 )
 
 // hostConn is the upstream side of a flow when it is a host socket. It lets
@@ -36,6 +40,16 @@ type hostConn struct {
 	rerr                       unix.Errno
 	lender                     bufferLender
 	lent                       *[]byte
+
+	// Parking (the upstream of a Forwarder's TCP flow): reads give up
+	// with errIdle once nothing has been read for between parkAfter and
+	// twice that, so that the reading goroutine can exit and the flow
+	// wait in watch. A busy socket pays one deadline per parkAfter, not
+	// one per read: when the deadline passes, whether anything was read
+	// since it was set decides.
+	watch       *poll.Watch
+	deadlineSet bool
+	readSince   bool
 
 	// The write side's state, used by the one goroutine that writes.
 	writeFn func(fd uintptr) bool
@@ -101,7 +115,7 @@ type bufferLender interface {
 // be raw.
 func (c *hostConn) readLent(l bufferLender) (*[]byte, int, error) {
 	c.lender = l
-	err := c.rc.Read(c.readLentFn)
+	err := c.readParking()
 	bp := c.lent
 	c.lender, c.lent = nil, nil
 	if err != nil {
@@ -121,8 +135,48 @@ func (c *hostConn) readLentFD(fd uintptr) bool {
 		return false
 	}
 	c.lent = bp
+	c.readSince = true
 	return true
 }
+
+// parkAfter is how long the upstream -> app direction of a TCP flow waits
+// for data in the runtime's poller, holding its goroutine, before it parks
+// in the Forwarder's poll set. A wake-up from the set costs a goroutine
+// start, so a flow that pauses for less (a bulk transfer between reads)
+// keeps its goroutine; an idle one gives it up within two of these.
+const parkAfter = time.Second
+
+// errIdle is readLent's answer for a parking socket that had nothing to
+// read for parkAfter.
+var errIdle = errors.New("host socket idle")
+
+// parkIn makes c a parking socket: readLent may answer errIdle, and park
+// then arms c's watch in set, which calls fn once c is readable.
+func (c *hostConn) parkIn(set *poll.Set, fn func()) { c.watch = set.Watch(c.rc, fn) }
+
+// readParking is the raw read of readLent, with the idle deadline of a
+// parking socket.
+func (c *hostConn) readParking() error {
+	for {
+		if c.watch != nil && !c.deadlineSet {
+			c.Conn.SetReadDeadline(time.Now().Add(parkAfter))
+			c.deadlineSet, c.readSince = true, false
+		}
+		err := c.rc.Read(c.readLentFn)
+		if err == nil || !c.deadlineSet || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		c.deadlineSet = false
+		if !c.readSince {
+			return errIdle
+		}
+	}
+}
+
+// park arms c's watch after readLent answered errIdle and reports whether
+// it did; if not (c or the set is closed), the caller reads on and finds
+// out.
+func (c *hostConn) park() bool { return c.watch.Arm() == nil }
 
 // Read reads from a TCP or connected UDP socket with a raw system call;
 // other sockets read as usual.
@@ -223,12 +277,22 @@ func (c *hostConn) CloseWrite() error {
 	return c.Conn.Close()
 }
 
+// Close closes the socket and wakes the flow if it is parked, so that it
+// finds the socket closed.
+func (c *hostConn) Close() error {
+	err := c.Conn.Close()
+	if c.watch != nil {
+		c.watch.Close()
+	}
+	return err
+}
+
 // Reset implements Resetter: a zero linger makes the kernel send RST.
 func (c *hostConn) Reset() error {
 	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
 		l.SetLinger(0)
 	}
-	return c.Conn.Close()
+	return c.Close()
 }
 
 // PeerClosed implements PeerCloser for a TCP socket: the kernel has the

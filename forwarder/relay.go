@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tungate/tungate/forwarder/flows"
+	"github.com/tungate/tungate/forwarder/internal/poll"
 )
 
 // The relay copies through pooled buffers of two sizes, held only while
@@ -96,69 +98,117 @@ var errHalfClosed = errors.New("half-closed and idle: reset")
 
 // relay is Relay that also resets both sides once one side has closed and
 // nothing has moved for halfClosedTimeout (if not zero), and counts into
-// fl's halves (nil counts nothing).
+// fl's halves (nil counts nothing). The down direction runs on the
+// caller's goroutine; without a poll set it never parks.
 func relay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration, fl *flows.Flow) error {
-	r := startRelay(ctx, app, upstream, halfClosedTimeout, fl)
-	return r.finish(r.down())
+	done := make(chan error, 1)
+	r := startRelay(ctx, app, upstream, halfClosedTimeout, fl, nil, func(err error) { done <- err })
+	r.runDown()
+	return <-done
 }
 
-// relayRun is a relay in two steps, so that the goroutine that parks for
-// the life of an idle flow starts shallow: startRelay arms the stop and
-// the half-closed limit and starts the app -> upstream direction on the
-// caller's goroutine; down copies upstream -> app; finish joins and
-// closes. A parked goroutine's stack is most of an idle flow's cost, and a
-// few frames more on the way into the poller double it (2 to 4 KiB).
+// relayRun is one relay. startRelay arms the stop and the half-closed
+// limit and starts the app -> upstream direction; the caller starts the
+// upstream -> app one (runDown), on a fresh goroutine where the flow may
+// park, so that it starts shallow. Neither direction holds a goroutine
+// while its source is idle: app -> upstream waits in the stack's waiter
+// (ReadNotifier), upstream -> app, after parkAfter without data, in the
+// Forwarder's poll set. Whichever direction ends last closes both sides
+// and reports the result to onEnd. A parked goroutine's stack and record
+// are most of an idle flow's cost (2 KiB and more each).
 type relayRun struct {
-	ctx           context.Context
-	app, upstream net.Conn
-	w             *halfClosed
-	fl            *flows.Flow
-	stop          func() bool
-	errc          chan error
+	ctx            context.Context
+	app, upstream  net.Conn
+	w              *halfClosed
+	fl             *flows.Flow
+	stop           func() bool
+	onEnd          func(error)
+	left           atomic.Int32 // directions still running
+	errUp, errDown error
+
+	// The down direction's state, used by one goroutine at a time.
+	downBuf relayBuf
+	goDown  func() // bound once: starts runDown when the parked upstream is readable
+
+	upHalf notifiedHalf // the app -> upstream direction, when the app notifies
 }
 
-func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration, fl *flows.Flow) *relayRun {
-	r := &relayRun{ctx: ctx, app: app, upstream: upstream, fl: fl, errc: make(chan error, 1)}
-	r.stop = context.AfterFunc(ctx, func() {
-		abort(app)
-		abort(upstream)
-	})
+// startRelay starts the app -> upstream direction of a relay whose
+// upstream, if it is a host TCP socket and set is not nil, parks in set
+// while it is idle; onEnd gets the relay's result once both directions
+// have ended and both sides are closed. The error names the direction
+// that failed.
+func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration, fl *flows.Flow,
+	set *poll.Set, onEnd func(error)) *relayRun {
+	r := &relayRun{ctx: ctx, app: app, upstream: upstream, fl: fl, onEnd: onEnd}
+	r.left.Store(2)
+	// Method values, one each, rather than closures per use: an idle
+	// flow keeps them all.
+	kill := r.abort
+	r.stop = context.AfterFunc(ctx, kill)
 	if halfClosedTimeout > 0 {
-		r.w = newHalfClosed(halfClosedTimeout, func() {
-			abort(app)
-			abort(upstream)
-		}, func() bool { return peerClosed(app) || peerClosed(upstream) })
+		r.w = newHalfClosed(halfClosedTimeout, kill, r.peerClosed)
+	}
+	if h, ok := upstream.(*hostConn); ok && set != nil && h.raw && !h.datagram {
+		r.goDown = func() { go r.runDown() }
+		h.parkIn(set, r.goDown)
 	}
 	if n, ok := app.(ReadNotifier); ok {
-		h := &notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", count: fl.Up(), done: r.errc, watch: r.w}
+		h := &r.upHalf
+		*h = notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", count: fl.Up(), r: r, watch: r.w}
 		h.resume = func() { go h.run() }
 		h.resume()
 	} else {
-		go func() { r.errc <- copyHalf(upstream, app, "app -> upstream", fl.Up(), r.w) }()
+		go func() {
+			var buf relayBuf
+			_, err := copyHalf(upstream, app, "app -> upstream", fl.Up(), r.w, &buf)
+			r.ended(&r.errUp, err)
+		}()
 	}
 	return r
 }
 
-// down copies upstream -> app until it ends.
-func (r *relayRun) down() error {
-	return copyHalf(r.app, r.upstream, "upstream -> app", r.fl.Down(), r.w)
+// abort resets both sides.
+func (r *relayRun) abort() {
+	abort(r.app)
+	abort(r.upstream)
 }
 
-// finish waits for the app -> upstream direction, closes both sides and
-// returns the relay's result, given errDown from down.
-func (r *relayRun) finish(errDown error) error {
-	errUp := <-r.errc
+// peerClosed reports whether either side's peer has closed.
+func (r *relayRun) peerClosed() bool { return peerClosed(r.app) || peerClosed(r.upstream) }
+
+// runDown copies upstream -> app until the direction ends, or until the
+// upstream has been idle long enough to park: then it returns, and the
+// poll set calls goDown once the upstream is readable again.
+func (r *relayRun) runDown() {
+	parked, err := copyHalf(r.app, r.upstream, "upstream -> app", r.fl.Down(), r.w, &r.downBuf)
+	if !parked {
+		r.ended(&r.errDown, err)
+	}
+}
+
+// ended records a direction's result in its slot; the last direction to
+// end closes both sides and reports the relay's result.
+func (r *relayRun) ended(slot *error, err error) {
+	*slot = err
+	if r.left.Add(-1) > 0 {
+		return
+	}
 	r.app.Close()
 	r.upstream.Close()
 	r.stop()
 	r.w.close()
+	r.onEnd(r.result())
+}
+
+func (r *relayRun) result() error {
 	if r.ctx.Err() != nil {
 		return nil
 	}
 	if r.w.fired() {
 		return errHalfClosed
 	}
-	return errors.Join(errUp, errDown)
+	return errors.Join(r.errUp, r.errDown)
 }
 
 // peerClosed reports whether c's peer has closed, where c can tell.
@@ -167,21 +217,28 @@ func peerClosed(c net.Conn) bool {
 	return ok && p.PeerClosed()
 }
 
-// copyHalf copies src to dst until EOF, then half-closes dst, counting
-// into count.
-func copyHalf(dst, src net.Conn, dir string, count *flows.Half, w *halfClosed) error {
-	var buf relayBuf
+// copyHalf copies src to dst through buf until EOF, then half-closes dst,
+// counting into count. If src is a parking host socket that has been
+// idle, it arms src's watch and returns parked instead: the watch's
+// callback goes on.
+func copyHalf(dst, src net.Conn, dir string, count *flows.Half, w *halfClosed, buf *relayBuf) (parked bool, err error) {
 	grown := false
 	for {
-		bp, n, err := readReady(src, &buf)
+		bp, n, err := readReady(src, buf)
+		if err == errIdle {
+			if src.(*hostConn).park() {
+				return true, nil
+			}
+			continue // not armed: the next read tells why, or waits on
+		}
 		if !grown && n > 0 {
 			// Writing into gVisor goes deep: grow once, here, only when
 			// there is data (stackgrow.go).
 			growStack()
 			grown = true
 		}
-		if end, err := writeChunk(dst, src, dir, count, &buf, w, bp, n, err); end {
-			return err
+		if end, err := writeChunk(dst, src, dir, count, buf, w, bp, n, err); end {
+			return false, err
 		}
 	}
 }
@@ -205,14 +262,14 @@ func readReady(src net.Conn, l bufferLender) (*[]byte, int, error) {
 
 // notifiedHalf is copyHalf for a source that notifies: a goroutine copies
 // while data is ready and exits when there is none; the notification
-// starts the next one. The last one sends the direction's result to done,
-// which the Relay waits for.
+// starts the next one. The last one records the direction's result in
+// its relay.
 type notifiedHalf struct {
 	dst, src net.Conn
 	notifier ReadNotifier
 	dir      string
 	count    *flows.Half
-	done     chan<- error
+	r        *relayRun
 	resume   func() // bound once: a closure made per wait would allocate
 	buf      relayBuf
 	watch    *halfClosed
@@ -221,7 +278,7 @@ type notifiedHalf struct {
 func (h *notifiedHalf) run() {
 	for !h.notifier.NotifyReadable(h.resume) {
 		if end, err := copyChunk(h.dst, h.src, h.dir, h.count, &h.buf, h.watch); end {
-			h.done <- err
+			h.r.ended(&h.r.errUp, err)
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tungate/tungate/forwarder/flows"
+	"github.com/tungate/tungate/forwarder/internal/poll"
 )
 
 // relayChunk is what the feeding side writes per operation: the size of a
@@ -61,6 +62,21 @@ func relayedLoopback(tb testing.TB, fl *flows.Flow) (feed, drain *net.TCPConn) {
 	return feed, drain
 }
 
+// parkingRelay starts a relay from app to upstream (host sockets) whose
+// upstream parks in a fresh poll set while idle, as a Forwarder's TCP
+// flows do; its result arrives on ended.
+func parkingRelay(tb testing.TB, ctx context.Context, app, upstream *net.TCPConn, fl *flows.Flow) (set *poll.Set, ended <-chan error) {
+	set, err := poll.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	r := startRelay(ctx, wrapHost(app), wrapHost(upstream), 0, fl, set, func(err error) { done <- err })
+	go r.runDown()
+	tb.Cleanup(func() { set.Close() })
+	return set, done
+}
+
 // moveChunk writes one chunk into feed and reads it back from drain.
 func moveChunk(tb testing.TB, feed, drain *net.TCPConn, chunk, sink []byte) {
 	if _, err := feed.Write(chunk); err != nil {
@@ -109,18 +125,37 @@ func BenchmarkRelayLoopback(b *testing.B) {
 // the notified form, counting the bytes into the flow table) allocates
 // nothing.
 func TestRelayDoesNotAllocate(t *testing.T) {
-	fl := countedFlow(t)
-	feed, drain := relayedLoopback(t, fl)
-	chunk, sink := make([]byte, relayChunk), make([]byte, relayChunk)
-	moveChunk(t, feed, drain, chunk, sink)
-	allocs := testing.AllocsPerRun(200, func() { moveChunk(t, feed, drain, chunk, sink) })
-	// The feeding and draining sockets allocate nothing either, so this is
-	// the relay's own count (rounded down by AllocsPerRun).
-	if allocs != 0 {
-		t.Errorf("%v allocations per %d-byte chunk relayed, want 0", allocs, relayChunk)
-	}
-	// AllocsPerRun runs the function once more to warm up.
-	if got, want := fl.Up().Bytes(), uint64(202*relayChunk); got != want {
-		t.Errorf("flow counted %d bytes up, want %d", got, want)
+	for _, parking := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "parking"}[parking], func(t *testing.T) {
+			fl := countedFlow(t)
+			var feed, drain *net.TCPConn
+			if parking {
+				// Downward, through the direction that parks when idle.
+				var a, b *net.TCPConn
+				drain, a = loopbackPair(t)
+				b, feed = loopbackPair(t)
+				ctx, cancel := context.WithCancel(context.Background())
+				_, ended := parkingRelay(t, ctx, a, b, fl)
+				t.Cleanup(func() { cancel(); <-ended })
+			} else {
+				feed, drain = relayedLoopback(t, fl)
+			}
+			chunk, sink := make([]byte, relayChunk), make([]byte, relayChunk)
+			moveChunk(t, feed, drain, chunk, sink)
+			allocs := testing.AllocsPerRun(200, func() { moveChunk(t, feed, drain, chunk, sink) })
+			// The feeding and draining sockets allocate nothing either, so
+			// this is the relay's own count (rounded down by AllocsPerRun).
+			if allocs != 0 {
+				t.Errorf("%v allocations per %d-byte chunk relayed, want 0", allocs, relayChunk)
+			}
+			// AllocsPerRun runs the function once more to warm up.
+			half := fl.Up()
+			if parking {
+				half = fl.Down()
+			}
+			if got, want := half.Bytes(), uint64(202*relayChunk); got != want {
+				t.Errorf("flow counted %d bytes, want %d", got, want)
+			}
+		})
 	}
 }

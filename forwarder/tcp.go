@@ -70,24 +70,30 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 	if f.log.Enabled(ctx, slog.LevelDebug) { // boxing the addresses allocates, even unlogged
 		f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
 	}
-	// The relay gets a fresh goroutine rather than this one, whose stack
-	// grew deep while dialing: an idle flow parks that goroutine for as
-	// long as it lives, and a small stack is most of what it costs. So
-	// the relay is set up here, and the new goroutine only copies.
-	rr := startRelay(f.relayCtx, app, host, f.opts.HalfClosedTimeout, tf)
-	down := func(context.Context) { f.endTCP(rr, rr.down(), fl, t, tf, lf) }
-	if !f.goFlow(down) {
+	// The flow is held in the Forwarder's group rather than by a
+	// goroutine: an idle flow holds none (relay.go). Its down direction
+	// gets a fresh goroutine rather than this one, whose stack grew deep
+	// while dialing.
+	release, ok := f.flows.Hold()
+	if !ok {
 		resetOrClose(app)
 		abort(host)
-		f.endTCP(rr, nil, fl, t, tf, lf)
+		f.live.remove(lf)
+		t.Release()
+		tf.Finish(flows.EndClosed)
+		return
 	}
+	rr := startRelay(f.relayCtx, app, host, f.opts.HalfClosedTimeout, tf, f.poll, func(err error) {
+		f.endTCP(err, fl, t, tf, lf)
+		release()
+	})
+	go rr.runDown()
 }
 
-// endTCP finishes the relay r of fl, given the result of its down
-// direction, releases the flow's ticket, finishes its entry tf in the
-// flow table and takes it out of the live flows (lf).
-func (f *Forwarder) endTCP(r *relayRun, errDown error, fl *route.Flow, t *admission.Ticket, tf *flows.Flow, lf *liveFlow) {
-	err := r.finish(errDown)
+// endTCP takes the result of fl's relay, takes the flow out of the live
+// flows (lf), releases its ticket and finishes its entry tf in the flow
+// table.
+func (f *Forwarder) endTCP(err error, fl *route.Flow, t *admission.Ticket, tf *flows.Flow, lf *liveFlow) {
 	f.live.remove(lf)
 	t.Release()
 	tf.Finish(flows.EndClosed)

@@ -2,8 +2,10 @@ package main_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -29,51 +31,113 @@ func rssKB(t *testing.T, pid int) int {
 	return 0
 }
 
+// tcpStates counts the TCP sockets to or from the sink's port in ns by
+// state, to tell which side of a flow that did not end is waiting.
+func tcpStates(ns *netlab.NS) string {
+	args := []string{"ss", "-tanH", fmt.Sprintf("( dport = :%d or sport = :%d )", portSink, portSink)}
+	if ns.Name != "" {
+		args = append([]string{"ip", "netns", "exec", ns.Name}, args...)
+	}
+	out, err := exec.Command(args[0], args[1:]...).Output()
+	if err != nil {
+		return err.Error()
+	}
+	counts := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			counts[f[0]]++
+		}
+	}
+	return fmt.Sprint(counts)
+}
+
+// idleConns is how many idle connections TestIdleConnMemory holds, or
+// TUNGATE_IDLE_CONNS (up to about 19,000: tungate holds one host socket
+// per connection under the machine's 20,000 descriptors per process).
+func idleConns(t *testing.T) int {
+	n := 10000
+	if v := os.Getenv("TUNGATE_IDLE_CONNS"); v != "" {
+		if _, err := fmt.Sscanf(v, "%d", &n); err != nil {
+			t.Fatalf("TUNGATE_IDLE_CONNS=%q: %v", v, err)
+		}
+	}
+	return n
+}
+
 // TestIdleConnMemory measures tungate's memory per idle TCP connection
-// (RSS over the baseline, divided by the connections) at 9,000 open ones.
+// (RSS over the baseline, divided by the connections) at 10,000 open
+// ones, once tungate has returned what setting them up freed, and checks
+// that RSS falls back within 2x of the baseline within 60 s of the
+// connections closing.
 func TestIdleConnMemory(t *testing.T) {
 	if kernelMode() {
 		t.Skip("tests tungate itself")
 	}
 	tp := newTopo(t, "--log-level", "debug")
-	netlab.StartPeer(t, tp.srv, "-tcp-echo", tp.srvPort(false, portEcho))
-	if err := tp.app.WaitTCP(tp.srvPort(false, portEcho), 5*time.Second); err != nil {
+	netlab.StartPeer(t, tp.srv, "-tcp-sink", tp.srvPort(false, portSink))
+	if err := tp.app.WaitTCP(tp.srvPort(false, portSink), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
 	base := rssKB(t, tp.gw.Pid())
-	const n = 9000
-	conns := dialMany(t, tp.app, tp.srvPort(false, portEcho), n)
-	time.Sleep(2 * time.Second)
+	n := idleConns(t)
+	conns := dialMany(t, tp.app, tp.srvPort(false, portSink), n)
+	// tungate returns freed memory once the flows stop rising (checked
+	// every 5 s); the flows park within 2 s of their last byte.
+	settled := fmt.Sprintf("flows=%d", n)
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		if strings.Contains(lastLine(tp.gw.Output(), "returned freed"), settled) {
+			break
+		}
+	}
+	time.Sleep(250 * time.Millisecond)
 	held := rssKB(t, tp.gw.Pid())
 	perConn := (held - base) * 1024 / n
-	t.Logf("RSS %d KiB idle, %d KiB with %d connections: %d bytes per connection", base, held, n, perConn)
-	// Resets, so that the flows are gone at once on both sides, in
-	// batches that the TUN device's queue (500 packets) holds: a reset
-	// the kernel drops there is never sent again.
+	t.Logf("RSS %d KiB idle, %d KiB with %d connections: %d bytes per connection; %s", base, held, n, perConn,
+		lastLine(tp.gw.Output(), "returned freed"))
+	// Half-closes, in batches that the TUN device's queue (500 packets)
+	// holds, and each connection's own FIN back before it closes, so
+	// that every flow has ended through tungate: a reset, or the FIN of
+	// a socket already closed (an orphan, which the kernel may reset at
+	// its orphan limit), can be dropped there and lost for good, leaving
+	// its flow open (thousands of 10,000 on a loaded machine).
+	closed := time.Now()
 	for i, c := range conns {
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close()
+		c.(*net.TCPConn).CloseWrite()
 		if i%200 == 199 {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	// Within three of tungate's 5 s checks, freed memory is back with the
-	// OS. The issue asks for 2x of the baseline; what stays (about 2.7x of
-	// a 10 MB baseline here) is the runtime's goroutine records and the
-	// tables that grew with the flows and never shrink, so the bound is 4x.
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		// The sink's reply (a summary of the nothing it got), then EOF.
+		if rest, err := io.ReadAll(c); err != nil || len(rest) == 0 {
+			t.Fatalf("connection %d: read %q, %v after the half-close; want a reply and EOF\nTCP states, app: %s\ntungate: %s\nserver: %s",
+				i, rest, err, tcpStates(tp.app), tcpStates(netlab.Root()), tcpStates(tp.srv))
+		}
+		c.Close()
+	}
+	t.Logf("all %d connections closed through tungate in %.1f s", n, time.Since(closed).Seconds())
+	// Within 60 s of the flows being gone, RSS is within 2x of the
+	// baseline: freed memory goes back to the OS at tungate's next 5 s
+	// check. What stays is what the runtime keeps for the peak heap (GC
+	// metadata, goroutine records: about 1 MiB, since idle flows park
+	// without a goroutine) and gVisor's demultiplexer map, which never
+	// shrinks (about 250 bytes a flow); tungate's own flow table is
+	// rebuilt small.
+	gone := time.Now()
 	var after int
-	for range 36 {
+	for time.Since(gone) < 60*time.Second {
 		time.Sleep(500 * time.Millisecond)
-		if after = rssKB(t, tp.gw.Pid()); after <= 4*base {
+		if after = rssKB(t, tp.gw.Pid()); after <= 2*base {
 			break
 		}
 	}
-	t.Logf("RSS %d KiB after closing them; %s", after, lastLine(tp.gw.Output(), "returned freed"))
-	if after > 4*base {
-		t.Errorf("RSS %d KiB 18 s after the connections closed; want within 4x of the baseline %d KiB", after, base)
+	t.Logf("RSS %d KiB %.0f s after the flows were gone; %s", after, time.Since(gone).Seconds(), lastLine(tp.gw.Output(), "returned freed"))
+	if after > 2*base {
+		t.Errorf("RSS %d KiB 60 s after the flows were gone; want within 2x of the baseline %d KiB", after, base)
 	}
-	if perConn > 14<<10 {
-		t.Errorf("%d bytes per idle connection; want at most 14 KiB (11.3 KiB measured)", perConn)
+	if perConn > 11<<10 {
+		t.Errorf("%d bytes per idle connection; want at most 11 KiB (8.9 KiB measured at 10,000)", perConn)
 	}
 }

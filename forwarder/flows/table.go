@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,11 @@ type Table struct {
 
 	mu   sync.Mutex
 	live map[uint64]*Flow
-	open [numProtocols]int // live flows by protocol
+	// livePeak is the most flows live since live was last rebuilt: a Go
+	// map never gives back the room it grew to, so once a flood has gone
+	// (a quarter of the peak left) live is copied into a map its size.
+	livePeak int
+	open     [numProtocols]int // live flows by protocol
 
 	// Counts of finished flows, by protocol and direction (0 up, 1 down).
 	bytes, packets [numProtocols][2]atomic.Uint64
@@ -81,6 +86,7 @@ func (t *Table) Begin(s Start) *Flow {
 	f.down = Half{flow: f}
 	t.mu.Lock()
 	t.live[f.ID] = f
+	t.livePeak = max(t.livePeak, len(t.live))
 	t.open[s.Protocol]++
 	t.mu.Unlock()
 	return f
@@ -104,9 +110,17 @@ func (t *Table) countOpened(p Protocol, o Outcome, hop int) {
 	}
 }
 
+// rebuildMin is the smallest peak worth rebuilding the live map for.
+const rebuildMin = 1024
+
 func (t *Table) finish(f *Flow) {
 	t.mu.Lock()
 	delete(t.live, f.ID)
+	if t.livePeak >= rebuildMin && len(t.live) <= t.livePeak/4 {
+		live := make(map[uint64]*Flow, len(t.live))
+		maps.Copy(live, t.live)
+		t.live, t.livePeak = live, len(live)
+	}
 	t.open[f.Protocol]--
 	t.mu.Unlock()
 	p := f.Protocol

@@ -186,3 +186,31 @@ func TestCountingDoesNotAllocate(t *testing.T) {
 		t.Errorf("%v allocations per count", n)
 	}
 }
+
+// TestLiveMapShrinksAfterFlood checks that the live map is rebuilt once a
+// flood of flows has gone, with the flows still live kept.
+func TestLiveMapShrinksAfterFlood(t *testing.T) {
+	table := New(Options{})
+	t.Cleanup(table.Close)
+	var fs []*Flow
+	for range 4000 {
+		fs = append(fs, table.Begin(Start{Protocol: TCP}))
+	}
+	for _, f := range fs[:3900] {
+		f.Finish(EndClosed)
+	}
+	table.mu.Lock()
+	peak, live := table.livePeak, len(table.live)
+	table.mu.Unlock()
+	if live != 100 || peak > 1000 {
+		t.Fatalf("%d live, peak %d after 3,900 of 4,000 finished; want 100 live and the peak reset", live, peak)
+	}
+	if got := len(table.Snapshot()); got != 100 {
+		t.Fatalf("snapshot of %d flows, want 100", got)
+	}
+	for _, f := range fs[3900:] {
+		if err := table.Kill(f.ID); err != nil {
+			t.Fatalf("flow %d lost in the rebuild: %v", f.ID, err)
+		}
+	}
+}

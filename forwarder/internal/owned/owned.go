@@ -29,6 +29,20 @@ func (g *Group) Go(fn func()) bool {
 	return true
 }
 
+// Hold counts one task that Wait joins but that holds no goroutine while
+// it waits (a parked flow, whose goroutines come and go), until release
+// is called once. Once Close has been called it counts nothing and
+// returns false.
+func (g *Group) Hold() (release func(), ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, false
+	}
+	g.wg.Add(1)
+	return g.wg.Done, true
+}
+
 // Close refuses new goroutines. It does not stop running ones: the owner
 // does that (cancelling their context, closing their sockets), then Waits.
 func (g *Group) Close() {

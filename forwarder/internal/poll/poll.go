@@ -1,0 +1,286 @@
+// Package poll waits for many sockets at once without a goroutine per
+// socket: one epoll set, read by one goroutine, calls back each socket's
+// owner when the socket becomes readable. An idle TCP flow parks its
+// upstream socket here and holds no goroutine (whose stack and record are
+// most of what an idle flow costs).
+//
+// A socket is armed for one callback at a time (EPOLLONESHOT) and always
+// reached through its syscall.RawConn's Control, which holds the
+// descriptor open, so the set never touches a descriptor number after it
+// was closed and reused. Events carry a slot number and a generation,
+// never the descriptor, so an event that was already queued for a socket
+// closed meanwhile finds no one to call.
+package poll
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// readable is what a watch waits for: data, the peer's FIN, or an error
+// (EPOLLERR and EPOLLHUP are always reported).
+const readable = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+// Set is one epoll set and the goroutine that reads it, owned by whoever
+// called New and stopped by Close.
+type Set struct {
+	file   *os.File
+	rc     syscall.RawConn
+	epfd   int
+	done   chan struct{}
+	events [128]unix.EpollEvent
+	n      int
+	waitFn func(fd uintptr) bool
+
+	mu     sync.Mutex
+	closed bool
+	// slots holds the armed watches; an event's data is a slot index and
+	// the slot's generation. Freed slots are reused first, and once every
+	// slot is free the slices are dropped, so that a flood of parked
+	// flows leaves no table the size of its peak behind.
+	slots []slot
+	free  []uint32
+	armed int
+	gen   uint32 // the last generation given out, set-wide so that a stale event never matches
+}
+
+type slot struct {
+	w   *Watch
+	gen uint32
+}
+
+// New creates a Set and starts its goroutine.
+func New() (*Set, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("poll: create epoll set: %w", err)
+	}
+	// Non-blocking, so that the set's own descriptor waits in the Go
+	// runtime's poller like any socket and its goroutine holds no thread.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("poll: epoll set non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(epfd), "poll-epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("poll: epoll set: %w", err)
+	}
+	s := &Set{file: f, rc: rc, epfd: epfd, done: make(chan struct{})}
+	s.waitFn = s.wait
+	go s.run()
+	return s, nil
+}
+
+// Close stops the set's goroutine and waits for it, then calls back every
+// watch still armed, so that no owner is left parked. It is idempotent.
+func (s *Set) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.done
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	err := s.file.Close() // wakes run: its read fails as closed
+	<-s.done
+	s.mu.Lock()
+	var fns []func()
+	for i := range s.slots {
+		if w := s.slots[i].w; w != nil {
+			w.armed = false
+			fns = append(fns, w.fn)
+		}
+	}
+	s.slots, s.free, s.armed = nil, nil, 0
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+	if err != nil {
+		return fmt.Errorf("poll: close epoll set: %w", err)
+	}
+	return nil
+}
+
+// Armed reports how many watches wait for their socket now.
+func (s *Set) Armed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.armed
+}
+
+func (s *Set) run() {
+	defer close(s.done)
+	for {
+		if err := s.rc.Read(s.waitFn); err != nil {
+			return
+		}
+		for _, ev := range s.events[:s.n] {
+			s.fire(uint32(ev.Fd), uint32(ev.Pad))
+		}
+	}
+}
+
+// wait collects ready sockets without blocking (timeout 0, so the call
+// goes raw: a regular system call would hand the thread's P away); false
+// parks run in the runtime's poller until the set is readable.
+func (s *Set) wait(fd uintptr) bool {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&s.events[0])), uintptr(len(s.events)), 0, 0, 0)
+	if errno != 0 || n == 0 {
+		return false
+	}
+	s.n = int(n)
+	return true
+}
+
+// fire calls back the watch in slot index, if it is still the one the
+// event was armed for.
+func (s *Set) fire(index, gen uint32) {
+	s.mu.Lock()
+	if int(index) >= len(s.slots) || s.slots[index].w == nil || s.slots[index].gen != gen {
+		s.mu.Unlock()
+		return
+	}
+	w := s.slots[index].w
+	s.release(w)
+	s.mu.Unlock()
+	w.fn()
+}
+
+// take gives w a slot; s.mu is held.
+func (s *Set) take(w *Watch) {
+	if n := len(s.free); n > 0 {
+		w.index = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		w.index = uint32(len(s.slots))
+		s.slots = append(s.slots, slot{})
+	}
+	s.gen++
+	s.slots[w.index] = slot{w: w, gen: s.gen}
+	w.gen = s.gen
+	w.armed = true
+	s.armed++
+}
+
+// release frees w's slot; s.mu is held.
+func (s *Set) release(w *Watch) {
+	s.slots[w.index].w = nil
+	s.free = append(s.free, w.index)
+	w.armed = false
+	s.armed--
+	if s.armed == 0 {
+		// Every slot is free: start over small. A stale event for a
+		// dropped slot finds it out of range or of another generation.
+		s.slots, s.free = nil, nil
+	}
+}
+
+// Watch is one socket's registration in a Set.
+type Watch struct {
+	set *Set
+	rc  syscall.RawConn
+	fn  func()
+	// Guarded by the set's mu.
+	added      bool // the socket is in the epoll set, perhaps disarmed (a guess: Arm corrects it)
+	armed      bool
+	closed     bool
+	index, gen uint32
+}
+
+// ErrClosed is returned by Arm once the watch or its set is closed.
+var ErrClosed = errors.New("poll: watch closed")
+
+// Watch returns a watch of the socket behind rc that calls fn (on the
+// set's goroutine: it must not block) each time the socket becomes
+// readable after Arm. Nothing is registered until the first Arm.
+func (s *Set) Watch(rc syscall.RawConn, fn func()) *Watch {
+	return &Watch{set: s, rc: rc, fn: fn}
+}
+
+// Arm asks for one call of the watch's function once the socket is
+// readable (at once if it is already). It returns an error, and arms
+// nothing, if the watch, its set or the socket is closed: the caller then
+// goes on as if the socket were readable, and its next read tells it how
+// the socket ended. Only one goroutine at a time may call Arm, and not
+// again until the function was called.
+func (w *Watch) Arm() error {
+	s := w.set
+	s.mu.Lock()
+	if w.closed || s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.take(w)
+	index, gen, added := w.index, w.gen, w.added
+	w.added = true
+	s.mu.Unlock()
+	// The callback is made per Arm (it allocates): a flow arms only
+	// after it has been idle for a while, and the state it needs must
+	// not be shared with the goroutine that the callback may start
+	// before Control returns.
+	var ctlErr error
+	err := w.rc.Control(func(fd uintptr) { ctlErr = s.ctlArm(fd, index, gen, added) })
+	if err == nil {
+		err = ctlErr
+	}
+	if err == nil {
+		return nil
+	}
+	s.mu.Lock()
+	if w.armed && w.index == index && w.gen == gen {
+		s.release(w)
+	}
+	s.mu.Unlock()
+	return fmt.Errorf("poll: arm: %w", err)
+}
+
+// ctlArm registers or re-arms fd for the event (index, gen); it runs
+// inside Control, so fd is open. added is the guess whether fd is in the
+// set already.
+func (s *Set) ctlArm(fd uintptr, index, gen uint32, added bool) error {
+	ev := unix.EpollEvent{Events: readable, Fd: int32(index), Pad: int32(gen)}
+	op := unix.EPOLL_CTL_MOD
+	if !added {
+		op = unix.EPOLL_CTL_ADD
+	}
+	err := unix.EpollCtl(s.epfd, op, int(fd), &ev)
+	switch {
+	case errors.Is(err, unix.EEXIST):
+		err = unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
+	case errors.Is(err, unix.ENOENT):
+		err = unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+	}
+	return err
+}
+
+// Close forgets the watch; if it was armed, its function is called now,
+// so that its owner wakes and finds the socket closed. Close it after
+// closing the socket (the kernel drops a closed socket from the set by
+// itself). It is idempotent.
+func (w *Watch) Close() {
+	s := w.set
+	s.mu.Lock()
+	if w.closed {
+		s.mu.Unlock()
+		return
+	}
+	w.closed = true
+	armed := w.armed
+	if armed {
+		s.release(w)
+	}
+	s.mu.Unlock()
+	if armed {
+		w.fn()
+	}
+}
