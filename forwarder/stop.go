@@ -88,21 +88,22 @@ func (l *liveTCP) resetAll() int {
 	l.head = nil
 	l.mu.Unlock()
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(all)/resetBatch))
-	var wg sync.WaitGroup
-	for w := range workers {
-		part := all[w*len(all)/workers : (w+1)*len(all)/workers]
-		wg.Go(func() {
-			for i, f := range part {
-				abort(f.app)
-				if i%resetBatch == resetBatch-1 {
-					runtime.Gosched()
+	each := func(end func(*liveFlow)) {
+		var wg sync.WaitGroup
+		for w := range workers {
+			part := all[w*len(all)/workers : (w+1)*len(all)/workers]
+			wg.Go(func() {
+				for i, f := range part {
+					end(f)
+					if i%resetBatch == resetBatch-1 {
+						runtime.Gosched()
+					}
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
-	for _, f := range all {
-		abort(f.host)
-	}
+	each(func(f *liveFlow) { abort(f.app) })
+	each(func(f *liveFlow) { abort(f.host) })
 	return len(all)
 }
