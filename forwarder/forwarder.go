@@ -107,18 +107,16 @@ type Forwarder struct {
 	log    *slog.Logger
 	ctx    context.Context // dials, handshakes, echo: cancelled first on Close
 	cancel context.CancelFunc
-	// relayCtx is the relays' context, cancelled once Close has reset the
-	// live TCP flows (live) itself: a backstop, so that no relay outlives
-	// Close whatever the order of events.
-	relayCtx    context.Context
-	relayCancel context.CancelFunc
-	live        liveTCP
-	flows       owned.Group
-	udp         *udpnat.Table
-	poll        *poll.Set // where idle TCP flows wait for their upstream
-	echo        *echoTable
-	failures    *failureLog
-	lim         limiter
+	// live is every relayed TCP flow, which Close resets itself; the
+	// relays have no context of their own to cancel (one costs an idle
+	// flow about 300 bytes).
+	live     liveTCP
+	flows    owned.Group
+	udp      *udpnat.Table
+	poll     *poll.Set // where idle TCP flows wait for their upstream
+	echo     *echoTable
+	failures *failureLog
+	lim      limiter
 }
 
 // New returns a Forwarder, to be given to stack.New as its Handler.
@@ -151,7 +149,6 @@ func New(opts Options) (*Forwarder, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Forwarder{opts: opts, log: log, ctx: ctx, cancel: cancel, failures: newFailureLog(log)}
-	f.relayCtx, f.relayCancel = context.WithCancel(context.Background())
 	f.lim = limiter{gate: gate, fdLimit: opts.FDLimit}
 	udpTable, err := udpnat.New(udpnat.Options{
 		Route:            f.routeUDP,
@@ -165,14 +162,12 @@ func New(opts Options) (*Forwarder, error) {
 	})
 	if err != nil {
 		cancel()
-		f.relayCancel()
 		return nil, err
 	}
 	f.udp = udpTable
 	gate.SetEvictor(udpTable.EvictIdle) // a TCP connection takes an idle session's place
 	if f.poll, err = poll.New(); err != nil {
 		cancel()
-		f.relayCancel()
 		udpTable.Close()
 		return nil, fmt.Errorf("forwarder: %w", err)
 	}
@@ -201,7 +196,6 @@ func (f *Forwarder) Close() error {
 	f.flows.Close()
 	f.cancel() // pending dials and handshakes are abandoned at once
 	f.live.resetAll()
-	f.relayCancel()
 	err := f.udp.Close()
 	f.flows.Wait()
 	// After the flows: each was reset above and woke from the set.

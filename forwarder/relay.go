@@ -145,7 +145,10 @@ func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout t
 	// Method values, one each, rather than closures per use: an idle
 	// flow keeps them all.
 	kill := r.abort
-	r.stop = context.AfterFunc(ctx, kill)
+	r.stop = noStop
+	if ctx.Done() != nil { // a context that can end
+		r.stop = context.AfterFunc(ctx, kill)
+	}
 	if halfClosedTimeout > 0 {
 		r.w = newHalfClosed(halfClosedTimeout, kill, r.peerClosed)
 	}
@@ -167,6 +170,9 @@ func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout t
 	}
 	return r
 }
+
+// noStop is the stop of a relay whose context never ends.
+func noStop() bool { return true }
 
 // abort resets both sides.
 func (r *relayRun) abort() {

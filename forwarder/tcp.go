@@ -83,7 +83,7 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 		tf.Finish(flows.EndClosed)
 		return
 	}
-	rr := startRelay(f.relayCtx, app, host, f.opts.HalfClosedTimeout, tf, f.poll, func(err error) {
+	rr := startRelay(context.Background(), app, host, f.opts.HalfClosedTimeout, tf, f.poll, func(err error) {
 		f.endTCP(err, fl, t, tf, lf)
 		release()
 	})
