@@ -64,7 +64,14 @@ type reader struct {
 	iovecs   []unix.Iovec // [vnet hdr,] head, body
 	n        int          // what readFn's last readv returned
 	errno    unix.Errno
+	burst    int // packets read since the burst-end hook last ran
 }
+
+// maxBurst bounds how many packets a reader reads between two calls of
+// the burst-end hook: a device that never runs dry (an upload that keeps
+// the reader busy) would otherwise hold what the hook sends (datagrams
+// gathered for other flows) for as long as the load lasts.
+const maxBurst = 256
 
 func newReader(e *Endpoint, fd int, d stack.NetworkDispatcher) (*reader, error) {
 	// A dup shares the TUN queue (the open file description) but lets the
@@ -140,12 +147,18 @@ func (r *reader) run() {
 
 // readOnce is the reader's RawConn.Read callback: one readv, or false to
 // park in the poller when there is nothing to read, after the burst-end
-// hook has sent what the burst left gathered.
+// hook has sent what the burst left gathered. The hook also runs every
+// maxBurst packets of a burst that does not end.
 func (r *reader) readOnce(fd uintptr) bool {
 	r.n, r.errno = readv(int(fd), r.iovecs)
 	if r.errno != unix.EAGAIN {
+		if r.burst++; r.burst >= maxBurst && r.e.onBurstEnd != nil {
+			r.burst = 0
+			r.e.onBurstEnd() // before this packet: it is not delivered yet
+		}
 		return true
 	}
+	r.burst = 0
 	if r.e.onBurstEnd != nil {
 		r.e.onBurstEnd()
 	}
