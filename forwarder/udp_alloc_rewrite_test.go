@@ -1,7 +1,6 @@
 package forwarder
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -18,12 +17,7 @@ func TestUDPRewrittenPathDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
-	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	real := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+	sink, real := loopbackUDPSink(t)
 	direct := &proxy.Direct{}
 	up := &route.Upstream{Name: "direct", Dialer: direct, Packets: direct}
 	for _, tc := range []struct {

@@ -18,12 +18,7 @@ func TestUDPDatagramPathDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
-	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	dst := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+	sink, dst := loopbackUDPSink(t)
 	direct := &proxy.Direct{}
 	router := &fixedRouter{d: route.Decision{Kind: route.Dial, Dst: route.AddrTarget(dst),
 		Upstream: &route.Upstream{Name: "direct", Dialer: direct, Packets: direct}}}
@@ -71,4 +66,16 @@ func TestUDPDatagramPathDoesNotAllocate(t *testing.T) {
 	if snap := table.Snapshot(); len(snap) != 1 || packets(snap[0].PacketsUp) < 2200 {
 		t.Errorf("flow table %+v; want one flow with every datagram counted", snap)
 	}
+}
+
+// loopbackUDPSink is a UDP socket on 127.0.0.1 for a test's datagrams,
+// closed at the test's end, and its address.
+func loopbackUDPSink(t *testing.T) (*net.UDPConn, netip.AddrPort) {
+	t.Helper()
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	return sink, sink.LocalAddr().(*net.UDPAddr).AddrPort()
 }
