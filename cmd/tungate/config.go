@@ -95,6 +95,9 @@ func (c *gatewayConfig) validate() error {
 	if err := c.validateUDP(); err != nil {
 		return err
 	}
+	if err := c.limits.validate(); err != nil {
+		return err
+	}
 	return c.proxy.validate()
 }
 

@@ -25,6 +25,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--cpus", "-1"}, "--cpus"},
 		{[]string{"run", "--cpus", "many", "--", "true"}, "--cpus"},
 		{[]string{"--icmp-rate", "0"}, "--icmp-rate"},
+		{[]string{"--max-flows", "10", "--max-udp-sessions", "20"}, "--max-udp-sessions 20 is above --max-flows 10"},
+		{[]string{"run", "--max-udp-sessions", "40000", "--", "true"}, "is above --max-flows 32768"},
 		{[]string{"--tun-queues", "0"}, "from 1 to 256"},
 		{[]string{"run", "--tun-queues", "257", "--", "true"}, "--tun-queues"},
 		{[]string{"extra"}, "unexpected argument"},

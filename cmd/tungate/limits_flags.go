@@ -19,6 +19,7 @@ import (
 type limitConfig struct {
 	maxFlows          int
 	maxUDPSessions    int
+	udpSessionsGiven  bool // --max-udp-sessions was on the command line
 	maxPending        int
 	perDst            int // 0: maxPending/8
 	perSrc            int // 0: maxPending/4
@@ -37,7 +38,7 @@ func addLimitFlags(fs *pflag.FlagSet, c *limitConfig) {
 	c.maxFlows = admission.DefaultMaxFlows
 	fs.Var(intValue{&c.maxFlows, 1, maxFlowsCap}, "max-flows", "open TCP connections and UDP sessions together; at the cap the least recently used UDP session idle for 1 s makes room, else a new one is refused at once (reset, ICMP port unreachable)")
 	c.maxUDPSessions = admission.DefaultMaxUDPSessions
-	fs.Var(intValue{&c.maxUDPSessions, 1, maxFlowsCap}, "max-udp-sessions", "UDP sessions (app source ports) among --max-flows, never more than it; at the cap the least recently used one idle for 1 s makes room, else a new one gets ICMP port unreachable")
+	fs.Var(givenInt{intValue{&c.maxUDPSessions, 1, maxFlowsCap}, &c.udpSessionsGiven}, "max-udp-sessions", "UDP sessions (app source ports) among --max-flows (the default is cut to a lower --max-flows; a larger value given is an error); at the cap the least recently used one idle for 1 s makes room, else a new one gets ICMP port unreachable")
 	c.maxPending = admission.DefaultMaxPending
 	fs.Var(intValue{&c.maxPending, 1, maxFlowsCap}, "max-pending", "TCP connections being dialed or completing the app's handshake at once; new ones beyond it are refused with a reset")
 	fs.Var(intValue{&c.perDst, 0, maxFlowsCap}, "max-pending-per-dst", "pending TCP dials to one /24 (IPv4) or /64 (IPv6); 0 means --max-pending/8")
@@ -50,6 +51,29 @@ func addLimitFlags(fs *pflag.FlagSet, c *limitConfig) {
 	c.icmpRate = stack.DefaultICMPErrorRate
 	fs.Var(intValue{&c.icmpRate, 1, 1 << 24}, "icmp-rate", "ICMP errors (port unreachable for refused UDP) sent to apps per second, in bursts of a tenth of it; refusals beyond it go untold")
 	fs.Var(durationValue{&c.halfClosedTimeout}, "half-closed-timeout", "reset a TCP flow once one side has closed and nothing has moved for this long")
+}
+
+// validate refuses a --max-udp-sessions given above --max-flows (it would
+// never bite); the default is cut to a lower --max-flows instead.
+func (c *limitConfig) validate() error {
+	if c.udpSessionsGiven && c.maxUDPSessions > c.maxFlows {
+		return usageErrorf("--max-udp-sessions %d is above --max-flows %d: UDP sessions are among the flows; lower it or raise --max-flows", c.maxUDPSessions, c.maxFlows)
+	}
+	return nil
+}
+
+// givenInt is an intValue that records whether the flag was given.
+type givenInt struct {
+	intValue
+	given *bool
+}
+
+func (v givenInt) Set(s string) error {
+	if err := v.intValue.Set(s); err != nil {
+		return err
+	}
+	*v.given = true
+	return nil
 }
 
 // forwarderLimits turns the flags into the forwarder's limits, bounding
