@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"os"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tungate/tungate/forwarder/internal/poll"
 )
 
 // readBatch bounds the datagrams read from one socket per poller round,
@@ -27,39 +28,22 @@ const recvBatchSize = 16
 // The sockets are level-triggered; their events carry the mapping's id,
 // never its fd, so an event for a socket closed meanwhile finds no mapping.
 type poller struct {
-	file   *os.File
-	rc     syscall.RawConn
-	epfd   int
-	events [128]unix.EpollEvent
-	n      int
-	waitFn func(fd uintptr) bool
-	batch  *recvBatch // the read buffers, used by run's goroutine only
+	ep    *poll.Epoll
+	batch *recvBatch // the read buffers, used by run's goroutine only
 }
 
 func newPoller() (*poller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ep, err := poll.NewEpoll("udpnat-epoll")
 	if err != nil {
-		return nil, fmt.Errorf("udpnat: create epoll set: %w", err)
+		return nil, fmt.Errorf("udpnat: %w", err)
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil, fmt.Errorf("udpnat: epoll set non-blocking: %w", err)
-	}
-	f := os.NewFile(uintptr(epfd), "udpnat-epoll")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("udpnat: epoll set: %w", err)
-	}
-	p := &poller{file: f, rc: rc, epfd: epfd, batch: newRecvBatch()}
-	p.waitFn = p.wait
-	return p, nil
+	return &poller{ep: ep, batch: newRecvBatch()}, nil
 }
 
-// add watches fd for the mapping id. The kernel forgets fd when it closes.
+// add watches fd (level-triggered) for the mapping id. The kernel forgets
+// fd when it closes.
 func (p *poller) add(fd int, id uint64) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLERR, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := p.ep.Ctl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN|unix.EPOLLERR, id); err != nil {
 		return fmt.Errorf("udpnat: watch socket: %w", err)
 	}
 	return nil
@@ -68,30 +52,10 @@ func (p *poller) add(fd int, id uint64) error {
 // run hands every ready socket's mapping id and events to handle until
 // close.
 func (p *poller) run(handle func(id uint64, events uint32, batch *recvBatch)) {
-	for {
-		if err := p.rc.Read(p.waitFn); err != nil {
-			return
-		}
-		for _, ev := range p.events[:p.n] {
-			handle(uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32, ev.Events, p.batch)
-		}
-	}
+	p.ep.Run(func(id uint64, events uint32) { handle(id, events, p.batch) })
 }
 
-// wait collects ready sockets without blocking; false parks run until the
-// set is readable. The call never blocks (timeout 0), so it goes raw, as
-// hostConn's reads do: a regular system call would hand the thread's P
-// away and keep sysmon waking.
-func (p *poller) wait(fd uintptr) bool {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
-	if errno != 0 || n == 0 {
-		return false
-	}
-	p.n = int(n)
-	return true
-}
-
-func (p *poller) close() error { return p.file.Close() }
+func (p *poller) close() error { return p.ep.Close() }
 
 // readRaw reads a ready raw socket on the poller's goroutine, up to
 // recvBatchSize datagrams per system call and readBatch per round.

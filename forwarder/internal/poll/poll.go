@@ -15,10 +15,8 @@ package poll
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,13 +28,8 @@ const readable = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 // Set is one epoll set and the goroutine that reads it, owned by whoever
 // called New and stopped by Close.
 type Set struct {
-	file   *os.File
-	rc     syscall.RawConn
-	epfd   int
-	done   chan struct{}
-	events [128]unix.EpollEvent
-	n      int
-	waitFn func(fd uintptr) bool
+	ep   *Epoll
+	done chan struct{}
 
 	mu     sync.Mutex
 	closed bool
@@ -57,24 +50,11 @@ type slot struct {
 
 // New creates a Set and starts its goroutine.
 func New() (*Set, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ep, err := NewEpoll("poll-epoll")
 	if err != nil {
-		return nil, fmt.Errorf("poll: create epoll set: %w", err)
+		return nil, err
 	}
-	// Non-blocking, so that the set's own descriptor waits in the Go
-	// runtime's poller like any socket and its goroutine holds no thread.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil, fmt.Errorf("poll: epoll set non-blocking: %w", err)
-	}
-	f := os.NewFile(uintptr(epfd), "poll-epoll")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("poll: epoll set: %w", err)
-	}
-	s := &Set{file: f, rc: rc, epfd: epfd, done: make(chan struct{})}
-	s.waitFn = s.wait
+	s := &Set{ep: ep, done: make(chan struct{})}
 	go s.run()
 	return s, nil
 }
@@ -90,7 +70,7 @@ func (s *Set) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	err := s.file.Close() // wakes run: its read fails as closed
+	err := s.ep.Close() // wakes run: its read fails as closed
 	<-s.done
 	s.mu.Lock()
 	var fns []func()
@@ -120,26 +100,7 @@ func (s *Set) Armed() int {
 
 func (s *Set) run() {
 	defer close(s.done)
-	for {
-		if err := s.rc.Read(s.waitFn); err != nil {
-			return
-		}
-		for _, ev := range s.events[:s.n] {
-			s.fire(uint32(ev.Fd), uint32(ev.Pad))
-		}
-	}
-}
-
-// wait collects ready sockets without blocking (timeout 0, so the call
-// goes raw: a regular system call would hand the thread's P away); false
-// parks run in the runtime's poller until the set is readable.
-func (s *Set) wait(fd uintptr) bool {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&s.events[0])), uintptr(len(s.events)), 0, 0, 0)
-	if errno != 0 || n == 0 {
-		return false
-	}
-	s.n = int(n)
-	return true
+	s.ep.Run(func(data uint64, _ uint32) { s.fire(uint32(data), uint32(data>>32)) })
 }
 
 // fire calls back the watch in slot index, if it is still the one the
@@ -248,17 +209,17 @@ func (w *Watch) Arm() error {
 // inside Control, so fd is open. added is the guess whether fd is in the
 // set already.
 func (s *Set) ctlArm(fd uintptr, index, gen uint32, added bool) error {
-	ev := unix.EpollEvent{Events: readable, Fd: int32(index), Pad: int32(gen)}
+	data := uint64(index) | uint64(gen)<<32
 	op := unix.EPOLL_CTL_MOD
 	if !added {
 		op = unix.EPOLL_CTL_ADD
 	}
-	err := unix.EpollCtl(s.epfd, op, int(fd), &ev)
+	err := s.ep.Ctl(op, int(fd), readable, data)
 	switch {
 	case errors.Is(err, unix.EEXIST):
-		err = unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
+		err = s.ep.Ctl(unix.EPOLL_CTL_MOD, int(fd), readable, data)
 	case errors.Is(err, unix.ENOENT):
-		err = unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+		err = s.ep.Ctl(unix.EPOLL_CTL_ADD, int(fd), readable, data)
 	}
 	return err
 }
