@@ -160,15 +160,27 @@ func (b *bench) measureConnRate(ctx context.Context, name string, s *session) {
 	b.logf("%s", msg)
 }
 
+// measureUDPRoundTrips runs the UDP request/response test and the
+// gateway's CPU microseconds per round trip during it: at a fixed rate
+// of round trips the CPU each one costs is what the rate and the median
+// are made of, and it is steadier than either on a shared machine.
 func (b *bench) measureUDPRoundTrips(ctx context.Context, name string, s *session) {
 	var ur udpResult
+	cpu0, cpuErr := b.gatewayCPU(s)
 	if err := b.clientJSON(ctx, s.netns, &ur, "udprr", "-addr", serverAddrPort(udpEchoPort), "-c", "8", "-d", b.cfg.loadTime.String()); err != nil {
 		b.res.fail(name, err)
-	} else {
-		b.res.add(name, "udp_rate", ur.PerSecond)
-		b.res.add(name, "udp_median_us", ur.MedianUS)
-		b.logf("%s: udp: %.0f/s, median %.0f µs (%d lost)", name, ur.PerSecond, ur.MedianUS, ur.Lost)
+		return
 	}
+	cpu1, cpuErr1 := b.gatewayCPU(s)
+	b.res.add(name, "udp_rate", ur.PerSecond)
+	b.res.add(name, "udp_median_us", ur.MedianUS)
+	msg := fmt.Sprintf("%s: udp: %.0f/s, median %.0f µs (%d lost)", name, ur.PerSecond, ur.MedianUS, ur.Lost)
+	if s.gateway != nil && cpuErr == nil && cpuErr1 == nil && ur.RoundTrips > 0 {
+		perRT := (cpu1 - cpu0) / float64(ur.RoundTrips) * 1e6
+		b.res.add(name, "udp_cpu_us_per_rt", perRT)
+		msg += fmt.Sprintf(", %.2f CPU µs per round trip", perRT)
+	}
+	b.logf("%s", msg)
 }
 
 func (b *bench) clientJSON(ctx context.Context, netns string, v any, args ...string) error {

@@ -39,6 +39,7 @@ func metrics() []metric {
 		metric{"cpu_per_kconn", "CPU per 1,000 TCP connections", "s/1k conns", false},
 		metric{"udp_rate", "UDP 60 B round trips (8 clients)", "rt/s", true},
 		metric{"udp_median_us", "UDP round trip median", "µs", false},
+		metric{"udp_cpu_us_per_rt", "CPU per UDP round trip", "µs/rt", false},
 	)
 	m = append(m, udpBulkMetrics()...)
 	return append(m,

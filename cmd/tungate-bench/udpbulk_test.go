@@ -122,7 +122,7 @@ func TestNewRowsDirection(t *testing.T) {
 		dir[m.ID] = m.HigherIsBetter
 	}
 	for id, higher := range map[string]bool{
-		"cpu_per_kconn": false, "udp_goodput_up_p1": true, "udp_capacity_down_p4": true, "udp_overload_up_p4": true,
+		"cpu_per_kconn": false, "udp_cpu_us_per_rt": false, "udp_goodput_up_p1": true, "udp_capacity_down_p4": true, "udp_overload_up_p4": true,
 	} {
 		got, ok := dir[id]
 		if !ok || got != higher {
@@ -140,12 +140,17 @@ func TestNewRowsDirection(t *testing.T) {
 	r.add("tungate", "udp_capacity_up_p1", 1.5)
 	r.add("tungate", "cpu_per_kconn", 0.2)
 	r.add("pasta", "cpu_per_kconn", 0.1)
+	r.add("tungate", "udp_cpu_us_per_rt", 18)
+	r.add("pasta", "udp_cpu_us_per_rt", 12)
 	r.finish(0)
 	if got := r.Ratios["udp_capacity_up_p1"]["tungate"]["kernel"]; got != 0.25 {
 		t.Errorf("capacity tg/k = %v, want 0.25", got)
 	}
 	if got := r.Ratios["cpu_per_kconn"]["tungate"]["pasta"]; math.Abs(got-2) > 1e-9 {
 		t.Errorf("cpu per 1k conns tg/pasta = %v, want 2", got)
+	}
+	if got := r.Ratios["udp_cpu_us_per_rt"]["tungate"]["pasta"]; math.Abs(got-1.5) > 1e-9 {
+		t.Errorf("cpu per UDP round trip tg/pasta = %v, want 1.5", got)
 	}
 }
 
