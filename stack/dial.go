@@ -53,11 +53,15 @@ func (s *Stack) DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, erro
 // DialUDP opens a UDP socket through the device connected to dst.
 func (s *Stack) DialUDP(dst netip.AddrPort) (net.Conn, error) {
 	full := fullAddress(dst)
+	// Counted first, so that the fast path looks for the socket as soon
+	// as it can receive.
+	s.ownUDP.Add(1)
 	c, err := gonet.DialUDP(s.gv, nil, &full, protocolOfAddr(dst.Addr()))
 	if err != nil {
+		s.ownUDP.Add(-1)
 		return nil, fmt.Errorf("open UDP socket to %s: %w", dst, err)
 	}
-	return c, nil
+	return &ownUDPConn{UDPConn: c, s: s}, nil
 }
 
 func fullAddress(ap netip.AddrPort) tcpip.FullAddress {

@@ -56,6 +56,11 @@ type Packets struct {
 	// LinkIn and LinkOut are the link endpoint's packets and bytes, when
 	// it counts them (a TCP super-packet counts once).
 	LinkIn, LinkOut, LinkBytesIn, LinkBytesOut uint64
+	// UDPFastIn counts the datagrams that took the UDP fast path from the
+	// device (past gVisor, so not in UDPIn), UDPFastOut the packets
+	// written to the device past gVisor (UDP replies and the ICMP errors
+	// for refused datagrams).
+	UDPFastIn, UDPFastOut uint64
 }
 
 // Packets returns the packet counts so far.
@@ -68,6 +73,7 @@ func (s *Stack) Packets() Packets {
 	if lc, ok := s.link.(linkCounter); ok {
 		ls := lc.Stats()
 		p.LinkIn, p.LinkOut, p.LinkBytesIn, p.LinkBytesOut = ls.RxPackets, ls.TxPackets, ls.RxBytes, ls.TxBytes
+		p.UDPFastIn, p.UDPFastOut = ls.RxUDPFast, ls.TxUDPFast
 	}
 	return p
 }

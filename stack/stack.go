@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -99,6 +100,12 @@ type Stack struct {
 	link      gvstack.LinkEndpoint // Options.Link, for its counters
 	log       *slog.Logger
 	closeOnce sync.Once
+	// fast is the link when the UDP fast path is on (udpfast.go), else
+	// nil; set before the NIC exists.
+	fast fastLink
+	// ownUDP counts the stack's own open UDP sockets (DialUDP), whose
+	// datagrams the fast path leaves to gVisor.
+	ownUDP atomic.Int64
 }
 
 // New builds the stack, attaches Link, and starts delivering flows to
@@ -154,6 +161,9 @@ func (s *Stack) configure(opts Options) error {
 		udpPath = s.datagramPath(dh) // which checks length and checksum itself
 	}
 	s.gv.SetTransportProtocolHandler(udp.ProtocolNumber, udpPath)
+	if err := s.startFastUDP(opts.Link, opts.Handler); err != nil {
+		return fmt.Errorf("UDP fast path: %w", err)
+	}
 	// Packets flow as soon as the NIC exists, and gVisor does not lock
 	// handler installation against delivery: the NIC comes last.
 	link := newEchoTap(opts.Link, s, opts.Handler)

@@ -70,13 +70,20 @@ var packetBufs = sync.Pool{New: func() any {
 // device, whatever src is (the NIC spoofs): replies reach the app from the
 // address and port they came from. It does not keep payload. Datagrams
 // larger than the device's MTU go as one packet, which the kernel accepts
-// from a TUN device.
+// from a TUN device. On the UDP fast path the packet goes straight to the
+// link, else through gVisor's NIC.
 func (s *Stack) SendTo(src, dst netip.AddrPort, payload []byte) error {
 	bp := packetBufs.Get().(*[]byte)
 	defer packetBufs.Put(bp)
 	pkt, proto, err := buildUDP(*bp, src, dst, payload)
 	if err != nil {
 		return err
+	}
+	if s.fast != nil {
+		if err := s.fast.WriteIP(pkt); err != nil {
+			return fmt.Errorf("send UDP %s -> %s: %w", src, dst, err)
+		}
+		return nil
 	}
 	if err := s.gv.WriteRawPacket(nicID, proto, buffer.MakeWithData(pkt)); err != nil {
 		return fmt.Errorf("send UDP %s -> %s: %w", src, dst, AsError(err))

@@ -18,8 +18,12 @@ func (s *Stack) PortUnreachable(src, dst netip.AddrPort) error {
 	return s.writeRaw(icmpmsg.PortUnreachablePacket(src, dst))
 }
 
-// writeRaw writes one whole IPv4 or IPv6 packet to the device.
+// writeRaw writes one whole IPv4 or IPv6 packet to the device: straight
+// to the link on the fast path, else through gVisor's NIC.
 func (s *Stack) writeRaw(pkt []byte) error {
+	if s.fast != nil {
+		return s.fast.WriteIP(pkt)
+	}
 	return AsError(s.gv.WriteRawPacket(nicID, protocolOf(pkt), buffer.MakeWithData(pkt)))
 }
 

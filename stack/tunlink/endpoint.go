@@ -88,6 +88,9 @@ type Endpoint struct {
 	onFatal    func(error)
 	onBurstEnd func()
 	filter     destFilter
+	// udp takes plain UDP datagrams past the stack (SetUDPHandler); set
+	// before the readers start, never after.
+	udp UDPHandler
 
 	mtu   atomic.Uint32
 	stats counters
@@ -104,6 +107,13 @@ type Endpoint struct {
 	dispatcher stack.NetworkDispatcher
 	onClose    func()
 	closed     bool
+	started    bool // the readers have been started once
+
+	// wmu orders WriteIP's system calls before Close returns: a write
+	// holds it for reading, Close takes it to set wclosed, after which
+	// the fd's owner may close it.
+	wmu     sync.RWMutex
+	wclosed bool
 }
 
 var (
@@ -201,7 +211,7 @@ func (e *Endpoint) Attach(dispatcher stack.NetworkDispatcher) {
 		}
 		rds = append(rds, r)
 	}
-	e.rds, e.dispatcher = rds, dispatcher
+	e.rds, e.dispatcher, e.started = rds, dispatcher, true
 	for _, r := range rds {
 		e.readers.Add(1)
 		go func() {
@@ -273,6 +283,9 @@ func (e *Endpoint) Close() {
 	e.stopReaderLocked()
 	e.mu.Unlock()
 	e.readers.Wait()
+	e.wmu.Lock()
+	e.wclosed = true
+	e.wmu.Unlock()
 }
 
 // SetOnCloseAction sets what Close runs first.

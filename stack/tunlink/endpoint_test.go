@@ -48,11 +48,7 @@ func TestReadDelivers(t *testing.T) {
 			d := newRecordingDispatcher()
 			ep.Attach(d)
 
-			wire := tc.pkt
-			if tc.vnet {
-				wire = withVnetHdr(tc.hdr, tc.pkt)
-			}
-			writePeer(t, peer, wire)
+			writePeer(t, peer, onWire(tc.vnet, tc.hdr, tc.pkt))
 			got := d.next(t)
 			if got.proto != tc.proto {
 				t.Errorf("protocol = %d, want %d", got.proto, tc.proto)

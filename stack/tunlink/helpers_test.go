@@ -120,12 +120,20 @@ func (d *holdingDispatcher) wait(t *testing.T, n int) [][]byte {
 
 func (d *recordingDispatcher) next(t *testing.T) delivered {
 	t.Helper()
+	return within(t, d.ch, "packet delivered")
+}
+
+// within returns the next value from ch, failing the test if none comes
+// within 5 seconds: "no WHAT within 5s".
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
 	select {
-	case p := <-d.ch:
-		return p
+	case v := <-ch:
+		return v
 	case <-time.After(5 * time.Second):
-		t.Fatal("no packet delivered within 5s")
-		return delivered{}
+		t.Fatalf("no %s within 5s", what)
+		var zero T
+		return zero
 	}
 }
 
@@ -241,6 +249,15 @@ func readPeer(t *testing.T, fd int) []byte {
 		t.Fatalf("read peer: %v", err)
 	}
 	return buf[:n]
+}
+
+// onWire is pkt as it crosses the fd: after the virtio-net header h when
+// the fd has one (vnet).
+func onWire(vnet bool, h vnetHdr, pkt []byte) []byte {
+	if vnet {
+		return withVnetHdr(h, pkt)
+	}
+	return pkt
 }
 
 func writePeer(t testing.TB, fd int, b []byte) {

@@ -18,11 +18,7 @@ import (
 // the queue last written for it.
 func TestWriteQueueByFlow(t *testing.T) {
 	const queues = 4
-	var ours, peers []int
-	for range queues {
-		o, p := socketPair(t)
-		ours, peers = append(ours, o), append(peers, p)
-	}
+	ours, peers := socketPairs(t, queues)
 	ep, err := New(Options{FD: ours[0], Queues: ours[1:], MTU: 1500})
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +49,16 @@ func TestWriteQueueByFlow(t *testing.T) {
 			t.Errorf("queue %d got %d of 64 flows: the hash spreads badly (%v)", q, n, used)
 		}
 	}
+}
+
+// socketPairs returns n socket pairs standing in for the queues of a
+// multi-queue device: our ends and the test's.
+func socketPairs(t *testing.T, n int) (ours, peers []int) {
+	for range n {
+		o, p := socketPair(t)
+		ours, peers = append(ours, o), append(peers, p)
+	}
+	return ours, peers
 }
 
 // outboundTCPPorts is an IPv4 outboundTCP with the given ports.
@@ -150,11 +156,7 @@ func (e *Endpoint) queuePackets() []uint64 {
 // calls OnFatal once.
 func TestQueueFailureStopsAll(t *testing.T) {
 	leaks := leaktest.Take()
-	var ours, peers []int
-	for range 3 {
-		o, p := socketPair(t)
-		ours, peers = append(ours, o), append(peers, p)
-	}
+	ours, peers := socketPairs(t, 3)
 	var fatal atomic.Int32
 	ep, err := New(Options{FD: ours[0], Queues: ours[1:], MTU: 1500, OnFatal: func(error) { fatal.Add(1) }})
 	if err != nil {

@@ -65,6 +65,8 @@ type reader struct {
 	n        int          // what readFn's last readv returned
 	errno    unix.Errno
 	burst    int // packets read since the burst-end hook last ran
+	udp      UDPHandler
+	scratch  []byte // a datagram larger than the head view, made whole for udp
 }
 
 // maxBurst bounds how many packets a reader reads between two calls of
@@ -95,6 +97,7 @@ func newReader(e *Endpoint, fd int, d stack.NetworkDispatcher) (*reader, error) 
 		rc:       rc,
 		hdrLen:   e.vnetHdrLen,
 		bodySize: bodyViewSize(e.maxReadPacket()),
+		udp:      e.udp,
 	}
 	// Bound once: a method value made per read would allocate.
 	r.readFn = r.readOnce
@@ -245,6 +248,11 @@ func (r *reader) deliver(n int) {
 	}
 	if r.e.filter.drops(first) {
 		st.rxNotForwarded.Add(1)
+		return
+	}
+	// Without a virtio-net header the stack checks checksums itself, so
+	// a datagram it does not see is checked here.
+	if r.udp != nil && r.takeUDP(first, ipLen, !trusted || r.hdrLen == 0) {
 		return
 	}
 	payload := r.takePacket(ipLen)

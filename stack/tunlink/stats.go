@@ -5,8 +5,9 @@ import "sync/atomic"
 // Stats are the Endpoint's packet counters since New. Drops are counted, not
 // logged, because they happen on the per-packet path.
 type Stats struct {
-	// RxPackets and RxBytes count packets delivered to the stack (bytes
-	// without the virtio-net header; a TCP super-packet counts once).
+	// RxPackets and RxBytes count packets delivered to the stack or taken
+	// by the UDP handler (bytes without the virtio-net header; a TCP
+	// super-packet counts once).
 	RxPackets, RxBytes uint64
 	// RxShort counts reads too short for a virtio-net header or an IP
 	// header, including empty reads.
@@ -32,6 +33,10 @@ type Stats struct {
 	// TxErrors counts packets the fd refused (full socket buffer, device
 	// gone, header the kernel rejected).
 	TxErrors uint64
+	// RxUDPFast counts the datagrams the UDP handler took past the stack
+	// (SetUDPHandler), and TxUDPFast the packets written with WriteIP;
+	// both are in RxPackets and TxPackets too.
+	RxUDPFast, TxUDPFast uint64
 }
 
 type counters struct {
@@ -39,6 +44,7 @@ type counters struct {
 	rxShort, rxBadVersion, rxTruncated, rxBadVnetHdr, rxBadChecksum atomic.Uint64
 	rxNotForwarded                                                  atomic.Uint64
 	txPackets, txBytes, txErrors                                    atomic.Uint64
+	rxUDPFast, txUDPFast                                            atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -56,5 +62,7 @@ func (e *Endpoint) Stats() Stats {
 		TxPackets:      c.txPackets.Load(),
 		TxBytes:        c.txBytes.Load(),
 		TxErrors:       c.txErrors.Load(),
+		RxUDPFast:      c.rxUDPFast.Load(),
+		TxUDPFast:      c.txUDPFast.Load(),
 	}
 }

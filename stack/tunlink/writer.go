@@ -88,17 +88,23 @@ func (e *Endpoint) queueFor(pkt *stack.PacketBuffer) int {
 // flowHash hashes the addresses and ports of pkt (addresses only for
 // protocols without ports): a flow's packets all hash alike.
 func flowHash(pkt *stack.PacketBuffer) uint32 {
-	nh := pkt.NetworkHeader().Slice()
+	return hashFlow(pkt.NetworkHeader().Slice(), pkt.TransportHeader().Slice())
+}
+
+// hashFlow hashes a packet's network header nh and the start of what
+// follows it, th (the ports of TCP and UDP), the same whether the packet
+// is the stack's or a whole one of WriteIP's.
+func hashFlow(nh, th []byte) uint32 {
 	var h uint32
 	switch {
-	case pkt.NetworkProtocolNumber == header.IPv4ProtocolNumber && len(nh) >= header.IPv4MinimumSize:
+	case header.IPVersion(nh) == header.IPv4Version && len(nh) >= header.IPv4MinimumSize:
 		h = binary.LittleEndian.Uint32(nh[12:]) ^ binary.LittleEndian.Uint32(nh[16:])
-	case pkt.NetworkProtocolNumber == header.IPv6ProtocolNumber && len(nh) >= header.IPv6MinimumSize:
+	case header.IPVersion(nh) == header.IPv6Version && len(nh) >= header.IPv6MinimumSize:
 		for i := 8; i < 40; i += 4 {
 			h ^= binary.LittleEndian.Uint32(nh[i:])
 		}
 	}
-	if th := pkt.TransportHeader().Slice(); len(th) >= 4 {
+	if len(th) >= 4 {
 		h ^= binary.LittleEndian.Uint32(th)
 	}
 	// MurmurHash3's finalizer: every input bit reaches the low bits that
