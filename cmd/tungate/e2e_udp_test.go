@@ -3,6 +3,7 @@ package main_test
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,14 @@ func TestUDPEcho(t *testing.T) {
 					"-addr", tp.srvPort(fam.v6, portUDPEcho1), "-addr", tp.srvPort(fam.v6, portUDPEcho2))
 			})
 		}
+	}
+	// Every echo went past gVisor both ways (the fast path), and the
+	// stopped line says so.
+	tp.gw.Stop()
+	line := lastLine(tp.gw.Output(), "stopped")
+	m := regexp.MustCompile(`udp_fast\.in=(\d+) udp_fast\.out=(\d+)`).FindStringSubmatch(line)
+	if m == nil || m[1] == "0" || m[2] == "0" {
+		t.Errorf("stopped line %q: want udp_fast.in and udp_fast.out counting the echoes", line)
 	}
 }
 

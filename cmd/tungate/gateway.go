@@ -72,10 +72,11 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	case err = <-devGone:
 	}
 	signalStopping(log)
-	drops, udp := gw.stack.Counters(), gw.fwd.UDPStats()
+	drops, udp, pkts := gw.stack.Counters(), gw.fwd.UDPStats(), gw.stack.Packets()
 	gw.Close()
 	err = errors.Join(err, routing.stop(err != nil))
-	log.Info("stopped", "device", dev.Name(), "drops", drops, "udp", udp, "refused", limitsSummary(gw.fwd))
+	log.Info("stopped", "device", dev.Name(), "drops", drops, "udp", udp,
+		slog.Group("udp_fast", "in", pkts.UDPFastIn, "out", pkts.UDPFastOut), "refused", limitsSummary(gw.fwd))
 	return err
 }
 
