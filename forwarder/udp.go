@@ -262,7 +262,10 @@ type LateApp struct {
 	app atomic.Pointer[udpnat.AppSender]
 }
 
-var _ udpnat.AppSender = (*LateApp)(nil)
+var (
+	_ udpnat.AppSender     = (*LateApp)(nil)
+	_ udpnat.SegmentSender = (*LateApp)(nil)
+)
 
 // errNoApp means a datagram came back before the stack was Set.
 var errNoApp = errors.New("forwarder: no stack to deliver UDP to yet")
@@ -276,6 +279,25 @@ func (l *LateApp) SendTo(src, dst netip.AddrPort, payload []byte) error {
 		return (*app).SendTo(src, dst, payload)
 	}
 	return errNoApp
+}
+
+// SendSegments implements udpnat.SegmentSender, through the stack's own
+// SendSegments when it has one.
+func (l *LateApp) SendSegments(src, dst netip.AddrPort, segs [][]byte) error {
+	app := l.app.Load()
+	if app == nil {
+		return errNoApp
+	}
+	if ss, ok := (*app).(udpnat.SegmentSender); ok {
+		return ss.SendSegments(src, dst, segs)
+	}
+	var errs error
+	for _, p := range segs {
+		if err := (*app).SendTo(src, dst, p); err != nil && errs == nil {
+			errs = err
+		}
+	}
+	return errs
 }
 
 // PortUnreachable implements udpnat.AppSender.

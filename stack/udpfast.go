@@ -19,6 +19,7 @@ import (
 type fastLink interface {
 	SetUDPHandler(tunlink.UDPHandler) error
 	WriteIP(pkt []byte) error
+	WriteUDPSegments(hdr []byte, segs [][]byte) error
 }
 
 var _ fastLink = (*tunlink.Endpoint)(nil)

@@ -13,6 +13,7 @@ import (
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/tungate/tungate/stack/flow"
+	"github.com/tungate/tungate/stack/tunlink"
 )
 
 // datagramPath is the UDP transport handler for a flow.DatagramHandler.
@@ -91,22 +92,91 @@ func (s *Stack) SendTo(src, dst netip.AddrPort, payload []byte) error {
 	return nil
 }
 
+// SendSegments delivers datagrams from src to the app at dst, each as
+// long as the first but the last (which may be shorter), as SendTo would
+// one by one; on the UDP fast path over a link with UDP segmentation
+// offload, with one write for all of them. It does not keep segs.
+func (s *Stack) SendSegments(src, dst netip.AddrPort, segs [][]byte) error {
+	if s.fast != nil && len(segs) > 1 {
+		err := s.sendSegments(src, dst, segs)
+		if !errors.Is(err, tunlink.ErrNoUSO) {
+			return err
+		}
+	}
+	var errs error
+	for _, p := range segs {
+		if err := s.SendTo(src, dst, p); err != nil && errs == nil {
+			errs = err
+		}
+	}
+	return errs
+}
+
+// sendSegments writes segs as one packet for the kernel to split.
+func (s *Stack) sendSegments(src, dst netip.AddrPort, segs [][]byte) error {
+	total := 0
+	for _, p := range segs {
+		total += len(p)
+	}
+	bp := packetBufs.Get().(*[]byte)
+	defer packetBufs.Put(bp)
+	hdr, _, err := udpHeaders(*bp, src, dst, total)
+	if err != nil {
+		return err
+	}
+	// The kernel completes each segment's checksum from this sum, and
+	// trusts it on local delivery without summing the payload at all.
+	from, to := tcpipAddr(src.Addr()), tcpipAddr(dst.Addr())
+	u := header.UDP(hdr[len(hdr)-header.UDPMinimumSize:])
+	u.SetChecksum(header.PseudoHeaderChecksum(header.UDPProtocolNumber, from, to, u.Length()))
+	if err := s.fast.WriteUDPSegments(hdr, segs); err != nil {
+		if errors.Is(err, tunlink.ErrNoUSO) {
+			return err
+		}
+		return fmt.Errorf("send UDP %s -> %s: %w", src, dst, err)
+	}
+	return nil
+}
+
 // buildUDP lays out an IP packet carrying payload from src to dst in buf.
 func buildUDP(buf []byte, src, dst netip.AddrPort, payload []byte) ([]byte, tcpip.NetworkProtocolNumber, error) {
+	hdr, proto, err := udpHeaders(buf, src, dst, len(payload))
+	if err != nil {
+		return nil, 0, err
+	}
+	pkt := buf[:len(hdr)+len(payload)]
+	ipLen := len(hdr) - header.UDPMinimumSize
+	udpLen := len(pkt) - ipLen
 	from, to := tcpipAddr(src.Addr()), tcpipAddr(dst.Addr())
-	udpLen := header.UDPMinimumSize + len(payload)
+	u := header.UDP(pkt[ipLen:])
+	copy(u[header.UDPMinimumSize:], payload)
+	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, from, to, uint16(udpLen))
+	sum = checksum.Checksum(u, sum)
+	if sum != 0xffff {
+		sum = ^sum // a zero checksum would mean "none"; 0xffff stands for it
+	}
+	u.SetChecksum(sum)
+	return pkt, proto, nil
+}
+
+// udpHeaders lays out in buf the IP and UDP headers of a datagram of n
+// payload bytes from src to dst, the UDP checksum left zero, and returns
+// them.
+func udpHeaders(buf []byte, src, dst netip.AddrPort, n int) ([]byte, tcpip.NetworkProtocolNumber, error) {
+	from, to := tcpipAddr(src.Addr()), tcpipAddr(dst.Addr())
+	udpLen := header.UDPMinimumSize + n
 	ipLen, proto, limit := header.IPv6MinimumSize, header.IPv6ProtocolNumber, maxUDPPayload6
 	if src.Addr().Is4() {
 		ipLen, proto, limit = header.IPv4MinimumSize, header.IPv4ProtocolNumber, maxUDPPayload4
 	}
-	if len(payload) > limit {
-		return nil, 0, fmt.Errorf("send UDP %s -> %s: %w: %d bytes", src, dst, errDatagramTooLarge, len(payload))
+	if n > limit {
+		return nil, 0, fmt.Errorf("send UDP %s -> %s: %w: %d bytes", src, dst, errDatagramTooLarge, n)
 	}
-	pkt := buf[:ipLen+udpLen]
+	pkt := buf[:ipLen+header.UDPMinimumSize]
 	if proto == header.IPv4ProtocolNumber {
 		ip := header.IPv4(pkt)
 		ip.Encode(&header.IPv4Fields{
-			TotalLength: uint16(len(pkt)), TTL: 64, Protocol: uint8(header.UDPProtocolNumber),
+			TotalLength: uint16(ipLen + udpLen), TTL: 64, Protocol: uint8(header.UDPProtocolNumber),
 			SrcAddr: from, DstAddr: to,
 		})
 		ip.SetChecksum(^ip.CalculateChecksum())
@@ -116,15 +186,7 @@ func buildUDP(buf []byte, src, dst netip.AddrPort, payload []byte) ([]byte, tcpi
 			HopLimit: 64, SrcAddr: from, DstAddr: to,
 		})
 	}
-	u := header.UDP(pkt[ipLen:])
-	u.Encode(&header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: uint16(udpLen)})
-	copy(u[header.UDPMinimumSize:], payload)
-	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, from, to, uint16(udpLen))
-	sum = checksum.Checksum(u, sum)
-	if sum != 0xffff {
-		sum = ^sum // a zero checksum would mean "none"; 0xffff stands for it
-	}
-	u.SetChecksum(sum)
+	header.UDP(pkt[ipLen:]).Encode(&header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: uint16(udpLen)})
 	return pkt, proto, nil
 }
 

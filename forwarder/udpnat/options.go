@@ -22,6 +22,17 @@ type AppSender interface {
 	PortUnreachable(app, dst netip.AddrPort) error
 }
 
+// SegmentSender is an AppSender that can deliver a run of datagrams from
+// one source to one app at once (the stack writes them to the device as
+// one packet the kernel splits). The table uses it for the runs that one
+// read of a host socket returns.
+type SegmentSender interface {
+	// SendSegments delivers segs from src to the app at dst, in order;
+	// every one is as long as the first but the last, which may be
+	// shorter. It must not block and must not keep segs.
+	SendSegments(src, dst netip.AddrPort, segs [][]byte) error
+}
+
 // Route decides where datagrams from src to dst go. It is asked once per
 // destination of a session, under the table's lock: it must not block or
 // call the table.

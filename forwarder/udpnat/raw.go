@@ -84,8 +84,10 @@ func (t *Table) readRaw(id uint64, events uint32, b *recvBatch) {
 		m.mu.RUnlock()
 		switch errno {
 		case 0:
-			for i := range n {
-				t.deliver(m, b.src(i), b.datagram(i))
+			for i := 0; i < n; {
+				k := b.run(i, n)
+				t.deliverSegments(m, b.src(i), b.runs[i:i+k])
+				i += k
 			}
 			budget -= n
 			if n < want {
@@ -257,6 +259,44 @@ type recvBatch struct {
 	iovs  [recvBatchSize]unix.Iovec
 	names [recvBatchSize]unix.RawSockaddrAny
 	bufs  [recvBatchSize][]byte
+	runs  [recvBatchSize][]byte // the datagrams of the last recv, for deliverSegments
+}
+
+// maxSegment is the largest datagram delivered in a run of several: one
+// that fits a 1500-byte MTU in either family, as the datagrams the app
+// would get from the kernel (the stack writes a run as one packet that the
+// kernel splits into datagrams of this size).
+const maxSegment = 1500 - 40 - 8
+
+// maxRunBytes bounds the payload of a run: one UDP length of 16 bits over
+// an IPv6 header.
+const maxRunBytes = 0xffff - 40 - 8
+
+// run returns how many datagrams from i on (of the n the last recv read)
+// make one run: from one source, each as long as the first but the last,
+// which may be shorter; it fills runs[i:] with them.
+func (b *recvBatch) run(i, n int) int {
+	first := b.datagram(i)
+	b.runs[i] = first
+	seg, total := len(first), len(first)
+	if seg == 0 || seg > maxSegment {
+		return 1
+	}
+	src := b.src(i)
+	k := 1
+	for j := i + 1; j < n; j++ {
+		p := b.datagram(j)
+		if len(p) == 0 || len(p) > seg || total+len(p) > maxRunBytes || b.src(j) != src {
+			break
+		}
+		b.runs[j] = p
+		total += len(p)
+		k++
+		if len(p) < seg {
+			break // a shorter one ends the run
+		}
+	}
+	return k
 }
 
 func newRecvBatch() *recvBatch {

@@ -218,28 +218,10 @@ func (t *Table) Send(src, dst netip.AddrPort, payload []byte) error {
 // deliver passes a datagram that arrived on m from src to the app, from
 // the address the app sees (visible), if the filter admits that.
 func (t *Table) deliver(m *mapping, src netip.AddrPort, payload []byte) {
-	now := t.opts.Now()
-	t.mu.Lock()
-	s := m.s
-	if m.closed.Load() {
-		t.mu.Unlock()
+	src, app, meter, ok := t.admit(m, src, 1)
+	if !ok {
 		return
 	}
-	src = visible(s, m, src)
-	if !t.admits(s, m, src) {
-		t.mu.Unlock()
-		t.filtered.Add(1)
-		return
-	}
-	s.last = now
-	s.replied = true
-	t.lru.moveToFront(s)
-	app := s.app
-	var meter Meter
-	if d := s.dests[src]; d != nil && d.m == m {
-		meter = d.meter
-	}
-	t.mu.Unlock()
 	if err := t.opts.App.SendTo(src, app, payload); err != nil {
 		t.dropped.Add(1)
 		return
@@ -247,6 +229,59 @@ func (t *Table) deliver(m *mapping, src netip.AddrPort, payload []byte) {
 	if meter != nil {
 		meter.Received(len(payload))
 	}
+}
+
+// deliverSegments is deliver for a run of datagrams from src, each as long
+// as the first but the last: one write to the device when the App can
+// (SegmentSender).
+func (t *Table) deliverSegments(m *mapping, src netip.AddrPort, segs [][]byte) {
+	ss, ok := t.opts.App.(SegmentSender)
+	if !ok || len(segs) == 1 {
+		for _, p := range segs {
+			t.deliver(m, src, p)
+		}
+		return
+	}
+	src, app, meter, ok := t.admit(m, src, len(segs))
+	if !ok {
+		return
+	}
+	if err := ss.SendSegments(src, app, segs); err != nil {
+		t.dropped.Add(uint64(len(segs)))
+		return
+	}
+	if meter != nil {
+		for _, p := range segs {
+			meter.Received(len(p))
+		}
+	}
+}
+
+// admit decides the delivery of n datagrams that arrived on m from src:
+// the address the app sees them from, the app, the destination's meter,
+// and whether the filter admits them (counted if not). An admitted
+// delivery is a reply: the session is used now.
+func (t *Table) admit(m *mapping, src netip.AddrPort, n int) (netip.AddrPort, netip.AddrPort, Meter, bool) {
+	now := t.opts.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := m.s
+	if m.closed.Load() {
+		return src, netip.AddrPort{}, nil, false
+	}
+	src = visible(s, m, src)
+	if !t.admits(s, m, src) {
+		t.filtered.Add(uint64(n))
+		return src, netip.AddrPort{}, nil, false
+	}
+	s.last = now
+	s.replied = true
+	t.lru.moveToFront(s)
+	var meter Meter
+	if d := s.dests[src]; d != nil && d.m == m {
+		meter = d.meter
+	}
+	return src, s.app, meter, true
 }
 
 // visible is the address a datagram that arrived on m from src comes to

@@ -114,6 +114,9 @@ type Endpoint struct {
 	// the fd's owner may close it.
 	wmu     sync.RWMutex
 	wclosed bool
+	// noUSO is set once the kernel refused a UDP segmentation offload
+	// packet (WriteUDPSegments).
+	noUSO atomic.Bool
 }
 
 var (

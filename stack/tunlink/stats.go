@@ -34,8 +34,9 @@ type Stats struct {
 	// gone, header the kernel rejected).
 	TxErrors uint64
 	// RxUDPFast counts the datagrams the UDP handler took past the stack
-	// (SetUDPHandler), and TxUDPFast the packets written with WriteIP;
-	// both are in RxPackets and TxPackets too.
+	// (SetUDPHandler), and TxUDPFast the packets written with WriteIP and
+	// the datagrams written with WriteUDPSegments; RxPackets and
+	// TxPackets count them too (segments written together once).
 	RxUDPFast, TxUDPFast uint64
 }
 

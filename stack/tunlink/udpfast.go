@@ -32,6 +32,15 @@ var errStarted = errors.New("tunlink: UDP handler set after the endpoint was att
 // errWriteClosed means WriteIP came after Close.
 var errWriteClosed = errors.New("tunlink: write after close")
 
+// ErrNoUSO means WriteUDPSegments cannot write segments as one packet
+// here (no virtio-net header, or a kernel without UDP segmentation):
+// nothing was written, and the caller sends the datagrams one by one.
+var ErrNoUSO = errors.New("tunlink: UDP segmentation offload not available")
+
+// maxUSOSegments bounds the datagrams of one WriteUDPSegments: the
+// kernel's UDP_MAX_SEGMENTS on older kernels.
+const maxUSOSegments = 64
+
 // SetUDPHandler makes the readers hand plain UDP datagrams to h instead of
 // the stack. Call it before the endpoint is attached (stack.CreateNIC):
 // the readers read the handler without a lock, so it cannot change once
@@ -72,13 +81,10 @@ func (e *Endpoint) WriteIP(pkt []byte) error {
 		nh, th := splitIP(pkt)
 		fd = e.fds[hashFlow(nh, th)%uint32(len(e.fds))]
 	}
-	e.wmu.RLock()
-	if e.wclosed {
-		e.wmu.RUnlock()
+	errno := e.writev(fd, iovecs[:n])
+	if errno == errnoClosed {
 		return errWriteClosed
 	}
-	_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(n))
-	e.wmu.RUnlock()
 	if errno != 0 {
 		e.stats.txErrors.Add(1)
 		return errno
@@ -87,6 +93,81 @@ func (e *Endpoint) WriteIP(pkt []byte) error {
 	e.stats.txBytes.Add(uint64(len(pkt)))
 	e.stats.txUDPFast.Add(1)
 	return nil
+}
+
+// WriteUDPSegments writes datagrams that one source sends one
+// destination, each seg bytes but the last (which may be shorter), as one
+// packet the kernel splits (UDP segmentation offload): one system call and
+// one pass through the device for all of them. hdr is the IPv4 or IPv6
+// header and the UDP header of the whole, their lengths counting every
+// segment, the UDP checksum field holding the pseudo-header sum only (the
+// kernel completes each segment's). It does not keep hdr or segs. With
+// ErrNoUSO nothing was written; a kernel that refuses the packet makes
+// every later call return it too.
+func (e *Endpoint) WriteUDPSegments(hdr []byte, segs [][]byte) error {
+	if e.vnetHdrLen == 0 || e.noUSO.Load() || len(segs) > maxUSOSegments || len(segs) == 0 {
+		return ErrNoUSO
+	}
+	nh, th := splitIP(hdr)
+	if len(th) != header.UDPMinimumSize {
+		return ErrNoUSO
+	}
+	var iovecs [2 + maxUSOSegments]unix.Iovec
+	var vh [maxVnetHdrLen]byte
+	h := vnetHdr{
+		flags: vnetFlagNeedsCsum, gsoType: vnetGSOUDPL4, hdrLen: uint16(len(hdr)), gsoSize: uint16(len(segs[0])),
+		csumStart: uint16(len(nh)), csumOffset: udpChecksumOffset,
+	}
+	h.encode(vh[:e.vnetHdrLen])
+	iovecs[0] = unix.Iovec{Base: &vh[0]}
+	iovecs[0].SetLen(e.vnetHdrLen)
+	iovecs[1] = unix.Iovec{Base: &hdr[0]}
+	iovecs[1].SetLen(len(hdr))
+	n, size := 2, len(hdr)
+	for _, s := range segs {
+		if len(s) == 0 {
+			continue
+		}
+		iovecs[n] = unix.Iovec{Base: &s[0]}
+		iovecs[n].SetLen(len(s))
+		n++
+		size += len(s)
+	}
+	fd := e.fd
+	if len(e.fds) > 1 {
+		fd = e.fds[hashFlow(nh, th)%uint32(len(e.fds))]
+	}
+	switch errno := e.writev(fd, iovecs[:n]); errno {
+	case 0:
+	case errnoClosed:
+		return errWriteClosed
+	case unix.EINVAL:
+		e.noUSO.Store(true)
+		return ErrNoUSO
+	default:
+		e.stats.txErrors.Add(1)
+		return errno
+	}
+	e.stats.txPackets.Add(1)
+	e.stats.txBytes.Add(uint64(size))
+	e.stats.txUDPFast.Add(uint64(len(segs)))
+	return nil
+}
+
+// errnoClosed is what writev returns after Close: no errno writev(2)
+// itself returns.
+const errnoClosed = ^unix.Errno(0)
+
+// writev writes iovecs to fd with one raw system call (the fd is
+// non-blocking), unless Close has been called (errnoClosed).
+func (e *Endpoint) writev(fd int, iovecs []unix.Iovec) unix.Errno {
+	e.wmu.RLock()
+	defer e.wmu.RUnlock()
+	if e.wclosed {
+		return errnoClosed
+	}
+	_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iovecs[0])), uintptr(len(iovecs)))
+	return errno
 }
 
 // splitIP returns the network header of a whole packet and what follows

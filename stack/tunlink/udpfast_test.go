@@ -6,10 +6,12 @@ import (
 	"errors"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -375,5 +377,96 @@ func TestWriteIPDoesNotAllocate(t *testing.T) {
 	pkt := ipv4UDP(make([]byte, 60))
 	if allocs := testing.AllocsPerRun(1000, func() { _ = ep.WriteIP(pkt) }); allocs != 0 {
 		t.Errorf("WriteIP: %v allocations per packet, want 0", allocs)
+	}
+	hdr, segs := usoHeaders([4]byte(addr4b.AsSlice()), 2000, 200), [][]byte{make([]byte, 100), make([]byte, 100)}
+	if allocs := testing.AllocsPerRun(1000, func() { _ = ep.WriteUDPSegments(hdr, segs) }); allocs != 0 {
+		t.Errorf("WriteUDPSegments: %v allocations per packet, want 0", allocs)
+	}
+}
+
+// usoHeaders returns the IPv4 and UDP headers of datagrams of total
+// payload bytes from 10.1.0.1:1000 to dst, with the pseudo-header sum in
+// the checksum field, as WriteUDPSegments takes them.
+func usoHeaders(dst [4]byte, port uint16, total int) []byte {
+	b := make([]byte, header.IPv4MinimumSize+header.UDPMinimumSize)
+	to := tcpip.AddrFrom4(dst)
+	ip := header.IPv4(b)
+	ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(b) + total), TTL: 64, Protocol: uint8(header.UDPProtocolNumber), SrcAddr: addr4a, DstAddr: to})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	u := header.UDP(b[header.IPv4MinimumSize:])
+	u.Encode(&header.UDPFields{SrcPort: 1000, DstPort: port, Length: uint16(header.UDPMinimumSize + total)})
+	u.SetChecksum(header.PseudoHeaderChecksum(header.UDPProtocolNumber, addr4a, to, u.Length()))
+	return b
+}
+
+func TestWriteUDPSegmentsLayout(t *testing.T) {
+	segs := [][]byte{bytes.Repeat([]byte{1}, 100), bytes.Repeat([]byte{2}, 100), []byte("end")}
+	hdr := usoHeaders([4]byte(addr4b.AsSlice()), 2000, 203)
+	ours, peer := socketPair(t)
+	ep := newTestEndpoint(t, ours, true)
+	if err := ep.WriteUDPSegments(hdr, segs); err != nil {
+		t.Fatal(err)
+	}
+	got := readPeer(t, peer)
+	h := decodeVnetHdr(got)
+	want := vnetHdr{flags: vnetFlagNeedsCsum, gsoType: vnetGSOUDPL4, hdrLen: 28, gsoSize: 100, csumStart: 20, csumOffset: 6}
+	if h != want {
+		t.Errorf("virtio-net header %+v, want %+v", h, want)
+	}
+	if !bytes.Equal(got[VnetHdrLen:], slices.Concat(append([][]byte{hdr}, segs...)...)) {
+		t.Errorf("packet %x: want the headers and the segments in order", got[VnetHdrLen:])
+	}
+	if st := ep.Stats(); st.TxPackets != 1 || st.TxUDPFast != 3 {
+		t.Errorf("stats %+v: want one packet of 3 datagrams", st)
+	}
+	plain, _ := socketPair(t)
+	if err := newTestEndpoint(t, plain, false).WriteUDPSegments(hdr, segs); !errors.Is(err, ErrNoUSO) {
+		t.Errorf("without a virtio-net header: %v, want ErrNoUSO", err)
+	}
+}
+
+// TestTUNWriteUDPSegments writes one segmented packet into a real TUN
+// device and checks that a socket behind it reads each datagram.
+func TestTUNWriteUDPSegments(t *testing.T) {
+	requireNetAdmin(t)
+	ns := newNetns(t)
+	fd := openTUN(t, ns, "uso0", true)
+	run(t, "ip", "-n", ns, "addr", "add", "10.1.0.2/24", "dev", "uso0")
+	run(t, "ip", "-n", ns, "link", "set", "uso0", "up")
+	var sock int
+	if err := inNetns(ns, func() error {
+		var err error
+		if sock, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		return unix.Bind(sock, &unix.SockaddrInet4{Port: 2000, Addr: [4]byte{10, 1, 0, 2}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(sock) })
+	ep := newTestEndpoint(t, fd, true)
+	segs := [][]byte{bytes.Repeat([]byte("a"), 1400), bytes.Repeat([]byte("b"), 1400), bytes.Repeat([]byte("c"), 1400), []byte("last")}
+	total := 0
+	for _, s := range segs {
+		total += len(s)
+	}
+	if err := ep.WriteUDPSegments(usoHeaders([4]byte{10, 1, 0, 2}, 2000, total), segs); err != nil {
+		t.Fatalf("WriteUDPSegments: %v (a kernel before 6.2 has no UDP segmentation)", err)
+	}
+	if err := unix.SetsockoptTimeval(sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	for i, want := range segs {
+		n, from, err := unix.Recvfrom(sock, buf, 0)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if sa := from.(*unix.SockaddrInet4); sa.Port != 1000 || sa.Addr != [4]byte{10, 1, 0, 1} {
+			t.Errorf("datagram %d from %v:%d", i, sa.Addr, sa.Port)
+		}
+		if !bytes.Equal(buf[:n], want) {
+			t.Fatalf("datagram %d: %d bytes %.8q, want %d bytes %.8q", i, n, buf[:n], len(want), want)
+		}
 	}
 }

@@ -19,6 +19,7 @@ const (
 	vnetGSONone  = 0
 	vnetGSOTCPv4 = 1
 	vnetGSOTCPv6 = 4
+	vnetGSOUDPL4 = 5    // UDP segmentation (USO), Linux 6.2+
 	vnetGSOECN   = 0x80 // flag bit on top of the GSO type
 )
 
