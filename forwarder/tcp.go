@@ -72,8 +72,10 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 	}
 	// The flow is held in the Forwarder's group rather than by a
 	// goroutine: an idle flow holds none (relay.go). Its down direction
-	// gets a fresh goroutine rather than this one, whose stack grew deep
-	// while dialing.
+	// runs on this goroutine until the upstream first parks: a fresh
+	// goroutine per connection cost a start and a stack growth, and this
+	// one's stack, grown for the dial, is what the down direction's
+	// writes into the stack need anyway; once parked it is let go.
 	release, ok := f.flows.Hold()
 	if !ok {
 		resetOrClose(app)
@@ -87,7 +89,7 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 		f.endTCP(err, fl, t, tf, lf)
 		release()
 	})
-	go rr.runDown()
+	rr.runDown()
 }
 
 // endTCP takes the result of fl's relay, takes the flow out of the live
