@@ -64,6 +64,11 @@ func (fw *Forwarder) open(ctx context.Context, f *route.Flow, d route.Decision, 
 	var err error
 	start := time.Now()
 	if stream {
+		if !d.Upstream.Proxied {
+			// A direct socket parks when it idles, and gets its
+			// keepalive then (hostConn.park).
+			dialCtx = proxy.WithKeepAliveLater(dialCtx)
+		}
 		c, err = d.Upstream.DialTCP(dialCtx, d.Dst)
 	} else {
 		c, err = d.Upstream.DialUDP(dialCtx, d.Dst)

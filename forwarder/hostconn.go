@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tungate/tungate/forwarder/internal/poll"
+	"github.com/tungate/tungate/forwarder/proxy"
 )
 
 // hostConn is the upstream side of a flow when it is a host socket. It lets
@@ -50,6 +51,7 @@ type hostConn struct {
 	watch       *poll.Watch
 	deadlineSet bool
 	readSince   bool
+	keepAlive   bool // set at the first park: the dial left it off (proxy.WithKeepAliveLater)
 
 	// The write side's state, used by the one goroutine that writes.
 	writeFn func(fd uintptr) bool
@@ -175,8 +177,18 @@ func (c *hostConn) readParking() error {
 
 // park arms c's watch after readLent answered errIdle and reports whether
 // it did; if not (c or the set is closed), the caller reads on and finds
-// out.
-func (c *hostConn) park() bool { return c.watch.Arm() == nil }
+// out. The first park turns keepalive on: only a flow that idles can
+// outlive a dead peer unnoticed, and most flows end before they idle.
+func (c *hostConn) park() bool {
+	if !c.keepAlive {
+		tc, ok := c.Conn.(*net.TCPConn)
+		if ok && tc.SetKeepAliveConfig(proxy.HostKeepAlive()) != nil {
+			return false // closed meanwhile, most likely: the next read tells
+		}
+		c.keepAlive = true
+	}
+	return c.watch.Arm() == nil
+}
 
 // Read reads from a TCP or connected UDP socket with a raw system call;
 // other sockets read as usual.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tungate/tungate/forwarder/internal/poll"
 )
 
@@ -109,5 +111,34 @@ func TestParkedRelayStopsAtOnce(t *testing.T) {
 	app.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := app.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("app read %v after the stop, want connection reset", err)
+	}
+}
+
+// TestParkTurnsKeepAliveOn checks that an upstream dialed without
+// keepalive (proxy.WithKeepAliveLater) gets it when its flow first parks.
+func TestParkTurnsKeepAliveOn(t *testing.T) {
+	_, a := loopbackPair(t)
+	b, _ := loopbackPair(t)
+	if err := b.SetKeepAlive(false); err != nil {
+		t.Fatal(err)
+	}
+	keepAlive := func() (on, idle int) {
+		rc, err := b.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Control(func(fd uintptr) {
+			on, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+			idle, _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+		})
+		return on, idle
+	}
+	set, _ := parkingRelay(t, context.Background(), a, b, nil)
+	if on, _ := keepAlive(); on != 0 {
+		t.Fatalf("SO_KEEPALIVE %d before the flow parked, want 0", on)
+	}
+	waitParked(t, set, 1)
+	if on, idle := keepAlive(); on != 1 || idle != 15 {
+		t.Fatalf("SO_KEEPALIVE %d, TCP_KEEPIDLE %d once parked; want 1, 15", on, idle)
 	}
 }

@@ -159,7 +159,7 @@ func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout t
 	}
 	if n, ok := app.(ReadNotifier); ok {
 		h := &r.upHalf
-		*h = notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", count: fl.Up(), r: r, watch: r.w}
+		*h = notifiedHalf{dst: upstream, src: app, notifier: n, dir: "app -> upstream", count: fl.Up(), r: r}
 		h.resume = func() { go h.run() }
 		// Armed from here: an app that has sent nothing yet (most,
 		// a moment after its handshake) costs no goroutine until it
@@ -170,7 +170,7 @@ func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout t
 	} else {
 		go func() {
 			var buf relayBuf
-			_, err := copyHalf(upstream, app, "app -> upstream", fl.Up(), r.w, &buf)
+			_, err := copyHalf(upstream, app, "app -> upstream", fl.Up(), r, &buf)
 			r.ended(&r.errUp, err)
 		}()
 	}
@@ -193,7 +193,7 @@ func (r *relayRun) peerClosed() bool { return peerClosed(r.app) || peerClosed(r.
 // upstream has been idle long enough to park: then it returns, and the
 // poll set calls goDown once the upstream is readable again.
 func (r *relayRun) runDown() {
-	parked, err := copyHalf(r.app, r.upstream, "upstream -> app", r.fl.Down(), r.w, &r.downBuf)
+	parked, err := copyHalf(r.app, r.upstream, "upstream -> app", r.fl.Down(), r, &r.downBuf)
 	if !parked {
 		r.ended(&r.errDown, err)
 	}
@@ -230,10 +230,10 @@ func peerClosed(c net.Conn) bool {
 }
 
 // copyHalf copies src to dst through buf until EOF, then half-closes dst,
-// counting into count. If src is a parking host socket that has been
+// counting into count, for relay r. If src is a parking host socket that has been
 // idle, it arms src's watch and returns parked instead: the watch's
 // callback goes on.
-func copyHalf(dst, src net.Conn, dir string, count *flows.Half, w *halfClosed, buf *relayBuf) (parked bool, err error) {
+func copyHalf(dst, src net.Conn, dir string, count *flows.Half, r *relayRun, buf *relayBuf) (parked bool, err error) {
 	grown := false
 	for {
 		bp, n, err := readReady(src, buf)
@@ -249,7 +249,7 @@ func copyHalf(dst, src net.Conn, dir string, count *flows.Half, w *halfClosed, b
 			growStack()
 			grown = true
 		}
-		if end, err := writeChunk(dst, src, dir, count, buf, w, bp, n, err); end {
+		if end, err := writeChunk(dst, src, dir, count, buf, r, bp, n, err); end {
 			return false, err
 		}
 	}
@@ -284,12 +284,11 @@ type notifiedHalf struct {
 	r        *relayRun
 	resume   func() // bound once: a closure made per wait would allocate
 	buf      relayBuf
-	watch    *halfClosed
 }
 
 func (h *notifiedHalf) run() {
 	for !h.notifier.NotifyReadable(h.resume) {
-		if end, err := copyChunk(h.dst, h.src, h.dir, h.count, &h.buf, h.watch); end {
+		if end, err := copyChunk(h.dst, h.src, h.dir, h.count, &h.buf, h.r); end {
 			h.r.ended(&h.r.errUp, err)
 			return
 		}
@@ -299,20 +298,23 @@ func (h *notifiedHalf) run() {
 // copyChunk does one read from src, which should be readable so that it
 // does not hold the buffer while waiting, and passes the result to
 // writeChunk.
-func copyChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf, w *halfClosed) (bool, error) {
+func copyChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf, r *relayRun) (bool, error) {
 	bp := buf.get()
 	n, err := src.Read(*bp)
-	return writeChunk(dst, src, dir, count, buf, w, bp, n, err)
+	return writeChunk(dst, src, dir, count, buf, r, bp, n, err)
 }
 
 // writeChunk writes the n bytes read into bp (nil if the read took no
 // buffer) to dst, gives bp back, and reports whether the direction has
-// ended, and how: an orderly end (EOF) half-closes dst; on an error it
+// ended, and how: an orderly end (EOF) half-closes dst (unless it is the
+// last of r's directions to end: the close that follows sends the FIN
+// without a shutdown first, and starts no half-closed timer); on an error it
 // resets both conns at once, which also ends the other direction (its
 // reads then fail as closed), so a reset on one side becomes a reset on
 // the other even while the other direction is idle. Bytes written, and
 // which side failed, are counted into count.
-func writeChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf, w *halfClosed, bp *[]byte, n int, rerr error) (bool, error) {
+func writeChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf, r *relayRun, bp *[]byte, n int, rerr error) (bool, error) {
+	w := r.w
 	if n > 0 {
 		w.writeStart()
 		_, werr := dst.Write((*bp)[:n])
@@ -331,8 +333,13 @@ func writeChunk(dst, src net.Conn, dir string, count *flows.Half, buf *relayBuf,
 	case rerr == nil:
 		return false, nil
 	case rerr == io.EOF:
-		closeWrite(dst)
-		w.sideClosed()
+		// With the other direction ended (it decremented left before
+		// calling ended), ended's closes come next and nobody waits
+		// for the half-close.
+		if r.left.Load() > 1 {
+			closeWrite(dst)
+			w.sideClosed()
+		}
 		return true, nil
 	case errors.Is(rerr, net.ErrClosed):
 		return true, nil

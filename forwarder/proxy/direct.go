@@ -32,7 +32,10 @@ var (
 // EHOSTUNREACH / ENETUNREACH match ErrUnreachable. ctx's AddrCheck
 // (WithAddrCheck) vets each address the socket would connect to.
 func (d *Direct) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	nd := net.Dialer{Timeout: d.Timeout, ControlContext: d.control, Resolver: d.resolver(), KeepAliveConfig: hostKeepAlive()}
+	nd := net.Dialer{Timeout: d.Timeout, ControlContext: d.control, Resolver: d.resolver(), KeepAliveConfig: HostKeepAlive()}
+	if keepAliveLater(ctx) {
+		nd.KeepAliveConfig, nd.KeepAlive = net.KeepAliveConfig{}, -1 // off: no setsockopt at all
+	}
 	conn, err := nd.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, classifyErrno(err)
@@ -40,14 +43,31 @@ func (d *Direct) DialContext(ctx context.Context, network, address string) (net.
 	return conn, nil
 }
 
-// hostKeepAlive is the keepalive of TCP host sockets: package net's
+// HostKeepAlive is the keepalive of TCP host sockets: package net's
 // default (a probe after 15 s idle, then every 15 s, 9 probes) with one
-// system call less per dial, as each field is a setsockopt of its own.
-// The probe count is left to the kernel (net.ipv4.tcp_keepalive_probes),
-// whose default is the same 9. At a high connection rate the dial's 5
+// system call less, as each field is a setsockopt of its own. The probe
+// count is left to the kernel (net.ipv4.tcp_keepalive_probes), whose
+// default is the same 9. At a high connection rate the dial's 5
 // setsockopt calls were a sixth of tungate's system calls.
-func hostKeepAlive() net.KeepAliveConfig {
+func HostKeepAlive() net.KeepAliveConfig {
 	return net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: -1}
+}
+
+type keepAliveLaterKey struct{}
+
+// WithKeepAliveLater returns ctx telling Direct to leave keepalive off on
+// the TCP sockets it dials under ctx: the caller sets HostKeepAlive itself
+// once the connection first idles, so that a short connection, which
+// ends long before a probe could be sent, never pays the three setsockopt
+// calls. A caller that cannot tell when its connection idles must not use
+// it.
+func WithKeepAliveLater(ctx context.Context) context.Context {
+	return context.WithValue(ctx, keepAliveLaterKey{}, true)
+}
+
+func keepAliveLater(ctx context.Context) bool {
+	later, _ := ctx.Value(keepAliveLaterKey{}).(bool)
+	return later
 }
 
 // DialPacket implements PacketDialer: the returned socket is connected to

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -69,16 +70,7 @@ func TestDirectKeepAlive(t *testing.T) {
 	if err != nil {
 		t.Skipf("kernel's keepalive probe count: %v", err)
 	}
-	echo := startEcho(t)
-	conn, err := (&Direct{}).DialContext(testCtx(t), "tcp", echo.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rc, err := conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := dialEchoRaw(t, testCtx(t))
 	got := map[string]int{}
 	rc.Control(func(fd uintptr) {
 		for name, opt := range map[string][2]int{
@@ -102,4 +94,32 @@ func TestDirectKeepAlive(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("keepalive options %v, want %v", got, want)
 	}
+}
+
+// TestDirectKeepAliveLater checks that a dial under WithKeepAliveLater
+// leaves keepalive off, for its caller to set once the connection idles.
+func TestDirectKeepAliveLater(t *testing.T) {
+	rc := dialEchoRaw(t, WithKeepAliveLater(testCtx(t)))
+	on := -1
+	rc.Control(func(fd uintptr) { on, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE) })
+	if on != 0 {
+		t.Fatalf("SO_KEEPALIVE %d, want 0", on)
+	}
+}
+
+// dialEchoRaw dials an echo server with Direct under ctx and returns the
+// socket's raw connection; the socket is closed when the test ends.
+func dialEchoRaw(t *testing.T, ctx context.Context) syscall.RawConn {
+	t.Helper()
+	echo := startEcho(t)
+	conn, err := (&Direct{}).DialContext(ctx, "tcp", echo.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	rc, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
 }
