@@ -40,7 +40,7 @@ func TestOneBudgetForTCPAndUDP(t *testing.T) {
 	}
 	tcp := func() string {
 		r := newFakeRequest(dst.String())
-		f.HandleTCP(r)
+		go f.HandleTCP(r) // an accepted flow runs on it until it ends
 		got := r.wait(t, 1)[0]
 		if r.peer != nil {
 			t.Cleanup(func() { r.peer.Close() })

@@ -150,7 +150,7 @@ func TestFakeTCPDialsFirstThenAccepts(t *testing.T) {
 	up := &route.Upstream{Name: "corp", Dialer: d, Proxied: true}
 	f := newFakeForwarder(t, route.Decision{Kind: route.Dial, Upstream: up, Dst: route.NameTarget("a.corp.example", 443)}, nil)
 	r := newFakeRequest("198.19.0.5:443")
-	f.HandleTCP(r)
+	go f.HandleTCP(r) // an accepted flow runs on it until it ends
 	far := <-d.far
 	if got := r.wait(t, 1); strings.Join(got, ",") != "accept" {
 		t.Fatalf("events %v, want accept after the dial", got)

@@ -44,7 +44,7 @@ func TestTableCountsTCPFlowAndKill(t *testing.T) {
 	dst := netip.MustParseAddrPort("10.0.0.1:80")
 	f, table, recs := tableForwarder(t, route.Decision{Kind: route.Dial, Upstream: &route.Upstream{Name: "direct", Dialer: d}, Dst: route.AddrTarget(dst)}, nil)
 	r := newFakeRequest(dst.String())
-	f.HandleTCP(r)
+	go f.HandleTCP(r) // an accepted flow runs on it until it ends
 	far := <-d.far
 	r.wait(t, 1)
 	go r.peer.Write([]byte("hello"))

@@ -14,6 +14,11 @@ import (
 // the destination before the app's handshake completes, so that a refused
 // or unreachable destination reaches the app as a reset rather than as a
 // connection that dies later.
+//
+// The flow runs on the caller's goroutine (the stack's, one per SYN) until
+// its upstream first parks: another goroutine per connection would cost a
+// start and a stack growth for nothing. Close waits for the flow all the
+// same: it is held in the Forwarder's group from here to the relay's end.
 func (f *Forwarder) HandleTCP(r flow.TCPRequest) {
 	fl, d, tf, ok := f.admit(route.TCP, r)
 	if !ok {
@@ -24,17 +29,24 @@ func (f *Forwarder) HandleTCP(r flow.TCPRequest) {
 		tf.Finish(flows.EndBlocked)
 		return
 	}
-	if !f.goFlow(func(ctx context.Context) { f.forwardTCP(ctx, r, fl, d, t, tf) }) {
+	release, ok := f.flows.Hold()
+	if !ok { // Close has begun
 		t.Release()
 		tf.Finish(flows.EndClosed)
 		r.Refuse()
+		return
+	}
+	if !f.forwardTCP(f.ctx, r, fl, d, t, tf, release) {
+		release()
 	}
 }
 
 // forwardTCP holds t's pending share while it dials and while the app's
 // handshake runs (bounded by Options.HandshakeTimeout), and the flow until
-// the relay ends; tf is its entry in the flow table.
-func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision, t *admission.Ticket, tf *flows.Flow) {
+// the relay ends; tf is its entry in the flow table. It reports whether
+// the relay started, which then calls release when it ends.
+func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route.Flow, d route.Decision, t *admission.Ticket,
+	tf *flows.Flow, release func()) bool {
 	growStack() // the dial and the handshake go deep at once (stackgrow.go)
 	host, err := f.open(ctx, fl, d, tf)
 	if err != nil {
@@ -45,7 +57,7 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 			f.lim.gate.Count(admission.FDs)
 			f.refused(admission.FDs, fl.Proto, fl.Src, fl.Dst)
 		}
-		return
+		return false
 	}
 	hsCtx, cancel := context.WithTimeout(ctx, f.opts.HandshakeTimeout)
 	app, err := r.Accept(hsCtx)
@@ -56,7 +68,7 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 		host.Close()
 		tf.Finish(flows.EndResetByApp) // the app gave up, or never completed its handshake
 		f.log.Debug("tcp accept failed", "src", fl.Src, "dst", fl.Dst, "err", err)
-		return
+		return false
 	}
 	lf := f.live.add(app, host)
 	if lf == nil { // Close is resetting every flow: this one too
@@ -64,32 +76,24 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 		abort(host)
 		t.Release()
 		tf.Finish(flows.EndClosed)
-		return
+		return false
 	}
 	tf.SetCloser(func() { resetOrClose(app); resetOrClose(host) })
 	if f.log.Enabled(ctx, slog.LevelDebug) { // boxing the addresses allocates, even unlogged
 		f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
 	}
-	// The flow is held in the Forwarder's group rather than by a
-	// goroutine: an idle flow holds none (relay.go). Its down direction
-	// runs on this goroutine until the upstream first parks: a fresh
-	// goroutine per connection cost a start and a stack growth, and this
-	// one's stack, grown for the dial, is what the down direction's
+	// The flow is held in the Forwarder's group (release) rather than
+	// by a goroutine: an idle flow holds none (relay.go). Its down
+	// direction runs on this goroutine until the upstream first parks: a
+	// fresh goroutine per connection cost a start and a stack growth, and
+	// this one's stack, grown for the dial, is what the down direction's
 	// writes into the stack need anyway; once parked it is let go.
-	release, ok := f.flows.Hold()
-	if !ok {
-		resetOrClose(app)
-		abort(host)
-		f.live.remove(lf)
-		t.Release()
-		tf.Finish(flows.EndClosed)
-		return
-	}
 	rr := startRelay(context.Background(), app, host, f.opts.HalfClosedTimeout, tf, f.poll, func(err error) {
 		f.endTCP(err, fl, t, tf, lf)
 		release()
 	})
 	rr.runDown()
+	return true
 }
 
 // endTCP takes the result of fl's relay, takes the flow out of the live

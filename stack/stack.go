@@ -40,8 +40,10 @@ type Handler interface {
 	// HandleTCP is called on its own goroutine for every new connection
 	// request (a SYN). It must call exactly one of r.Accept or r.Refuse,
 	// and may block to dial the destination first (dial-first: the SYN is
-	// answered only then); at most Options.TCPMaxInFlight calls run at
-	// once.
+	// answered only then); at most Options.TCPMaxInFlight requests wait
+	// for that answer at once. The goroutine is the handler's from then
+	// on: it may go on to serve the accepted connection, for as long as
+	// it lives, before it returns.
 	HandleTCP(r flow.TCPRequest)
 	// HandleUDP is called on the packet-dispatch path for the first
 	// datagram of a session that has no endpoint yet. It must not block.
