@@ -1,8 +1,13 @@
 package stack
 
 import (
+	"bytes"
+	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -10,44 +15,211 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
-// appConn is the app's side of a TCP flow: a gonet connection that can also
-// reset and tell when data is ready without holding a buffer or a
-// goroutine.
+// appConn is the app's side of a TCP flow: a net.Conn over gVisor's
+// endpoint that can also reset and tell when data is ready without holding
+// a buffer or a goroutine. It replaces gonet's connection, which made two
+// channels per connection up front and a timer per deadline; an idle flow
+// keeps this one struct and its endpoint. Reads and writes use the
+// endpoint's non-blocking calls and wait on its queue only when they would
+// block.
 type appConn struct {
-	*gonet.TCPConn
-	ep        tcpip.Endpoint
-	wq        *waiter.Queue
-	done      chan struct{}
-	closeOnce sync.Once
+	ep     tcpip.Endpoint
+	wq     waiter.Queue // the endpoint's, here to save an allocation
+	closed atomic.Bool
 
 	// entry stays registered from creation to Close, so that arming a
 	// notification costs no registration.
 	entry    waiter.Entry
 	notifyMu sync.Mutex
 	notify   func() // armed by NotifyReadable, nil otherwise
+
+	dl atomic.Pointer[deadlines] // nil until the first SetDeadline
 }
 
 // readableEvents are the events after which a read does not block.
 const readableEvents = waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr
 
-func newAppConn(wq *waiter.Queue, ep tcpip.Endpoint) *appConn {
-	c := &appConn{TCPConn: gonet.NewTCPConn(wq, ep), ep: ep, wq: wq, done: make(chan struct{})}
+// writableEvents are the events after which a write does not block.
+const writableEvents = waiter.WritableEvents | waiter.EventHUp | waiter.EventErr
+
+// start registers the notification entry once the endpoint exists.
+func (c *appConn) start(ep tcpip.Endpoint) {
+	c.ep = ep
 	c.entry.Init(c, readableEvents)
-	wq.EventRegister(&c.entry)
-	return c
+	c.wq.EventRegister(&c.entry)
 }
 
-// Close closes the connection and wakes a waiting WaitReadable or an armed
-// NotifyReadable.
+// Read implements net.Conn: it returns what the endpoint has, waiting on
+// its queue only while it has nothing; io.EOF after the app's FIN.
+func (c *appConn) Read(b []byte) (int, error) {
+	w := tcpip.SliceWriter(b)
+	var entry waiter.Entry
+	var ch <-chan struct{}
+	for {
+		if err := c.check(false); err != nil {
+			return 0, c.opError("read", err)
+		}
+		res, err := c.ep.Read(&w, tcpip.ReadOptions{})
+		switch err.(type) {
+		case nil:
+			if res.Count != 0 {
+				c.ep.ModerateRecvBuf(res.Count)
+			}
+			return res.Count, nil
+		case *tcpip.ErrClosedForReceive:
+			return 0, io.EOF
+		case *tcpip.ErrWouldBlock:
+		default:
+			return 0, c.opError("read", AsError(err))
+		}
+		if ch == nil {
+			// Registered before the read is tried again, so that no
+			// event falls between the try and the wait.
+			entry, ch = waiter.NewChannelEntry(readableEvents | wakeEvent)
+			c.wq.EventRegister(&entry)
+			defer c.wq.EventUnregister(&entry)
+			continue
+		}
+		<-ch
+	}
+}
+
+// writers reuse the reader that hands b to the endpoint, which would
+// otherwise be allocated per Write (it escapes into the endpoint's
+// interface) or kept per connection.
+var writers = sync.Pool{New: func() any { return new(bytes.Reader) }}
+
+// Write implements net.Conn: it writes all of b, waiting on the endpoint's
+// queue while its send buffer is full.
+func (c *appConn) Write(b []byte) (int, error) {
+	r := writers.Get().(*bytes.Reader)
+	defer func() {
+		r.Reset(nil)
+		writers.Put(r)
+	}()
+	var entry waiter.Entry
+	var ch <-chan struct{}
+	written := 0
+	for written < len(b) {
+		if err := c.check(true); err != nil {
+			return written, c.opError("write", err)
+		}
+		r.Reset(b[written:])
+		n, err := c.ep.Write(r, tcpip.WriteOptions{})
+		written += int(n)
+		switch err.(type) {
+		case nil:
+			continue // a short write: try the rest at once
+		case *tcpip.ErrWouldBlock:
+		default:
+			return written, c.opError("write", AsError(err))
+		}
+		if ch == nil {
+			entry, ch = waiter.NewChannelEntry(writableEvents | wakeEvent)
+			c.wq.EventRegister(&entry)
+			defer c.wq.EventUnregister(&entry)
+			continue
+		}
+		<-ch
+	}
+	return written, nil
+}
+
+// wakeEvent wakes the waiters of Read, Write and WaitReadable (their
+// entries add it to their masks) and no one else: gVisor never sends it,
+// and the notification entry does not take it. Close and the deadlines
+// send it, so that a waiter checks again.
+const wakeEvent = waiter.EventInternal
+
+// wakeWaiters wakes every Read, Write and WaitReadable waiting on c.
+func (c *appConn) wakeWaiters() { c.wq.Notify(wakeEvent) }
+
+// check returns net.ErrClosed after Close and os.ErrDeadlineExceeded once
+// the direction's deadline has passed.
+func (c *appConn) check(write bool) error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	if d := c.dl.Load(); d != nil && d.passed(write) {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+func (c *appConn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// Close closes the connection and wakes a waiting Read, Write,
+// WaitReadable or an armed NotifyReadable.
 func (c *appConn) Close() error {
-	var err error
-	c.closeOnce.Do(func() {
-		c.wq.EventUnregister(&c.entry)
-		close(c.done)
-		c.fire()
-		err = c.TCPConn.Close()
-	})
-	return err
+	if !c.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	c.wq.EventUnregister(&c.entry)
+	if d := c.dl.Load(); d != nil {
+		d.stop()
+	}
+	c.wakeWaiters() // they see closed
+	c.fire()
+	c.ep.Close()
+	return nil
+}
+
+// CloseWrite sends the app a FIN; reading goes on.
+func (c *appConn) CloseWrite() error {
+	if err := c.ep.Shutdown(tcpip.ShutdownWrite); err != nil {
+		return c.opError("close", AsError(err))
+	}
+	return nil
+}
+
+// CloseRead shuts the reading direction.
+func (c *appConn) CloseRead() error {
+	if err := c.ep.Shutdown(tcpip.ShutdownRead); err != nil {
+		return c.opError("close", AsError(err))
+	}
+	return nil
+}
+
+// LocalAddr is the address the app dialed.
+func (c *appConn) LocalAddr() net.Addr {
+	a, err := c.ep.GetLocalAddress()
+	if err != nil {
+		return nil
+	}
+	return fullToTCPAddr(a)
+}
+
+// RemoteAddr is the app's address.
+func (c *appConn) RemoteAddr() net.Addr {
+	a, err := c.ep.GetRemoteAddress()
+	if err != nil {
+		return nil
+	}
+	return fullToTCPAddr(a)
+}
+
+func fullToTCPAddr(a tcpip.FullAddress) *net.TCPAddr {
+	return &net.TCPAddr{IP: net.IP(a.Addr.AsSlice()), Port: int(a.Port)}
+}
+
+// SetDeadline implements net.Conn.
+func (c *appConn) SetDeadline(t time.Time) error { c.deadlines().set(true, true, t); return nil }
+
+// SetReadDeadline implements net.Conn.
+func (c *appConn) SetReadDeadline(t time.Time) error { c.deadlines().set(true, false, t); return nil }
+
+// SetWriteDeadline implements net.Conn.
+func (c *appConn) SetWriteDeadline(t time.Time) error { c.deadlines().set(false, true, t); return nil }
+
+// deadlines returns c's deadlines, making them on first use.
+func (c *appConn) deadlines() *deadlines {
+	if d := c.dl.Load(); d != nil {
+		return d
+	}
+	c.dl.CompareAndSwap(nil, &deadlines{wake: c.wakeWaiters})
+	return c.dl.Load()
 }
 
 // Reset ends the connection with RST: a zero linger makes gVisor send it
@@ -69,7 +241,25 @@ func (c *appConn) PeerClosed() bool {
 
 // WaitReadable returns once a read would not block, or net.ErrClosed
 // after Close.
-func (c *appConn) WaitReadable() error { return waitReadable(c.ep, c.wq, c.done) }
+func (c *appConn) WaitReadable() error {
+	if c.readableNow() {
+		return c.closedErr()
+	}
+	entry, ch := waiter.NewChannelEntry(readableEvents | wakeEvent)
+	c.wq.EventRegister(&entry)
+	defer c.wq.EventUnregister(&entry)
+	for !c.readableNow() {
+		<-ch // Close wakes it too
+	}
+	return c.closedErr()
+}
+
+func (c *appConn) closedErr() error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	return nil
+}
 
 // NotifyReadable arms fn to run once when the connection becomes
 // readable (or is closed) and returns true; if it already is, it returns
@@ -91,12 +281,7 @@ func (c *appConn) NotifyReadable(fn func()) bool {
 }
 
 func (c *appConn) readableNow() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return c.ep.Readiness(waiter.ReadableEvents) != 0
-	}
+	return c.closed.Load() || c.ep.Readiness(waiter.ReadableEvents) != 0
 }
 
 // NotifyEvent implements waiter.EventListener; gVisor calls it on its

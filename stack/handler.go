@@ -57,10 +57,10 @@ func (t *tcpRequest) Accept(ctx context.Context) (net.Conn, error) {
 		t.r.Complete(true)
 		return nil, fmt.Errorf("app handshake not started: %w", err)
 	}
-	var wq waiter.Queue
+	c := new(appConn) // holds the endpoint's queue
 	returned := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { abandonHandshake(&wq, returned) })
-	ep, err := t.r.CreateEndpoint(&wq)
+	stop := context.AfterFunc(ctx, func() { abandonHandshake(&c.wq, returned) })
+	ep, err := t.r.CreateEndpoint(&c.wq)
 	close(returned)
 	stop()
 	if err != nil {
@@ -74,7 +74,8 @@ func (t *tcpRequest) Accept(ctx context.Context) (net.Conn, error) {
 	}
 	t.r.Complete(false)
 	ep.SocketOptions().SetKeepAlive(true)
-	return newAppConn(&wq, ep), nil
+	c.start(ep)
+	return c, nil
 }
 
 // abandonRetry is how often abandonHandshake repeats its wake-up.

@@ -71,6 +71,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 		err = nil
 	case err = <-devGone:
 	}
+	writeHeapProfile(log) // before the flows are torn down
 	signalStopping(log)
 	drops, udp, pkts := gw.stack.Counters(), gw.fwd.UDPStats(), gw.stack.Packets()
 	gw.Close()
