@@ -41,9 +41,15 @@ type halfClosed struct {
 }
 
 func newHalfClosed(timeout time.Duration, kill func(), peerClosed func() bool) *halfClosed {
-	h := &halfClosed{timeout: timeout, kill: kill, peerClosed: peerClosed, now: time.Now}
-	h.lastMoved.Store(h.now().UnixNano())
+	h := new(halfClosed)
+	h.init(timeout, kill, peerClosed)
 	return h
+}
+
+// init sets up h in place, for a relay that holds it in its own struct.
+func (h *halfClosed) init(timeout time.Duration, kill func(), peerClosed func() bool) {
+	h.timeout, h.kill, h.peerClosed, h.now = timeout, kill, peerClosed, time.Now
+	h.lastMoved.Store(h.now().UnixNano())
 }
 
 // moved records that bytes moved.

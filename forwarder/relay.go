@@ -132,6 +132,7 @@ type relayRun struct {
 	goDown  func() // bound once: starts runDown when the parked upstream is readable
 
 	upHalf notifiedHalf // the app -> upstream direction, when the app notifies
+	half   halfClosed   // w's storage, when the relay has the limit
 }
 
 // startRelay starts the app -> upstream direction of a relay whose
@@ -141,7 +142,16 @@ type relayRun struct {
 // that failed.
 func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration, fl *flows.Flow,
 	set *poll.Set, onEnd func(error)) *relayRun {
-	r := &relayRun{ctx: ctx, app: app, upstream: upstream, fl: fl, onEnd: onEnd}
+	r := new(relayRun)
+	r.start(ctx, app, upstream, halfClosedTimeout, fl, set, onEnd)
+	return r
+}
+
+// start is startRelay for a relay held in its caller's struct (a TCP
+// flow's tcpFlow), which saves the flow an allocation.
+func (r *relayRun) start(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.Duration, fl *flows.Flow,
+	set *poll.Set, onEnd func(error)) {
+	r.ctx, r.app, r.upstream, r.fl, r.onEnd = ctx, app, upstream, fl, onEnd
 	r.left.Store(2)
 	// Method values, one each, rather than closures per use: an idle
 	// flow keeps them all.
@@ -151,7 +161,8 @@ func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout t
 		r.stop = context.AfterFunc(ctx, kill)
 	}
 	if halfClosedTimeout > 0 {
-		r.w = newHalfClosed(halfClosedTimeout, kill, r.peerClosed)
+		r.w = &r.half
+		r.w.init(halfClosedTimeout, kill, r.peerClosed)
 	}
 	if h, ok := upstream.(*hostConn); ok && set != nil && h.raw && !h.datagram {
 		r.goDown = func() { go r.runDown() }
@@ -174,7 +185,6 @@ func startRelay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout t
 			r.ended(&r.errUp, err)
 		}()
 	}
-	return r
 }
 
 // noStop is the stop of a relay whose context never ends.

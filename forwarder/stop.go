@@ -33,20 +33,21 @@ type liveFlow struct {
 	prev, next *liveFlow
 }
 
-// add enters a flow. Once resetAll has begun it enters nothing and
-// returns nil: the caller resets the flow itself.
-func (l *liveTCP) add(app, host net.Conn) *liveFlow {
+// add enters f, whose app and host are set (the entry lives in the
+// flow's own struct). Once resetAll has begun it enters nothing and
+// returns false: the caller resets the flow itself.
+func (l *liveTCP) add(f *liveFlow) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil
+		return false
 	}
-	f := &liveFlow{app: app, host: host, next: l.head}
+	f.next = l.head
 	if l.head != nil {
 		l.head.prev = f
 	}
 	l.head = f
-	return f
+	return true
 }
 
 // remove takes f (which may be nil) out of the set.

@@ -31,10 +31,9 @@ func TestLiveTCPResetsAppsFirstAndRefusesAfter(t *testing.T) {
 	var l liveTCP
 	var log resetLog
 	conn := func(name string) net.Conn { return &resetRecorder{name: name, log: &log} }
-	a := l.add(conn("app1"), conn("host1"))
-	b := l.add(conn("app2"), conn("host2"))
-	c := l.add(conn("app3"), conn("host3"))
-	if a == nil || b == nil || c == nil {
+	entry := func(name string) *liveFlow { return &liveFlow{app: conn("app" + name), host: conn("host" + name)} }
+	a, b, c := entry("1"), entry("2"), entry("3")
+	if !l.add(a) || !l.add(b) || !l.add(c) {
 		t.Fatal("add refused before resetAll")
 	}
 	l.remove(b) // ended on its own: not reset
@@ -51,7 +50,7 @@ func TestLiveTCPResetsAppsFirstAndRefusesAfter(t *testing.T) {
 			t.Fatalf("resets %v; want both apps before both upstreams, and no app2/host2", log.order)
 		}
 	}
-	if l.add(conn("late"), conn("late")) != nil {
+	if l.add(entry("late")) {
 		t.Fatal("add entered a flow after resetAll")
 	}
 	l.remove(a) // a relay ending after resetAll: harmless

@@ -70,15 +70,16 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 		f.log.Debug("tcp accept failed", "src", fl.Src, "dst", fl.Dst, "err", err)
 		return false
 	}
-	lf := f.live.add(app, host)
-	if lf == nil { // Close is resetting every flow: this one too
+	tcf := &tcpFlow{f: f, fl: fl, t: t, tf: tf}
+	tcf.live.app, tcf.live.host = app, host
+	if !f.live.add(&tcf.live) { // Close is resetting every flow: this one too
 		resetOrClose(app)
 		abort(host)
 		t.Release()
 		tf.Finish(flows.EndClosed)
 		return false
 	}
-	tf.SetCloser(func() { resetOrClose(app); resetOrClose(host) })
+	tf.SetCloser(tcf.closeBoth)
 	if f.log.Enabled(ctx, slog.LevelDebug) { // boxing the addresses allocates, even unlogged
 		f.log.Debug("tcp open", "src", fl.Src, "dst", fl.Dst)
 	}
@@ -88,12 +89,38 @@ func (f *Forwarder) forwardTCP(ctx context.Context, r flow.TCPRequest, fl *route
 	// fresh goroutine per connection cost a start and a stack growth, and
 	// this one's stack, grown for the dial, is what the down direction's
 	// writes into the stack need anyway; once parked it is let go.
-	rr := startRelay(context.Background(), app, host, f.opts.HalfClosedTimeout, tf, f.poll, func(err error) {
-		f.endTCP(err, fl, t, tf, lf)
-		release()
-	})
-	rr.runDown()
+	tcf.release = release
+	tcf.start(context.Background(), app, host, f.opts.HalfClosedTimeout, tf, f.poll, tcf.end)
+	tcf.runDown()
 	return true
+}
+
+// tcpFlow is a relayed TCP flow's own state in one allocation: its relay
+// (with the half-closed limit), its entry in the live flows and what its
+// end releases. Each was a heap object of its own, with the allocator's
+// slack on each, for as long as the flow is open.
+type tcpFlow struct {
+	relayRun
+	live    liveFlow
+	f       *Forwarder
+	fl      *route.Flow
+	t       *admission.Ticket
+	tf      *flows.Flow
+	release func() // the flow's hold in the Forwarder's group
+}
+
+// end takes the result of the flow's relay, takes the flow out of the
+// live flows, releases its ticket and its hold, and finishes its entry in
+// the flow table.
+func (c *tcpFlow) end(err error) {
+	c.f.endTCP(err, c.fl, c.t, c.tf, &c.live)
+	c.release()
+}
+
+// closeBoth is the flow table's way to end the flow.
+func (c *tcpFlow) closeBoth() {
+	resetOrClose(c.live.app)
+	resetOrClose(c.live.host)
 }
 
 // endTCP takes the result of fl's relay, takes the flow out of the live
