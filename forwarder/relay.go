@@ -109,9 +109,9 @@ func relay(ctx context.Context, app, upstream net.Conn, halfClosedTimeout time.D
 
 // relayRun is one relay. startRelay arms the stop and the half-closed
 // limit and starts the app -> upstream direction; the caller starts the
-// upstream -> app one (runDown), on its own goroutine (a TCP flow's:
-// the one that dialed) until the upstream first parks; each wake-up from
-// the poll set starts a fresh one. Neither direction holds a goroutine
+// upstream -> app one (runDown), on a fresh goroutine where the flow may
+// park, so that it starts shallow; each wake-up from the poll set starts
+// a fresh one. Neither direction holds a goroutine
 // while its source is idle: app -> upstream waits in the stack's waiter
 // (ReadNotifier), upstream -> app, after parkAfter without data, in the
 // Forwarder's poll set. Whichever direction ends last closes both sides
