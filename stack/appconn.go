@@ -53,35 +53,49 @@ func (c *appConn) start(ep tcpip.Endpoint) {
 // its queue only while it has nothing; io.EOF after the app's FIN.
 func (c *appConn) Read(b []byte) (int, error) {
 	w := tcpip.SliceWriter(b)
-	var entry waiter.Entry
-	var ch <-chan struct{}
+	n, blocked, err := c.tryRead(&w)
+	if !blocked {
+		return n, err
+	}
+	return c.readWaiting(&w)
+}
+
+// readWaiting is Read once the endpoint had nothing: apart, so that the
+// wait's entry, which escapes into the queue, is allocated only by reads
+// that wait.
+func (c *appConn) readWaiting(w *tcpip.SliceWriter) (int, error) {
+	// Registered before the read is tried again, so that no event falls
+	// between the try and the wait.
+	entry, ch := waiter.NewChannelEntry(readableEvents | wakeEvent)
+	c.wq.EventRegister(&entry)
+	defer c.wq.EventUnregister(&entry)
 	for {
-		if err := c.check(false); err != nil {
-			return 0, c.opError("read", err)
-		}
-		res, err := c.ep.Read(&w, tcpip.ReadOptions{})
-		switch err.(type) {
-		case nil:
-			if res.Count != 0 {
-				c.ep.ModerateRecvBuf(res.Count)
-			}
-			return res.Count, nil
-		case *tcpip.ErrClosedForReceive:
-			return 0, io.EOF
-		case *tcpip.ErrWouldBlock:
-		default:
-			return 0, c.opError("read", AsError(err))
-		}
-		if ch == nil {
-			// Registered before the read is tried again, so that no
-			// event falls between the try and the wait.
-			entry, ch = waiter.NewChannelEntry(readableEvents | wakeEvent)
-			c.wq.EventRegister(&entry)
-			defer c.wq.EventUnregister(&entry)
-			continue
+		n, blocked, err := c.tryRead(w)
+		if !blocked {
+			return n, err
 		}
 		<-ch
 	}
+}
+
+// tryRead reads what the endpoint has, or reports that it has nothing.
+func (c *appConn) tryRead(w *tcpip.SliceWriter) (n int, blocked bool, err error) {
+	if err := c.check(false); err != nil {
+		return 0, false, c.opError("read", err)
+	}
+	res, terr := c.ep.Read(w, tcpip.ReadOptions{})
+	switch terr.(type) {
+	case nil:
+		if res.Count != 0 {
+			c.ep.ModerateRecvBuf(res.Count)
+		}
+		return res.Count, false, nil
+	case *tcpip.ErrClosedForReceive:
+		return 0, false, io.EOF
+	case *tcpip.ErrWouldBlock:
+		return 0, true, nil
+	}
+	return 0, false, c.opError("read", AsError(terr))
 }
 
 // writers reuse the reader that hands b to the endpoint, which would
@@ -97,32 +111,48 @@ func (c *appConn) Write(b []byte) (int, error) {
 		r.Reset(nil)
 		writers.Put(r)
 	}()
-	var entry waiter.Entry
-	var ch <-chan struct{}
-	written := 0
-	for written < len(b) {
-		if err := c.check(true); err != nil {
-			return written, c.opError("write", err)
-		}
-		r.Reset(b[written:])
-		n, err := c.ep.Write(r, tcpip.WriteOptions{})
-		written += int(n)
-		switch err.(type) {
-		case nil:
-			continue // a short write: try the rest at once
-		case *tcpip.ErrWouldBlock:
-		default:
-			return written, c.opError("write", AsError(err))
-		}
-		if ch == nil {
-			entry, ch = waiter.NewChannelEntry(writableEvents | wakeEvent)
-			c.wq.EventRegister(&entry)
-			defer c.wq.EventUnregister(&entry)
-			continue
+	written, blocked, err := c.tryWrite(r, b, 0)
+	if !blocked {
+		return written, err
+	}
+	return c.writeWaiting(r, b, written)
+}
+
+// writeWaiting is Write once the endpoint's send buffer was full: apart,
+// as readWaiting is.
+func (c *appConn) writeWaiting(r *bytes.Reader, b []byte, written int) (int, error) {
+	entry, ch := waiter.NewChannelEntry(writableEvents | wakeEvent)
+	c.wq.EventRegister(&entry)
+	defer c.wq.EventUnregister(&entry)
+	for {
+		var err error
+		var blocked bool
+		if written, blocked, err = c.tryWrite(r, b, written); !blocked {
+			return written, err
 		}
 		<-ch
 	}
-	return written, nil
+}
+
+// tryWrite writes b[written:] until it is all written, fails, or the send
+// buffer is full (blocked), and returns how much of b is written.
+func (c *appConn) tryWrite(r *bytes.Reader, b []byte, written int) (int, bool, error) {
+	for written < len(b) {
+		if err := c.check(true); err != nil {
+			return written, false, c.opError("write", err)
+		}
+		r.Reset(b[written:])
+		n, terr := c.ep.Write(r, tcpip.WriteOptions{})
+		written += int(n)
+		switch terr.(type) {
+		case nil: // a short write: try the rest at once
+		case *tcpip.ErrWouldBlock:
+			return written, true, nil
+		default:
+			return written, false, c.opError("write", AsError(terr))
+		}
+	}
+	return written, false, nil
 }
 
 // wakeEvent wakes the waiters of Read, Write and WaitReadable (their
