@@ -14,19 +14,22 @@ func newTestHalfClosed(peerClosed *atomic.Bool) (*halfClosed, *atomic.Int32) {
 
 func TestHalfClosedKillsIdleAfterEOF(t *testing.T) {
 	var peer atomic.Bool
-	h, kills := newTestHalfClosed(&peer)
+	var kills atomic.Int32
+	// Progress every 150 ms for 450 ms, past the 400 ms timeout: only a
+	// pushed deadline survives it, and a scheduler stall of up to 250 ms
+	// under a loaded test run does not fire it early.
+	h := newHalfClosed(400*time.Millisecond, func() { kills.Add(1) }, peer.Load)
 	defer h.close()
 	h.sideClosed()
-	// Progress pushes the deadline.
 	for range 3 {
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond)
 		h.writeStart()
 		h.writeEnd()
 	}
 	if kills.Load() != 0 {
 		t.Fatal("killed while bytes moved")
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(time.Second)
 	if kills.Load() != 1 || !h.fired() {
 		t.Fatalf("kills = %d after idle past the timeout, want 1", kills.Load())
 	}
