@@ -78,7 +78,7 @@ func (b *bench) measureSession(ctx context.Context, p path, sc string, last bool
 		b.measureThroughput(ctx, p.name, s, sc)
 	}
 	if sc == "1500" {
-		b.measureSmall(ctx, p.name, s, last)
+		b.measureSmall(ctx, p.name, s)
 		if b.cfg.row("udpbulk") {
 			b.measureUDPBulk(ctx, p.name, s, last)
 		}
@@ -151,7 +151,7 @@ func (b *bench) gatewayCPU(s *session) (float64, error) {
 }
 
 // measureSmall runs the connection-rate and UDP request/response tests.
-func (b *bench) measureSmall(ctx context.Context, name string, s *session, last bool) {
+func (b *bench) measureSmall(ctx context.Context, name string, s *session) {
 	if b.cfg.row("conn") {
 		b.measureConnRate(ctx, name, s)
 	}
