@@ -199,7 +199,9 @@ func (c *controlClient) do(ctx context.Context, method, path string) (int, []byt
 		return 0, nil, err
 	}
 	resp, err := c.http.Do(req)
-	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+	// The instance closes at once: the request meets EOF or a reset, or,
+	// when the close came before the write, a broken pipe.
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		return 0, nil, fmt.Errorf("flows: control socket %s %s: %w", c.path, otherNetNSHint, err)
 	}
 	if err != nil {
