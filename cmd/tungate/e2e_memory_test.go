@@ -137,7 +137,9 @@ func TestIdleConnMemory(t *testing.T) {
 	if after > 2*base {
 		t.Errorf("RSS %d KiB 60 s after the flows were gone; want within 2x of the baseline %d KiB", after, base)
 	}
-	if perConn > 10<<10 {
-		t.Errorf("%d bytes per idle connection; want at most 10 KiB (8,363-8,631 B measured at 10,000)", perConn)
+	// 8,363-8,631 B before the GC percent was lowered while a flood
+	// rises (memreturn.go): this bound fails without it.
+	if perConn > 8<<10 {
+		t.Errorf("%d bytes per idle connection; want at most 8 KiB (7,585 B measured at 10,000)", perConn)
 	}
 }

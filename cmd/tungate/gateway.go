@@ -182,16 +182,16 @@ func newGateway(cfg *gatewayConfig, fds []int, log *slog.Logger, run *runRouting
 // Close stops the API, ends every flow, then the stack, the in-process
 // servers and what the observability flags opened.
 func (g *gateway) Close() {
-	// The process is about to exit: a collection now would mark the heap
-	// of every flow for nothing (a tenth of the stop's CPU time with
-	// 10,000 flows). A memory limit (GOMEMLIMIT) still holds.
-	debug.SetGCPercent(-1)
 	// The stop is CPU-bound (resets, closing host sockets): it takes every
 	// CPU, whatever --cpus gave the data path.
 	runtime.GOMAXPROCS(runtime.NumCPU())
 	g.obs.stopAPI()
 	g.stopMem()
-	<-g.memDone
+	<-g.memDone // after which nothing sets the GC percent again
+	// The process is about to exit: a collection now would mark the heap
+	// of every flow for nothing (a tenth of the stop's CPU time with
+	// 10,000 flows). A memory limit (GOMEMLIMIT) still holds.
+	debug.SetGCPercent(-1)
 	g.fwd.Close()
 	g.stack.Settle(resetQuiet, resetGrace)
 	g.stack.Close()

@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"testing"
+)
 
 func TestFlowTrend(t *testing.T) {
 	var tr flowTrend
@@ -22,5 +27,46 @@ func TestFlowTrend(t *testing.T) {
 		if got := tr.due(s.flows); got != s.want {
 			t.Fatalf("step %d (%d flows): %v, want %v", i, s.flows, got, s.want)
 		}
+	}
+}
+
+func TestFlowTrendRising(t *testing.T) {
+	var tr flowTrend
+	for i, s := range []struct {
+		flows int
+		want  bool
+	}{
+		{0, false}, {100, false}, {300, true}, {5000, true}, {5100, false}, {5100, false}, {9000, true}, {100, false},
+	} {
+		tr.due(s.flows)
+		if tr.rising != s.want {
+			t.Fatalf("step %d (%d flows): rising %v, want %v", i, s.flows, tr.rising, s.want)
+		}
+	}
+}
+
+func TestGCPace(t *testing.T) {
+	prev := debug.SetGCPercent(80)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	percent := func() int { p := debug.SetGCPercent(0); debug.SetGCPercent(p); return p }
+
+	t.Setenv("GOGC", "")
+	g := newGCPace(log)
+	g.flood(true)
+	g.flood(true) // no change: the percent to restore stays 80
+	if got := percent(); got != floodGCPercent {
+		t.Errorf("rising flood: GC percent %d, want %d", got, floodGCPercent)
+	}
+	g.flood(false)
+	if got := percent(); got != 80 {
+		t.Errorf("after the flood: GC percent %d, want 80 back", got)
+	}
+
+	t.Setenv("GOGC", "80")
+	g = newGCPace(log)
+	g.flood(true)
+	if got := percent(); got != 80 {
+		t.Errorf("rising flood with GOGC=80 set: GC percent %d, want 80 kept", got)
 	}
 }
