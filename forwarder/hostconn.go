@@ -29,18 +29,21 @@ import (
 type hostConn struct {
 	net.Conn
 	rc       syscall.RawConn
-	raw      bool // a TCP or UDP socket: Read and Write go raw
-	datagram bool // UDP: a read of 0 bytes is an empty datagram, not EOF
+	raw      bool     // a TCP or UDP socket: Read and Write go raw
+	datagram bool     // UDP: a read of 0 bytes is an empty datagram, not EOF
+	rmode    readMode // the read side's, here in the bools' padding
 
-	// The read side's state, used by the one goroutine that reads:
-	// callbacks are bound once, because a closure made per call would
-	// allocate.
-	peekFn, readFn, readLentFn func(fd uintptr) bool
-	rbuf                       []byte
-	rn                         int
-	rerr                       unix.Errno
-	lender                     bufferLender
-	lent                       *[]byte
+	// The read side's state, used by the one goroutine that reads: its
+	// callback is bound once, because a closure made per call would
+	// allocate, and is one for peeks and both kinds of reads (rmode
+	// picks), because each bound one is an allocation that an idle flow
+	// keeps.
+	readFn func(fd uintptr) bool
+	rbuf   []byte
+	rn     int
+	rerr   unix.Errno
+	lender bufferLender
+	lent   *[]byte
 
 	// Parking (the upstream of a Forwarder's TCP flow): reads give up
 	// with errIdle once nothing has been read for between parkAfter and
@@ -73,8 +76,27 @@ func wrapHost(c net.Conn) net.Conn {
 	_, stream := c.(*net.TCPConn)
 	_, datagram := c.(*net.UDPConn)
 	h := &hostConn{Conn: c, rc: rc, raw: stream || datagram, datagram: datagram}
-	h.peekFn, h.readFn, h.readLentFn, h.writeFn = h.peek, h.read, h.readLentFD, h.write
+	h.readFn, h.writeFn = h.readAny, h.write
 	return h
+}
+
+// readMode is what readFn does.
+type readMode uint8
+
+const (
+	readPeek readMode = iota // peek: WaitReadable
+	readBuf                  // read into rbuf: Read
+	readLend                 // read into a lent buffer: readLent
+)
+
+func (c *hostConn) readAny(fd uintptr) bool {
+	switch c.rmode {
+	case readPeek:
+		return c.peek(fd)
+	case readLend:
+		return c.readLentFD(fd)
+	}
+	return c.read(fd)
 }
 
 // WaitReadable implements ReadWaiter: it parks in the runtime's poller
@@ -82,7 +104,8 @@ func wrapHost(c net.Conn) net.Conn {
 // A pending socket error is returned here: the peek consumed it, so the
 // next Read would not see it.
 func (c *hostConn) WaitReadable() error {
-	if err := c.rc.Read(c.peekFn); err != nil {
+	c.rmode = readPeek
+	if err := c.rc.Read(c.readFn); err != nil {
 		return err
 	}
 	if c.rerr != 0 {
@@ -164,7 +187,8 @@ func (c *hostConn) readParking() error {
 			c.Conn.SetReadDeadline(time.Now().Add(parkAfter))
 			c.deadlineSet, c.readSince = true, false
 		}
-		err := c.rc.Read(c.readLentFn)
+		c.rmode = readLend
+		err := c.rc.Read(c.readFn)
 		if err == nil || !c.deadlineSet || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
@@ -196,7 +220,7 @@ func (c *hostConn) Read(b []byte) (int, error) {
 	if !c.raw || len(b) == 0 {
 		return c.Conn.Read(b)
 	}
-	c.rbuf = b
+	c.rbuf, c.rmode = b, readBuf
 	err := c.rc.Read(c.readFn)
 	c.rbuf = nil
 	if err != nil {
