@@ -46,6 +46,8 @@ type gatewayConfig struct {
 	limits limitConfig
 	// allowHostLoopback opens the host's loopback in --netns mode.
 	allowHostLoopback bool
+	// seccomp confines tungate to its system calls once set up.
+	seccomp bool
 }
 
 // addGatewayFlags registers the flags shared by the gateway and `run`.
@@ -69,6 +71,7 @@ func addGatewayFlags(fs *pflag.FlagSet, c *gatewayConfig) {
 	addReadyFlags(fs, &c.ready)
 	addObserveFlags(fs, &c.observe)
 	addLimitFlags(fs, &c.limits)
+	fs.BoolVar(&c.seccomp, "seccomp", true, "once set up, confine tungate to the system calls it needs (a seccomp filter; others fail with EPERM); --seccomp=false turns it off")
 }
 
 // addDeviceFlags registers the flags that only the gateway has.

@@ -29,6 +29,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--max-udp-sessions", "40000", "--", "true"}, "is above --max-flows 32768"},
 		{[]string{"--tun-queues", "0"}, "from 1 to 256"},
 		{[]string{"run", "--tun-queues", "257", "--", "true"}, "--tun-queues"},
+		{[]string{"--seccomp=maybe"}, "--seccomp"},
+		{[]string{"run", "--seccomp=maybe", "--", "true"}, "--seccomp"},
 		{[]string{"extra"}, "unexpected argument"},
 	}
 	for _, tc := range cases {

@@ -62,7 +62,7 @@ func serve(ctx context.Context, cfg *gatewayConfig, log *slog.Logger) error {
 	if cfg.netns != "" {
 		defer writeNetNSDNS(etcNetNSDir, cfg.netns, res.resolverAddrs, dns.keep, log).remove()
 	}
-	dropPrivileges(gatewayCaps(cfg), log)
+	dropPrivileges(gatewayCaps(cfg), cfg.seccomp, log)
 	log.Info("serving", "device", dev.Name(), "netns", cfg.netns, "mtu", cfg.mtu,
 		"resolver", fmt.Sprint(res.resolverAddrs), "upstream_dns", fmt.Sprint(dns.servers))
 	cfg.ready.signalReady(log)

@@ -90,10 +90,10 @@ func runInNamespace(ctx context.Context, rc *runConfig, log *slog.Logger, sigs <
 			return fmt.Errorf("run: %w", err)
 		}
 		defer writeNetNSDNS(etcNetNSDir, rc.netnsPath, nsResolverAddrs, s.resolvKeep, log).remove()
-		dropPrivileges(runCaps(rc), log)
+		dropPrivileges(runCaps(rc), rc.gw.seccomp, log)
 		return keepNamespace(ctx, s, rc, undo, log, sigs)
 	}
-	dropPrivileges(runCaps(rc), log)
+	dropPrivileges(runCaps(rc), rc.gw.seccomp, log)
 	logServing(s, rc, log)
 	select {
 	case sig := <-sigs:
