@@ -29,6 +29,9 @@ func common() [][]string {
 			"timer_create", "timer_settime", "timer_gettime", "timer_delete", "uname",
 			"getuid", "geteuid", "getgid", "getegid", "getppid", "prlimit64", "getrlimit",
 			"getrusage", "sysinfo"},
+		// Threads that C code starts, in a cgo or race-detector build:
+		// glibc aborts the process if a new thread cannot register.
+		{"rseq", "set_robust_list"},
 		// Go's network poller and its wake-ups.
 		{"epoll_create1", "epoll_ctl", "epoll_pwait2", "eventfd2", "pipe2", "ppoll", "pselect6"},
 		// File descriptors: the TUN queues (and TUNSETPERSIST at exit),
