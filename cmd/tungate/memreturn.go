@@ -30,9 +30,6 @@ type flowTrend struct {
 	peak int // most flows since the last return
 	base int // flows at the last return
 	prev int // flows at the last check
-	// rising: at least returnMinFlood more flows than at the check
-	// before, as of the last due.
-	rising bool
 }
 
 // due records the flows open now and reports whether a flood has gone or
@@ -40,7 +37,6 @@ type flowTrend struct {
 func (t *flowTrend) due(now int) bool {
 	prev := t.prev
 	t.prev = now
-	t.rising = now >= prev+returnMinFlood
 	t.peak = max(t.peak, now)
 	gone := now <= t.peak/2 && t.peak-now >= returnMinFlood
 	settled := now >= t.base+returnMinFlood && now <= prev
@@ -60,15 +56,16 @@ func returnMemory(ctx context.Context, flows func() int, log *slog.Logger, done 
 	defer gc.flood(false)
 	tick := time.NewTicker(returnEvery)
 	defer tick.Stop()
+	pace := time.NewTicker(paceEvery)
+	defer pace.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-pace.C:
+			gc.check(flows())
 		case <-tick.C:
-			n := flows()
-			due := trend.due(n)
-			gc.flood(trend.rising)
-			if due {
+			if n := flows(); trend.due(n) {
 				// Twice: what sync.Pools held goes to their victim
 				// caches at one collection and is freed at the next.
 				debug.FreeOSMemory()
@@ -86,21 +83,36 @@ func returnMemory(ctx context.Context, flows func() int, log *slog.Logger, done 
 // heap between collections, in the same spans as the connections that
 // stay, and once freed those holes are RSS that no return can give back:
 // 20 MB of the 141 MB heap in use with 19,000 idle connections (1.1 KB a
-// connection), 8 MB at 25. Only while a flood rises: at 25 all the time,
-// a connection cost 0.31-0.33 CPU s per 1,000 in tungate-bench's conn row
-// instead of 0.27-0.29, for no gain when few flows are open.
+// connection), 8 MB at 25. Only while a flood rises (checked every
+// paceEvery): at 25 all the time, a connection cost 0.31-0.33 CPU s per
+// 1,000 in tungate-bench's conn row instead of 0.27-0.29, for no gain
+// when few flows are open.
 const floodGCPercent = 25
+
+// paceEvery is how often the returner checks whether a flood rises: a
+// burst of 10,000 connections opens within a few seconds, between two
+// returnEvery checks.
+const paceEvery = time.Second
 
 // gcPace lowers the GC percent while a flood rises and restores it after.
 type gcPace struct {
 	fixed   bool // GOGC is set in the environment: it is the user's choice
 	low     bool // floodGCPercent is in force
 	percent int  // the percent to restore
+	last    int  // flows at the last check
 	log     *slog.Logger
 }
 
 func newGCPace(log *slog.Logger) *gcPace {
 	return &gcPace{fixed: os.Getenv("GOGC") != "", log: log}
+}
+
+// check records the flows open now: a flood rises while there are at
+// least returnMinFlood more than at the last check.
+func (g *gcPace) check(now int) {
+	rising := now >= g.last+returnMinFlood
+	g.last = now
+	g.flood(rising)
 }
 
 // flood sets floodGCPercent when rising and the previous percent when

@@ -30,21 +30,6 @@ func TestFlowTrend(t *testing.T) {
 	}
 }
 
-func TestFlowTrendRising(t *testing.T) {
-	var tr flowTrend
-	for i, s := range []struct {
-		flows int
-		want  bool
-	}{
-		{0, false}, {100, false}, {300, true}, {5000, true}, {5100, false}, {5100, false}, {9000, true}, {100, false},
-	} {
-		tr.due(s.flows)
-		if tr.rising != s.want {
-			t.Fatalf("step %d (%d flows): rising %v, want %v", i, s.flows, tr.rising, s.want)
-		}
-	}
-}
-
 func TestGCPace(t *testing.T) {
 	prev := debug.SetGCPercent(80)
 	t.Cleanup(func() { debug.SetGCPercent(prev) })
@@ -61,6 +46,14 @@ func TestGCPace(t *testing.T) {
 	g.flood(false)
 	if got := percent(); got != 80 {
 		t.Errorf("after the flood: GC percent %d, want 80 back", got)
+	}
+	for i, s := range []struct{ flows, want int }{
+		{100, 80}, {300, floodGCPercent}, {5000, floodGCPercent}, {5100, 80}, {5200, 80}, {9000, floodGCPercent}, {100, 80},
+	} {
+		g.check(s.flows)
+		if got := percent(); got != s.want {
+			t.Fatalf("check %d (%d flows): GC percent %d, want %d", i, s.flows, got, s.want)
+		}
 	}
 
 	t.Setenv("GOGC", "80")
