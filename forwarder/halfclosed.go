@@ -74,6 +74,14 @@ func (h *halfClosed) writeEnd() {
 	h.moved()
 }
 
+// writeNone ends a write bracket in which nothing was written: no
+// progress to record.
+func (h *halfClosed) writeNone() {
+	if h != nil {
+		h.writing.Add(-1)
+	}
+}
+
 // sideClosed records that a direction read EOF.
 func (h *halfClosed) sideClosed() {
 	if h == nil {

@@ -58,6 +58,13 @@ func newPair(t testing.TB, d proxy.Dialer) *gvstack.Stack {
 // newGateway is newPair that leaves closing to the caller.
 func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.Stack, func()) {
 	t.Helper()
+	return newGatewayWith(t, d, nil)
+}
+
+// newGatewayWith is newGateway whose stack hands its flows to
+// wrap(forwarder) when wrap is not nil.
+func newGatewayWith(t testing.TB, d proxy.Dialer, wrap func(stack.Handler) stack.Handler) (*forwarder.Forwarder, *gvstack.Stack, func()) {
+	t.Helper()
 	appLink, gwLink := pipe.New("", "", 1500)
 	app := gvstack.New(gvstack.Options{
 		NetworkProtocols:   []gvstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
@@ -79,7 +86,11 @@ func newGateway(t testing.TB, d proxy.Dialer) (*forwarder.Forwarder, *gvstack.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := stack.New(stack.Options{Link: gwLink, Handler: fwd})
+	var h stack.Handler = fwd
+	if wrap != nil {
+		h = wrap(fwd)
+	}
+	gw, err := stack.New(stack.Options{Link: gwLink, Handler: h})
 	if err != nil {
 		t.Fatal(err)
 	}

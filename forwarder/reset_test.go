@@ -11,6 +11,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -23,28 +24,12 @@ func TestTCPAppResetResetsUpstream(t *testing.T) {
 		got <- err
 	})
 	app := newPair(t, loopbackTo(addr))
-	var wq waiter.Queue
-	ep, terr := app.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
-	if terr != nil {
-		t.Fatal(terr)
-	}
-	entry, connected := waiter.NewChannelEntry(waiter.WritableEvents)
-	wq.EventRegister(&entry)
-	if terr := ep.Connect(to(10, 9, 9, 9, 83)); terr != nil {
-		if _, started := terr.(*tcpip.ErrConnectStarted); !started {
-			t.Fatal(terr)
-		}
-		<-connected
-	}
-	wq.EventUnregister(&entry)
-	c := gonet.NewTCPConn(&wq, ep)
+	ep, c := dialAppEndpoint(t, app, 83)
 	if _, err := c.Write([]byte("data")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	// Abort: a zero linger turns Close into a reset.
-	ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true, Timeout: 0})
-	c.Close()
+	resetApp(ep, c)
 	select {
 	case err := <-got:
 		if !errors.Is(err, syscall.ECONNRESET) {
@@ -53,4 +38,34 @@ func TestTCPAppResetResetsUpstream(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("upstream saw nothing")
 	}
+}
+
+// dialAppEndpoint is dialApp that also returns the app's endpoint, for
+// tests that end it with a reset.
+func dialAppEndpoint(t *testing.T, app *gvstack.Stack, port uint16) (tcpip.Endpoint, *gonet.TCPConn) {
+	t.Helper()
+	var wq waiter.Queue
+	ep, terr := app.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if terr != nil {
+		t.Fatal(terr)
+	}
+	entry, connected := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	if terr := ep.Connect(to(10, 9, 9, 9, port)); terr != nil {
+		if _, started := terr.(*tcpip.ErrConnectStarted); !started {
+			t.Fatal(terr)
+		}
+		<-connected
+	}
+	wq.EventUnregister(&entry)
+	c := gonet.NewTCPConn(&wq, ep)
+	t.Cleanup(func() { c.Close() })
+	return ep, c
+}
+
+// resetApp aborts the app's connection: a zero linger turns Close into a
+// reset.
+func resetApp(ep tcpip.Endpoint, c *gonet.TCPConn) {
+	ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true, Timeout: 0})
+	c.Close()
 }

@@ -23,9 +23,9 @@ import (
 // endpoint's non-blocking calls and wait on its queue only when they would
 // block.
 type appConn struct {
-	ep     tcpip.Endpoint
-	wq     waiter.Queue // the endpoint's, here to save an allocation
-	closed atomic.Bool
+	ep    tcpip.Endpoint
+	wq    waiter.Queue  // the endpoint's, here to save an allocation
+	state atomic.Uint32 // connClosed, connSending
 
 	// entry stays registered from creation to Close, so that arming a
 	// notification costs no registration.
@@ -35,6 +35,17 @@ type appConn struct {
 
 	dl atomic.Pointer[deadlines] // nil until the first SetDeadline
 }
+
+// The bits of appConn.state. A Close during a SendVectors leaves closing
+// the endpoint, which frees the receive queue's buffers, to the
+// SendVectors, once it is done with them (appsend.go).
+const (
+	connClosed  = 1 << iota // Close was called
+	connSending             // SendVectors is using the receive queue's buffers
+)
+
+// isClosed reports whether Close was called.
+func (c *appConn) isClosed() bool { return c.state.Load()&connClosed != 0 }
 
 // readableEvents are the events after which a read does not block.
 const readableEvents = waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr
@@ -167,7 +178,7 @@ func (c *appConn) wakeWaiters() { c.wq.Notify(wakeEvent) }
 // check returns net.ErrClosed after Close and os.ErrDeadlineExceeded once
 // the direction's deadline has passed.
 func (c *appConn) check(write bool) error {
-	if c.closed.Load() {
+	if c.isClosed() {
 		return net.ErrClosed
 	}
 	if d := c.dl.Load(); d != nil && d.passed(write) {
@@ -183,7 +194,13 @@ func (c *appConn) opError(op string, err error) error {
 // Close closes the connection and wakes a waiting Read, Write,
 // WaitReadable or an armed NotifyReadable.
 func (c *appConn) Close() error {
-	if !c.closed.CompareAndSwap(false, true) {
+	old := c.state.Load()
+	for ; old&connClosed == 0; old = c.state.Load() {
+		if c.state.CompareAndSwap(old, old|connClosed) {
+			break
+		}
+	}
+	if old&connClosed != 0 {
 		return nil
 	}
 	c.wq.EventUnregister(&c.entry)
@@ -192,7 +209,9 @@ func (c *appConn) Close() error {
 	}
 	c.wakeWaiters() // they see closed
 	c.fire()
-	c.ep.Close()
+	if old&connSending == 0 {
+		c.ep.Close()
+	} // else the SendVectors in progress closes it when it is done
 	return nil
 }
 
@@ -285,7 +304,7 @@ func (c *appConn) WaitReadable() error {
 }
 
 func (c *appConn) closedErr() error {
-	if c.closed.Load() {
+	if c.isClosed() {
 		return net.ErrClosed
 	}
 	return nil
@@ -311,7 +330,7 @@ func (c *appConn) NotifyReadable(fn func()) bool {
 }
 
 func (c *appConn) readableNow() bool {
-	return c.closed.Load() || c.ep.Readiness(waiter.ReadableEvents) != 0
+	return c.isClosed() || c.ep.Readiness(waiter.ReadableEvents) != 0
 }
 
 // NotifyEvent implements waiter.EventListener; gVisor calls it on its

@@ -34,8 +34,10 @@ type TCPRequest interface {
 	// abandoned and the app's SYN answered with a reset, whatever the
 	// stack's SYN-ACK retransmissions would do. The connection also implements
 	// Reset() error (end with RST), CloseWrite() error, WaitReadable()
-	// error, NotifyReadable(func()) bool and PeerClosed() bool (the app's
-	// FIN has arrived), which the relay finds by type assertion.
+	// error, NotifyReadable(func()) bool, PeerClosed() bool (the app's
+	// FIN has arrived) and SendVectors(func([][]byte) (int, error)) (int,
+	// error) (lend what the app sent to a sender without copying it),
+	// which the relay finds by type assertion.
 	Accept(ctx context.Context) (net.Conn, error)
 	// Refuse answers the SYN with a reset: the app sees "connection
 	// refused" at once.
