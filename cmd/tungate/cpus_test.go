@@ -34,3 +34,22 @@ func TestSetCPUs(t *testing.T) {
 		t.Errorf("--cpus 0 with GOMAXPROCS=3 in the environment: GOMAXPROCS %d, want 3 kept", got)
 	}
 }
+
+// TestIsSetupChild: only `run --internal-namespace-setup` is the setup
+// process (which must not start a CPU profile of its own).
+func TestIsSetupChild(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"run", setupChildArg}, true},
+		{[]string{"run", "--", "sh"}, false},
+		{[]string{setupChildArg}, false},
+		{[]string{"run"}, false},
+		{nil, false},
+	} {
+		if got := isSetupChild(c.args); got != c.want {
+			t.Errorf("isSetupChild(%q) = %v, want %v", c.args, got, c.want)
+		}
+	}
+}

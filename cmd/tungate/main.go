@@ -31,7 +31,12 @@ func main() {
 	// stats, and must not reach the terminal of a program under `run`.
 	gvlog.SetLevel(gvlog.Warning)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	stopProfile := startCPUProfile(os.Stderr)
+	stopProfile := func() {}
+	// The setup process of `run` is this program too, with the same
+	// environment: it would write an empty profile of its own.
+	if !isSetupChild(os.Args[1:]) {
+		stopProfile = startCPUProfile(os.Stderr)
+	}
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()
 	stop()

@@ -20,6 +20,12 @@ import (
 // process (appns.ChildMain). Users never type it.
 const setupChildArg = "--internal-namespace-setup"
 
+// isSetupChild reports whether args (after the program name) make this
+// process the namespace setup process.
+func isSetupChild(args []string) bool {
+	return len(args) > 1 && args[0] == "run" && args[1] == setupChildArg
+}
+
 // nsDevice is the TUN device's name inside the namespace.
 const nsDevice = "tun0"
 
