@@ -192,6 +192,9 @@ func (g *gateway) Close() {
 	// of every flow for nothing (a tenth of the stop's CPU time with
 	// 10,000 flows). A memory limit (GOMEMLIMIT) still holds.
 	debug.SetGCPercent(-1)
+	// The forwarder first, which waits for every relay: the stack's
+	// Close purges the receive queues that a relay may be sending from
+	// without a copy (stack/appsend.go).
 	g.fwd.Close()
 	g.stack.Settle(resetQuiet, resetGrace)
 	g.stack.Close()
