@@ -95,6 +95,12 @@ func (b *bench) measureSession(ctx context.Context, p path, sc string, last bool
 // what their peaks left (relay buffers, the connection-rate burst), and
 // the difference would understate each connection.
 func (b *bench) measureIdleSession(ctx context.Context, p path) {
+	if p.noProcess {
+		// Nothing to measure; and starting it again at once could
+		// meet the veth of the session just closed, which the kernel
+		// removes a moment later ("File exists").
+		return
+	}
 	s, err := p.start(ctx, b, 1500)
 	if err != nil {
 		b.res.fail(p.name, fmt.Errorf("idle connections: start: %w", err))
@@ -102,7 +108,7 @@ func (b *bench) measureIdleSession(ctx context.Context, p path) {
 	}
 	defer s.close()
 	if s.gateway == nil {
-		return // the kernel's path: no process to measure
+		return
 	}
 	if err := b.measureIdle(ctx, p.name, s); err != nil {
 		b.res.fail(p.name, fmt.Errorf("idle connections: %w", err))

@@ -30,12 +30,15 @@ type path struct {
 	start   func(ctx context.Context, b *bench, mtu int) (*session, error)
 	// variant marks a -variant column, measured with the tungate one.
 	variant bool
+	// noProcess marks the kernel's own path: no gateway process whose
+	// memory the idle test could measure.
+	noProcess bool
 }
 
 // paths lists the paths in the order they are measured and shown.
 func paths(tungate string, tungateMTU int, variants []variant) []path {
 	ps := []path{
-		{name: "kernel", bestMTU: 65520, start: startKernel},
+		{name: "kernel", bestMTU: 65520, start: startKernel, noProcess: true},
 		{name: "tungate", bestMTU: tungateMTU, missing: tungateMissing(tungate), start: startTungate},
 	}
 	for _, v := range variants {
