@@ -50,18 +50,18 @@ func (p *poller) add(fd int, id uint64) error {
 }
 
 // run hands every ready socket's mapping id and events to handle until
-// close; handle reports whether it drained the socket.
-func (p *poller) run(handle func(id uint64, events uint32, batch *recvBatch) bool) {
-	p.ep.RunDrained(func(id uint64, events uint32) bool { return handle(id, events, p.batch) })
+// close.
+func (p *poller) run(handle func(id uint64, events uint32, batch *recvBatch)) {
+	p.ep.Run(func(id uint64, events uint32) { handle(id, events, p.batch) })
 }
 
 func (p *poller) close() error { return p.ep.Close() }
 
 // readRaw reads a ready raw socket on the poller's goroutine, up to
-// recvBatchSize datagrams per system call and readBatch per round, and
-// reports whether it left nothing to read (a socket gone counts as
-// drained: the kernel forgot it).
-func (t *Table) readRaw(id uint64, events uint32, b *recvBatch) bool {
+// recvBatchSize datagrams per system call and readBatch per round. What
+// it leaves (a budget run out, a refusal in the error queue) the
+// level-triggered set reports again at its next wait.
+func (t *Table) readRaw(id uint64, events uint32, b *recvBatch) {
 	t.mu.Lock()
 	m := t.byID[id]
 	fd := -1
@@ -70,17 +70,16 @@ func (t *Table) readRaw(id uint64, events uint32, b *recvBatch) bool {
 	}
 	t.mu.Unlock()
 	if fd < 0 {
-		return true
+		return
 	}
-	if events&unix.EPOLLERR != 0 && !t.readErrors(m, fd) {
-		return false
+	if events&unix.EPOLLERR != 0 {
+		t.readErrors(m, fd)
 	}
-	drained := true // false once a refusal waits in the error queue
 	for budget := readBatch; budget > 0; {
 		m.mu.RLock()
 		if m.closed.Load() {
 			m.mu.RUnlock()
-			return true
+			return
 		}
 		want := min(budget, recvBatchSize)
 		n, errno := b.recv(fd, want)
@@ -94,42 +93,38 @@ func (t *Table) readRaw(id uint64, events uint32, b *recvBatch) bool {
 			}
 			budget -= n
 			if n < want {
-				return drained // the poller reports the socket again
+				return // drained: the poller reports the socket again
 			}
 		case unix.EINTR, unix.ECONNREFUSED:
 			// A refusal also waits in the error queue, with its
 			// destination: readErrors passes it on next round.
 			budget--
-			drained = false
 		default:
-			return drained // EAGAIN
+			return // EAGAIN: drained
 		}
 	}
-	return false // the budget ran out first
 }
 
 // readErrors drains the socket's error queue (IP_RECVERR), passing port
-// unreachable on to the app for the destination that sent it, and reports
-// whether it emptied the queue (or the socket is gone).
-func (t *Table) readErrors(m *mapping, fd int) bool {
+// unreachable on to the app for the destination that sent it.
+func (t *Table) readErrors(m *mapping, fd int) {
 	var oob [256]byte
 	var probe [64]byte
 	for range readBatch {
 		m.mu.RLock()
 		if m.closed.Load() {
 			m.mu.RUnlock()
-			return true
+			return
 		}
 		_, oobn, _, from, err := unix.Recvmsg(fd, probe[:], oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 		m.mu.RUnlock()
 		if err != nil {
-			return true
+			return
 		}
 		if dst, ok := portUnreachable(oob[:oobn], from); ok {
 			t.refused(m, dst)
 		}
 	}
-	return false
 }
 
 // portUnreachable finds an ICMP or ICMPv6 port unreachable in the control

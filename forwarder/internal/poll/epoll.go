@@ -22,9 +22,6 @@ type Epoll struct {
 	events [128]unix.EpollEvent
 	n      int
 	waitFn func(fd uintptr) bool // wait, bound once
-	// park makes the next wait park at once, without asking the set
-	// (RunDrained).
-	park bool
 }
 
 // NewEpoll creates an epoll set; name labels its descriptor.
@@ -68,39 +65,15 @@ func (e *Epoll) Run(handle func(data uint64, events uint32)) {
 	}
 }
 
-// RunDrained is Run for a handler that reports whether it left its fd
-// with nothing more to read. After a round in which every fd was drained
-// and the set had fewer events ready than one wait takes, the next wait
-// parks without asking the set first: it would find nothing, and anything
-// that becomes ready later wakes the set's descriptor in the runtime's
-// poller (each new event on a watched fd wakes it, even for an fd a
-// level-triggered set still lists). That is one epoll_pwait fewer per
-// wake-up. A wake-up that came while the round ran is not lost: the
-// poller keeps it, and the wait asks the set right after.
-func (e *Epoll) RunDrained(handle func(data uint64, events uint32) (drained bool)) {
-	for {
-		if err := e.rc.Read(e.waitFn); err != nil {
-			return
-		}
-		drained := e.n < len(e.events)
-		for _, ev := range e.events[:e.n] {
-			if !handle(uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32, ev.Events) {
-				drained = false
-			}
-		}
-		e.park = drained
-	}
-}
-
 // wait collects ready events without blocking; false parks Run until the
-// set is readable. The call never blocks (timeout 0), so it goes raw: a
+// set is readable. It always asks the set, even after a round that left
+// nothing to read: the runtime forgets a readiness it saw during the
+// round when the next RawConn.Read begins, and the set's descriptor
+// (edge-triggered in the runtime's poller) is not reported again for
+// events that came meanwhile. The call never blocks (timeout 0), so it goes raw: a
 // regular system call would hand the thread's P away and keep sysmon
 // waking.
 func (e *Epoll) wait(fd uintptr) bool {
-	if e.park {
-		e.park = false
-		return false
-	}
 	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&e.events[0])), uintptr(len(e.events)), 0, 0, 0)
 	if errno != 0 || n == 0 {
 		return false
