@@ -66,8 +66,9 @@ func (fw *Forwarder) open(ctx context.Context, f *route.Flow, d route.Decision, 
 	if stream {
 		if !d.Upstream.Proxied {
 			// A direct socket parks when it idles, and gets its
-			// keepalive then (hostConn.park).
-			dialCtx = proxy.WithKeepAliveLater(dialCtx)
+			// keepalive then (hostConn.park). It waits outside the
+			// runtime's poller, whose records outlive a flood.
+			dialCtx = proxy.WithHostSockets(proxy.WithKeepAliveLater(dialCtx), fw.sockets)
 		}
 		c, err = d.Upstream.DialTCP(dialCtx, d.Dst)
 	} else {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/tungate/tungate/forwarder/admission"
 	"github.com/tungate/tungate/forwarder/flows"
+	"github.com/tungate/tungate/forwarder/internal/hostsock"
 	"github.com/tungate/tungate/forwarder/internal/owned"
 	"github.com/tungate/tungate/forwarder/internal/poll"
 	"github.com/tungate/tungate/forwarder/route"
@@ -113,7 +114,8 @@ type Forwarder struct {
 	live     liveTCP
 	flows    owned.Group
 	udp      *udpnat.Table
-	poll     *poll.Set // where idle TCP flows wait for their upstream
+	poll     *poll.Set     // where idle TCP flows wait for their upstream
+	sockets  *hostsock.Set // where direct TCP upstreams wait, outside the runtime's poller
 	echo     *echoTable
 	failures *failureLog
 	lim      limiter
@@ -171,6 +173,12 @@ func New(opts Options) (*Forwarder, error) {
 		udpTable.Close()
 		return nil, fmt.Errorf("forwarder: %w", err)
 	}
+	if f.sockets, err = hostsock.New(); err != nil {
+		cancel()
+		udpTable.Close()
+		f.poll.Close()
+		return nil, fmt.Errorf("forwarder: %w", err)
+	}
 	f.echo = newEchoTable()
 	return f, nil
 }
@@ -199,5 +207,5 @@ func (f *Forwarder) Close() error {
 	err := f.udp.Close()
 	f.flows.Wait()
 	// After the flows: each was reset above and woke from the set.
-	return errors.Join(err, f.poll.Close())
+	return errors.Join(err, f.poll.Close(), f.sockets.Close())
 }

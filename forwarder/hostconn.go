@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tungate/tungate/forwarder/internal/hostsock"
 	"github.com/tungate/tungate/forwarder/internal/poll"
 	"github.com/tungate/tungate/forwarder/proxy"
 )
@@ -74,6 +75,9 @@ func wrapHost(c net.Conn) net.Conn {
 		return c
 	}
 	_, stream := c.(*net.TCPConn)
+	if _, ok := c.(*hostsock.Conn); ok {
+		stream = true
+	}
 	_, datagram := c.(*net.UDPConn)
 	h := &hostConn{Conn: c, rc: rc, raw: stream || datagram, datagram: datagram}
 	h.readFn, h.writeFn = h.readAny, h.write
@@ -205,7 +209,9 @@ func (c *hostConn) readParking() error {
 // outlive a dead peer unnoticed, and most flows end before they idle.
 func (c *hostConn) park() bool {
 	if !c.keepAlive {
-		tc, ok := c.Conn.(*net.TCPConn)
+		tc, ok := c.Conn.(interface {
+			SetKeepAliveConfig(net.KeepAliveConfig) error
+		})
 		if ok && tc.SetKeepAliveConfig(proxy.HostKeepAlive()) != nil {
 			return false // closed meanwhile, most likely: the next read tells
 		}

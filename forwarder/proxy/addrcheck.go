@@ -40,8 +40,20 @@ func checkAddr(ctx context.Context, address string) error {
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", address, ErrAddressRefused)
 	}
+	return runCheck(check, ap)
+}
+
+// checkAddrPort is checkAddr for an address already parsed.
+func checkAddrPort(ctx context.Context, ap netip.AddrPort) error {
+	if check, _ := ctx.Value(addrCheckKey{}).(AddrCheck); check != nil {
+		return runCheck(check, ap)
+	}
+	return nil
+}
+
+func runCheck(check AddrCheck, ap netip.AddrPort) error {
 	if err := check(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())); err != nil {
-		return mark(fmt.Errorf("connect to %s: %w", address, err), ErrAddressRefused)
+		return mark(fmt.Errorf("connect to %s: %w", ap, err), ErrAddressRefused)
 	}
 	return nil
 }

@@ -32,6 +32,11 @@ var (
 // EHOSTUNREACH / ENETUNREACH match ErrUnreachable. ctx's AddrCheck
 // (WithAddrCheck) vets each address the socket would connect to.
 func (d *Direct) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if set := hostSockets(ctx); set != nil {
+		if ap, ok := literalTCP(network, address); ok {
+			return d.dialHostSocket(ctx, set, ap)
+		}
+	}
 	nd := net.Dialer{Timeout: d.Timeout, ControlContext: d.control, Resolver: d.resolver(), KeepAliveConfig: HostKeepAlive()}
 	if keepAliveLater(ctx) {
 		nd.KeepAliveConfig, nd.KeepAlive = net.KeepAliveConfig{}, -1 // off: no setsockopt at all
@@ -124,23 +129,26 @@ func (d *Direct) socketOptions(rc syscall.RawConn) error {
 		return nil
 	}
 	var optErr error
-	err := rc.Control(func(fd uintptr) {
-		if d.Interface != "" {
-			if err := unix.BindToDevice(int(fd), d.Interface); err != nil {
-				optErr = fmt.Errorf("bind socket to interface %q (SO_BINDTODEVICE): %w: check the interface exists and that we have CAP_NET_RAW", d.Interface, err)
-				return
-			}
-		}
-		if d.Mark != 0 {
-			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(d.Mark)); err != nil {
-				optErr = fmt.Errorf("set socket mark %#x (SO_MARK): %w: needs CAP_NET_ADMIN", d.Mark, err)
-			}
-		}
-	})
+	err := rc.Control(func(fd uintptr) { optErr = d.setSocketOptions(int(fd)) })
 	if err != nil {
 		return fmt.Errorf("socket options: %w", err)
 	}
 	return optErr
+}
+
+// setSocketOptions is socketOptions on the descriptor itself.
+func (d *Direct) setSocketOptions(fd int) error {
+	if d.Interface != "" {
+		if err := unix.BindToDevice(fd, d.Interface); err != nil {
+			return fmt.Errorf("bind socket to interface %q (SO_BINDTODEVICE): %w: check the interface exists and that we have CAP_NET_RAW", d.Interface, err)
+		}
+	}
+	if d.Mark != 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(d.Mark)); err != nil {
+			return fmt.Errorf("set socket mark %#x (SO_MARK): %w: needs CAP_NET_ADMIN", d.Mark, err)
+		}
+	}
+	return nil
 }
 
 // classifyErrno tags host socket errors with this package's sentinels.

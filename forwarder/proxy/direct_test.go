@@ -18,13 +18,15 @@ func TestDirectRefused(t *testing.T) {
 	closed := startEcho(t)
 	addr := closed.addr()
 	closed.ln.Close()
-	_, err := (&Direct{}).DialContext(testCtx(t), "tcp", addr)
-	if !errors.Is(err, ErrRefused) || !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("error %v: want both ErrRefused and ECONNREFUSED", err)
-	}
-	if _, ok := errors.AsType[*net.OpError](err); !ok {
-		t.Errorf("error %v lost its *net.OpError", err)
-	}
+	forEachSocketKind(t, func(t *testing.T, ctx context.Context) {
+		_, err := (&Direct{}).DialContext(ctx, "tcp", addr)
+		if !errors.Is(err, ErrRefused) || !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("error %v: want both ErrRefused and ECONNREFUSED", err)
+		}
+		if _, ok := errors.AsType[*net.OpError](err); !ok {
+			t.Errorf("error %v lost its *net.OpError", err)
+		}
+	})
 }
 
 func TestDirectSocketOptions(t *testing.T) {
@@ -33,16 +35,22 @@ func TestDirectSocketOptions(t *testing.T) {
 	}
 	echo := startEcho(t)
 	d := &Direct{Interface: "lo", Mark: 0x2a}
-	conn, err := d.DialContext(testCtx(t), "tcp", echo.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	echoRoundTrip(t, conn, "bound to lo")
-	mark, dev := markAndDevice(t, conn.(*net.TCPConn))
-	if mark != 0x2a || dev != "lo" {
-		t.Errorf("socket has mark %#x device %q, want 0x2a and lo", mark, dev)
-	}
+	forEachSocketKind(t, func(t *testing.T, ctx context.Context) {
+		conn, err := d.DialContext(ctx, "tcp", echo.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		echoRoundTrip(t, conn, "bound to lo")
+		mark, dev := markAndDevice(t, conn.(syscall.Conn))
+		if mark != 0x2a || dev != "lo" {
+			t.Errorf("socket has mark %#x device %q, want 0x2a and lo", mark, dev)
+		}
+		_, err = (&Direct{Interface: "tgnosuchif0"}).DialContext(ctx, "tcp", echo.addr())
+		if err == nil || !strings.Contains(err.Error(), `interface "tgnosuchif0"`) {
+			t.Fatalf("error %v: want one naming the missing interface", err)
+		}
+	})
 
 	udpEcho := startUDPEcho(t)
 	pc, err := d.DialPacket(testCtx(t), "udp", udpEcho)
@@ -51,11 +59,6 @@ func TestDirectSocketOptions(t *testing.T) {
 	}
 	defer pc.Close()
 	echoRoundTrip(t, pc, "udp bound to lo")
-
-	_, err = (&Direct{Interface: "tgnosuchif0"}).DialContext(testCtx(t), "tcp", echo.addr())
-	if err == nil || !strings.Contains(err.Error(), `interface "tgnosuchif0"`) {
-		t.Fatalf("error %v: want one naming the missing interface", err)
-	}
 }
 
 func getBindToDevice(fd int) (string, error) {
@@ -70,7 +73,10 @@ func TestDirectKeepAlive(t *testing.T) {
 	if err != nil {
 		t.Skipf("kernel's keepalive probe count: %v", err)
 	}
-	rc := dialEchoRaw(t, testCtx(t))
+	forEachSocketKind(t, func(t *testing.T, ctx context.Context) { checkKeepAlive(t, dialEchoRaw(t, ctx), probes) })
+}
+
+func checkKeepAlive(t *testing.T, rc syscall.RawConn, probes []byte) {
 	got := map[string]int{}
 	rc.Control(func(fd uintptr) {
 		for name, opt := range map[string][2]int{
@@ -99,12 +105,14 @@ func TestDirectKeepAlive(t *testing.T) {
 // TestDirectKeepAliveLater checks that a dial under WithKeepAliveLater
 // leaves keepalive off, for its caller to set once the connection idles.
 func TestDirectKeepAliveLater(t *testing.T) {
-	rc := dialEchoRaw(t, WithKeepAliveLater(testCtx(t)))
-	on := -1
-	rc.Control(func(fd uintptr) { on, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE) })
-	if on != 0 {
-		t.Fatalf("SO_KEEPALIVE %d, want 0", on)
-	}
+	forEachSocketKind(t, func(t *testing.T, ctx context.Context) {
+		rc := dialEchoRaw(t, WithKeepAliveLater(ctx))
+		on := -1
+		rc.Control(func(fd uintptr) { on, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE) })
+		if on != 0 {
+			t.Fatalf("SO_KEEPALIVE %d, want 0", on)
+		}
+	})
 }
 
 // dialEchoRaw dials an echo server with Direct under ctx and returns the
@@ -117,7 +125,7 @@ func dialEchoRaw(t *testing.T, ctx context.Context) syscall.RawConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	rc, err := conn.(*net.TCPConn).SyscallConn()
+	rc, err := conn.(syscall.Conn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
