@@ -287,7 +287,7 @@ func TestSlotsDroppedWhenAllClosed(t *testing.T) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.used != 0 || s.slots != nil || s.free != nil {
-		t.Errorf("after closing all: %d used, %d slots, %d free; want the table dropped", s.used, len(s.slots), len(s.free))
+	if n := s.table.Used(); n != 0 || len(s.table.Drop()) != 0 {
+		t.Errorf("after closing all: %d slots used; want none", n)
 	}
 }

@@ -39,19 +39,8 @@ type Set struct {
 
 	closed atomic.Bool // set under mu, so that add, which checks under mu, never registers after Close
 
-	mu sync.Mutex
-	// slots holds the registered sockets. Freed slots are reused first,
-	// and once every slot is free the slices are dropped, so that a
-	// flood of connections leaves no table the size of its peak behind.
-	slots []slot
-	free  []uint32
-	used  int
-	gen   uint32 // the last generation given out
-}
-
-type slot struct {
-	c   *Conn
-	gen uint32
+	mu    sync.Mutex
+	table poll.Slots[*Conn] // the registered sockets
 }
 
 // New creates a Set and starts its goroutine.
@@ -81,12 +70,7 @@ func (s *Set) Close() error {
 	err := s.ep.Close() // wakes run: its read fails as closed
 	<-s.done
 	s.mu.Lock()
-	var conns []*Conn
-	for _, sl := range s.slots {
-		if sl.c != nil {
-			conns = append(conns, sl.c)
-		}
-	}
+	conns := s.table.Drop()
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.rd.wake()
@@ -102,7 +86,7 @@ func (s *Set) Close() error {
 func (s *Set) Sockets() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.used
+	return s.table.Used()
 }
 
 func (s *Set) run() {
@@ -113,14 +97,12 @@ func (s *Set) run() {
 // fire wakes the waiters of the socket an event was for, if the slot
 // still holds the socket it was registered for.
 func (s *Set) fire(data uint64, ev uint32) {
-	index, gen := uint32(data), uint32(data>>32)
 	s.mu.Lock()
-	if int(index) >= len(s.slots) || s.slots[index].c == nil || s.slots[index].gen != gen {
-		s.mu.Unlock()
+	c, ok := s.table.Get(poll.Slot(data))
+	s.mu.Unlock()
+	if !ok {
 		return
 	}
-	c := s.slots[index].c
-	s.mu.Unlock()
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 		c.rd.wake()
 	}
@@ -136,19 +118,9 @@ func (s *Set) add(c *Conn) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if n := len(s.free); n > 0 {
-		c.index = s.free[n-1]
-		s.free = s.free[:n-1]
-	} else {
-		c.index = uint32(len(s.slots))
-		s.slots = append(s.slots, slot{})
-	}
-	s.gen++
-	c.gen = s.gen
-	s.slots[c.index] = slot{c: c, gen: c.gen}
-	s.used++
+	c.index, c.gen = s.table.Take(c)
 	s.mu.Unlock()
-	if err := s.ep.Ctl(unix.EPOLL_CTL_ADD, c.fd, events, uint64(c.index)|uint64(c.gen)<<32); err != nil {
+	if err := s.ep.Ctl(unix.EPOLL_CTL_ADD, c.fd, events, poll.Data(c.index, c.gen)); err != nil {
 		s.remove(c)
 		return fmt.Errorf("hostsock: register socket: %w", err)
 	}
@@ -159,16 +131,6 @@ func (s *Set) add(c *Conn) error {
 // set by itself.
 func (s *Set) remove(c *Conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if int(c.index) >= len(s.slots) || s.slots[c.index].c != c {
-		return
-	}
-	s.slots[c.index] = slot{}
-	s.free = append(s.free, c.index)
-	s.used--
-	if s.used == 0 {
-		// Every slot is free: start over small. A stale event for a
-		// dropped slot finds it out of range or of another generation.
-		s.slots, s.free = nil, nil
-	}
+	s.table.Release(c.index, c.gen)
+	s.mu.Unlock()
 }

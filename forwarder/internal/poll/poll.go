@@ -33,19 +33,8 @@ type Set struct {
 
 	mu     sync.Mutex
 	closed bool
-	// slots holds the armed watches; an event's data is a slot index and
-	// the slot's generation. Freed slots are reused first, and once every
-	// slot is free the slices are dropped, so that a flood of parked
-	// flows leaves no table the size of its peak behind.
-	slots []slot
-	free  []uint32
-	armed int
-	gen   uint32 // the last generation given out, set-wide so that a stale event never matches
-}
-
-type slot struct {
-	w   *Watch
-	gen uint32
+	// table holds the armed watches.
+	table Slots[*Watch]
 }
 
 // New creates a Set and starts its goroutine.
@@ -73,17 +62,13 @@ func (s *Set) Close() error {
 	err := s.ep.Close() // wakes run: its read fails as closed
 	<-s.done
 	s.mu.Lock()
-	var fns []func()
-	for i := range s.slots {
-		if w := s.slots[i].w; w != nil {
-			w.armed = false
-			fns = append(fns, w.fn)
-		}
+	armed := s.table.Drop()
+	for _, w := range armed {
+		w.armed = false
 	}
-	s.slots, s.free, s.armed = nil, nil, 0
 	s.mu.Unlock()
-	for _, fn := range fns {
-		fn()
+	for _, w := range armed {
+		w.fn()
 	}
 	if err != nil {
 		return fmt.Errorf("poll: close epoll set: %w", err)
@@ -95,23 +80,23 @@ func (s *Set) Close() error {
 func (s *Set) Armed() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.armed
+	return s.table.Used()
 }
 
 func (s *Set) run() {
 	defer close(s.done)
-	s.ep.Run(func(data uint64, _ uint32) { s.fire(uint32(data), uint32(data>>32)) })
+	s.ep.Run(func(data uint64, _ uint32) { s.fire(Slot(data)) })
 }
 
 // fire calls back the watch in slot index, if it is still the one the
 // event was armed for.
 func (s *Set) fire(index, gen uint32) {
 	s.mu.Lock()
-	if int(index) >= len(s.slots) || s.slots[index].w == nil || s.slots[index].gen != gen {
+	w, ok := s.table.Get(index, gen)
+	if !ok {
 		s.mu.Unlock()
 		return
 	}
-	w := s.slots[index].w
 	s.release(w)
 	s.mu.Unlock()
 	w.fn()
@@ -119,31 +104,14 @@ func (s *Set) fire(index, gen uint32) {
 
 // take gives w a slot; s.mu is held.
 func (s *Set) take(w *Watch) {
-	if n := len(s.free); n > 0 {
-		w.index = s.free[n-1]
-		s.free = s.free[:n-1]
-	} else {
-		w.index = uint32(len(s.slots))
-		s.slots = append(s.slots, slot{})
-	}
-	s.gen++
-	s.slots[w.index] = slot{w: w, gen: s.gen}
-	w.gen = s.gen
+	w.index, w.gen = s.table.Take(w)
 	w.armed = true
-	s.armed++
 }
 
 // release frees w's slot; s.mu is held.
 func (s *Set) release(w *Watch) {
-	s.slots[w.index].w = nil
-	s.free = append(s.free, w.index)
+	s.table.Release(w.index, w.gen)
 	w.armed = false
-	s.armed--
-	if s.armed == 0 {
-		// Every slot is free: start over small. A stale event for a
-		// dropped slot finds it out of range or of another generation.
-		s.slots, s.free = nil, nil
-	}
 }
 
 // Watch is one socket's registration in a Set.
@@ -209,7 +177,7 @@ func (w *Watch) Arm() error {
 // inside Control, so fd is open. added is the guess whether fd is in the
 // set already.
 func (s *Set) ctlArm(fd uintptr, index, gen uint32, added bool) error {
-	data := uint64(index) | uint64(gen)<<32
+	data := Data(index, gen)
 	op := unix.EPOLL_CTL_MOD
 	if !added {
 		op = unix.EPOLL_CTL_ADD

@@ -160,7 +160,7 @@ func TestSetCloseWakesEveryArmedWatch(t *testing.T) {
 	if err := ws[0].Arm(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Arm after the set closed: %v, want ErrClosed", err)
 	}
-	if s.slots != nil || s.free != nil {
+	if s.table.slots != nil || s.table.free != nil {
 		t.Fatal("slot table kept after Close")
 	}
 }
@@ -178,7 +178,7 @@ func TestSlotsAreDroppedWhenAllFree(t *testing.T) {
 		peers = append(peers, a)
 	}
 	s.mu.Lock()
-	slots := len(s.slots)
+	slots := len(s.table.slots)
 	s.mu.Unlock()
 	if slots != 100 {
 		t.Fatalf("%d slots for 100 armed watches", slots)
@@ -191,7 +191,7 @@ func TestSlotsAreDroppedWhenAllFree(t *testing.T) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.slots != nil || s.free != nil {
-		t.Fatalf("slot table of %d kept with nothing armed", len(s.slots))
+	if s.table.slots != nil || s.table.free != nil {
+		t.Fatalf("slot table of %d kept with nothing armed", len(s.table.slots))
 	}
 }
