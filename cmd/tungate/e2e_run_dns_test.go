@@ -5,8 +5,11 @@ package main_test
 
 import (
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -85,12 +88,48 @@ func TestRunDNSHostLoopback(t *testing.T) {
 	}
 }
 
+// freePort returns a port that TCP and UDP can bind on every address,
+// below the kernel's ephemeral range: a port from that range (what
+// listening on port 0 gives) can be taken by any outgoing connection of
+// the tests running in parallel before the caller binds it
+// (TestObserveAPIUnreachableFromAppNamespace failed so: "bind: address
+// already in use").
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &low)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	for range 200 {
+		port := 10000 + rand.IntN(max(low-10000, 1000))
+		if portFree(port) {
+			return port
+		}
+	}
+	t.Fatalf("no free port below the ephemeral range (%d)", low)
+	return 0
+}
+
+func portFree(port int) bool {
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	for _, network := range []string{"tcp4", "tcp6", "udp4", "udp6"} {
+		addr := net.JoinHostPort("", strconv.Itoa(port))
+		var c io.Closer
+		var err error
+		if strings.HasPrefix(network, "tcp") {
+			c, err = net.Listen(network, addr)
+		} else {
+			c, err = net.ListenPacket(network, addr)
+		}
+		if err != nil {
+			return false
+		}
+		closers = append(closers, c)
+	}
+	return true
 }
