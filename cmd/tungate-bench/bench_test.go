@@ -63,8 +63,14 @@ func TestProcfsOfSelf(t *testing.T) {
 	if fields[0] != "R" && fields[0] != "S" {
 		t.Errorf("state field = %q, want R or S", fields[0])
 	}
-	if _, err := cpuSeconds(os.Getpid()); err != nil {
-		t.Errorf("cpuSeconds(self): %v", err)
+	before, err := cpuTimes(os.Getpid())
+	if err != nil {
+		t.Errorf("cpuTimes(self): %v", err)
+	}
+	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); {
+	}
+	if after, err := cpuTimes(os.Getpid()); err != nil || after.since(before).total() < 0.05 || after.since(before).user <= 0 {
+		t.Errorf("cpuTimes after 100 ms of spinning: %+v since %+v, %v; want at least 0.05 s more, some of it user", after, before, err)
 	}
 	rss, err := memoryBytes(os.Getpid(), "VmRSS")
 	if err != nil || rss < 1<<20 {

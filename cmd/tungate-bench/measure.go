@@ -136,7 +136,7 @@ func (b *bench) measureThroughput(ctx context.Context, name string, s *session, 
 		b.res.add(name, "tcp_"+id, r.bitsPerSecond/1e9)
 		msg := fmt.Sprintf("%s: tcp %s: %.2f Gbit/s", name, id, r.bitsPerSecond/1e9)
 		if s.gateway != nil && cpuErr == nil && cpuErr1 == nil && r.bytes > 0 {
-			perGB := (cpu1 - cpu0) / (r.bytes / 1e9)
+			perGB := cpu1.since(cpu0).total() / (r.bytes / 1e9)
 			b.res.add(name, "cpu_"+id, perGB)
 			msg += fmt.Sprintf(", %.2f CPU s/GB", perGB)
 		}
@@ -149,11 +149,11 @@ func (b *bench) measureThroughput(ctx context.Context, name string, s *session, 
 	}
 }
 
-func (b *bench) gatewayCPU(s *session) (float64, error) {
+func (b *bench) gatewayCPU(s *session) (cpuTime, error) {
 	if s.gateway == nil {
-		return 0, nil
+		return cpuTime{}, nil
 	}
-	return cpuSeconds(s.gateway.pid())
+	return cpuTimes(s.gateway.pid())
 }
 
 // measureSmall runs the connection-rate and UDP request/response tests.
@@ -179,9 +179,10 @@ func (b *bench) measureConnRate(ctx context.Context, name string, s *session) {
 	b.res.add(name, "conn_rate", cr.PerSecond)
 	msg := fmt.Sprintf("%s: connrate: %.0f/s (%d errors)", name, cr.PerSecond, cr.Errors)
 	if s.gateway != nil && cpuErr == nil && cpuErr1 == nil && cr.Connections > 0 {
-		perK := (cpu1 - cpu0) / (float64(cr.Connections) / 1000)
-		b.res.add(name, "cpu_per_kconn", perK)
-		msg += fmt.Sprintf(", %.3f CPU s per 1,000", perK)
+		used, k := cpu1.since(cpu0), float64(cr.Connections)/1000
+		b.res.add(name, "cpu_per_kconn", used.total()/k)
+		b.res.add(name, "sys_per_kconn", used.system/k)
+		msg += fmt.Sprintf(", %.3f CPU s per 1,000 (%.3f system)", used.total()/k, used.system/k)
 	}
 	b.logf("%s", msg)
 }
@@ -202,9 +203,10 @@ func (b *bench) measureUDPRoundTrips(ctx context.Context, name string, s *sessio
 	b.res.add(name, "udp_median_us", ur.MedianUS)
 	msg := fmt.Sprintf("%s: udp: %.0f/s, median %.0f µs (%d lost)", name, ur.PerSecond, ur.MedianUS, ur.Lost)
 	if s.gateway != nil && cpuErr == nil && cpuErr1 == nil && ur.RoundTrips > 0 {
-		perRT := (cpu1 - cpu0) / float64(ur.RoundTrips) * 1e6
-		b.res.add(name, "udp_cpu_us_per_rt", perRT)
-		msg += fmt.Sprintf(", %.2f CPU µs per round trip", perRT)
+		used, rts := cpu1.since(cpu0), float64(ur.RoundTrips)/1e6
+		b.res.add(name, "udp_cpu_us_per_rt", used.total()/rts)
+		b.res.add(name, "udp_sys_us_per_rt", used.system/rts)
+		msg += fmt.Sprintf(", %.2f CPU µs per round trip (%.2f system)", used.total()/rts, used.system/rts)
 	}
 	b.logf("%s", msg)
 }

@@ -14,24 +14,34 @@ import (
 // is 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
-// cpuSeconds is the user+system CPU time process pid has used (all its
-// threads, not its children).
-func cpuSeconds(pid int) (float64, error) {
+// cpuTime is the CPU time a process has used (all its threads, not its
+// children), in seconds.
+type cpuTime struct{ user, system float64 }
+
+func (c cpuTime) total() float64 { return c.user + c.system }
+
+// since is the CPU time used between then and c.
+func (c cpuTime) since(then cpuTime) cpuTime {
+	return cpuTime{c.user - then.user, c.system - then.system}
+}
+
+// cpuTimes reads process pid's CPU time.
+func cpuTimes(pid int) (cpuTime, error) {
 	fields, err := statFields(pid)
 	if err != nil {
-		return 0, err
+		return cpuTime{}, err
 	}
 	// After "pid (comm)", utime and stime are fields 14 and 15 of stat(5),
 	// i.e. indexes 11 and 12 of what follows the comm.
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("read cpu time of pid %d: short stat line", pid)
+		return cpuTime{}, fmt.Errorf("read cpu time of pid %d: short stat line", pid)
 	}
 	utime, err1 := strconv.ParseUint(fields[11], 10, 64)
 	stime, err2 := strconv.ParseUint(fields[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("read cpu time of pid %d: bad utime/stime %q %q", pid, fields[11], fields[12])
+		return cpuTime{}, fmt.Errorf("read cpu time of pid %d: bad utime/stime %q %q", pid, fields[11], fields[12])
 	}
-	return float64(utime+stime) / clockTicks, nil
+	return cpuTime{float64(utime) / clockTicks, float64(stime) / clockTicks}, nil
 }
 
 // statFields returns the fields of /proc/PID/stat after "pid (comm)"; the

@@ -37,9 +37,11 @@ func metrics() []metric {
 	m = append(m,
 		metric{"conn_rate", "TCP connections (50 clients)", "conn/s", true},
 		metric{"cpu_per_kconn", "CPU per 1,000 TCP connections", "s/1k conns", false},
+		metric{"sys_per_kconn", "  of which in the kernel", "s/1k conns", false},
 		metric{"udp_rate", "UDP 60 B round trips (8 clients)", "rt/s", true},
 		metric{"udp_median_us", "UDP round trip median", "µs", false},
 		metric{"udp_cpu_us_per_rt", "CPU per UDP round trip", "µs/rt", false},
+		metric{"udp_sys_us_per_rt", "  of which in the kernel", "µs/rt", false},
 	)
 	m = append(m, udpBulkMetrics()...)
 	return append(m,
