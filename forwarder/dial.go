@@ -64,11 +64,13 @@ func (fw *Forwarder) open(ctx context.Context, f *route.Flow, d route.Decision, 
 	var err error
 	start := time.Now()
 	if stream {
+		// Host sockets, to the destination or to the first proxy, wait
+		// outside the runtime's poller, whose records outlive a flood.
+		dialCtx = proxy.WithHostSockets(dialCtx, fw.sockets)
 		if !d.Upstream.Proxied {
 			// A direct socket parks when it idles, and gets its
-			// keepalive then (hostConn.park). It waits outside the
-			// runtime's poller, whose records outlive a flood.
-			dialCtx = proxy.WithHostSockets(proxy.WithKeepAliveLater(dialCtx), fw.sockets)
+			// keepalive then (hostConn.park).
+			dialCtx = proxy.WithKeepAliveLater(dialCtx)
 		}
 		c, err = d.Upstream.DialTCP(dialCtx, d.Dst)
 	} else {
